@@ -18,10 +18,16 @@ global median, per-account and per-company medians, one global regressor, soft r
 specialists mixed by class probability), and oracle routing (the true class: the ceiling a
 perfect classifier would reach).
 
-Routing: `hard` sends a tweet to its most likely class's specialist (the original design);
+Routing: `hard` sends a tweet to the class the classifier picks (the original design);
 `soft` averages the three specialists' log1p predictions weighted by the class probabilities.
-The mix is in log space because that is the space the specialists were trained and are scored
-in; mixing raw counts would let the viral specialist's thousands swamp every tweet.
+The classifier was trained with balanced class weights, which inflate the rare classes on
+purpose (that is what lifts viral recall); its probabilities are divided by those weights and
+renormalised before mixing, so they estimate the real class frequencies again. The mix is in log
+space because that is where the specialists were trained and are scored: with calibrated
+probabilities it is the expected log1p(likes), the best guess under squared log error. Mixing
+raw counts would let the viral specialist's thousands swamp every tweet. The probability_*
+columns of the output are these calibrated probabilities; predicted_class is the classifier's
+(class-weighted) pick, as in the original design.
 
 Usage: python 05_predict_likes.py [--input NEW.csv] [--routing hard|soft] [--output PATH]
 """
@@ -106,13 +112,16 @@ def load_models(info, embeddings_meta_by_kind):
 
 
 def predict(classifier, regressors, global_regressor, X_classifier, X_regressor):
-    probabilities = classifier["model"].predict_proba(X_classifier)
+    weighted = classifier["model"].predict_proba(X_classifier)
+    probabilities = weighted / np.asarray(classifier["meta"]["class_weight"])  # undo the class weights
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    predicted_class = weighted.argmax(axis=1)
     specialist_log = np.column_stack([np.asarray(r["model"].predict(X_regressor), dtype=float) for r in regressors])
     return {
         "probabilities": probabilities,
-        "predicted_class": probabilities.argmax(axis=1),
+        "predicted_class": predicted_class,
         "specialist_log": specialist_log,
-        "hard": specialist_log[np.arange(len(specialist_log)), probabilities.argmax(axis=1)],
+        "hard": specialist_log[np.arange(len(specialist_log)), predicted_class],
         "soft": (probabilities * specialist_log).sum(axis=1),
         "global": np.asarray(global_regressor["model"].predict(X_regressor), dtype=float),
     }

@@ -1,0 +1,88 @@
+"""Known answers for the class thresholds, the class labels and the train/test split."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import common
+from conftest import run, stage
+
+create_classes = stage("01_create_classes")
+
+
+def tweets(n, likes=None, users=None):
+    return pd.DataFrame({
+        "content": [f"tweet number {i}" for i in range(n)],
+        "username": users if users is not None else [f"user{i % 10}" for i in range(n)],
+        "company": [f"company{i % 4}" for i in range(n)],
+        "likes": likes if likes is not None else np.arange(n),
+    })
+
+
+def test_thresholds_are_the_75th_and_95th_percentiles():
+    assert create_classes.class_thresholds(np.arange(101)) == (75.0, 95.0)
+    assert create_classes.class_thresholds([0, 0, 0, 0, 10, 20, 30, 40]) == pytest.approx((22.5, 36.5))  # linear interpolation
+
+
+def test_classes_split_at_the_thresholds():
+    likes = [0, 75, 75.5, 95, 96, 10**6]
+    assert common.assign_classes(likes, (75.0, 95.0)).tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_class_shares_on_distinct_likes():
+    classes = common.assign_classes(np.arange(1000), create_classes.class_thresholds(np.arange(1000)))
+    assert np.bincount(classes).tolist() == [750, 200, 50]
+
+
+def test_random_split_is_seeded_and_sized():
+    table = tweets(1000)
+    first = create_classes.assign_split(table, "random", 0.2, seed=42)
+    assert (first == "test").sum() == 200
+    assert (first == create_classes.assign_split(table, "random", 0.2, seed=42)).all()
+    assert (first != create_classes.assign_split(table, "random", 0.2, seed=7)).any()
+
+
+@pytest.mark.parametrize("how, column", [("account", "username"), ("company", "company")])
+def test_group_split_keeps_each_group_on_one_side(how, column):
+    table = tweets(1000)
+    split = create_classes.assign_split(table, how, 0.2, seed=42)
+    sides = pd.Series(split).groupby(table[column]).nunique()
+    assert (sides == 1).all()
+    assert 0 < (split == "test").sum() < 1000
+
+
+def test_thresholds_come_from_training_rows_only(workdir):
+    table = tweets(500, likes=np.random.default_rng(0).integers(0, 10**6, size=500))
+    table.to_csv("tweets.csv", index=False)
+    run("01_create_classes", "--input", "tweets.csv")
+    classed = pd.read_csv(common.CLASSED_CSV)
+    train_likes = classed.loc[classed["split"] == "train", "likes"]
+    thresholds = json.loads((workdir / common.THRESHOLDS_JSON).read_text())["thresholds"]
+    assert thresholds == pytest.approx(list(np.quantile(train_likes, common.QUANTILES)))
+    assert thresholds != pytest.approx(list(np.quantile(classed["likes"], common.QUANTILES)))
+
+
+def test_history_features_never_see_their_own_row():
+    # One account, all tweets at 10 likes but one at a million: out-of-fold, the outlier's own
+    # history must be that of the other tweets, and nobody else's median may move.
+    table = tweets(100, likes=np.array([10.0] * 99 + [1e6]), users=["solo"] * 100)
+    is_train = np.ones(100, dtype=bool)
+    history = create_classes.history_features(table, is_train, "random", seed=0)
+    assert history["user_median_log_likes"].tolist() == pytest.approx([np.log1p(10)] * 100)
+    assert history.loc[99, "user_mean_log_likes"] < np.log1p(11)
+    assert history["user_log_count"].between(np.log1p(60), np.log1p(99)).all()
+
+
+def test_unseen_accounts_get_the_prior():
+    stats = pd.DataFrame({"kind": ["user", "company"], "key": ["known", "acme"], "count": [3, 5],
+                          "sum_log_likes": [6.0, 5.0], "median_log_likes": [2.0, 1.0]})
+    prior = {"mean_log_likes": 4.0, "median_log_likes": 3.0}
+    query = pd.DataFrame({"username": ["known", "stranger", ""], "company": ["acme", "acme", "other"]})
+    history = common.lookup_history(query, stats, prior)
+    assert history["user_log_count"].tolist() == pytest.approx([np.log1p(3), 0, 0])
+    assert history["user_median_log_likes"].tolist() == [2.0, 3.0, 3.0]
+    smoothing = common.HISTORY_SMOOTHING
+    assert history.loc[0, "user_mean_log_likes"] == pytest.approx((6 + smoothing * 4) / (3 + smoothing))
+    assert history.loc[1, "user_mean_log_likes"] == pytest.approx(4.0)
+    assert history["company_median_log_likes"].tolist() == [1.0, 1.0, 3.0]
