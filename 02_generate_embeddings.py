@@ -24,6 +24,7 @@ Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|
 import argparse
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -212,7 +213,8 @@ def main(argv=None):
     print(f"read {common.CLASSED_CSV}: {len(table)} rows")
 
     # Decide what is up to date before importing torch: that import alone takes seconds.
-    old_meta = common.read_json_if_exists(common.EMBEDDINGS_META)
+    meta_path = Path(common.EMBEDDINGS_META)
+    old_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     mode = "fast" if args.fast else "exact"
     wanted = {kind: {"texts_sha256": common.texts_fingerprint(texts[kind]), "rows": len(table),
                      "model": args.model, "mode": mode,

