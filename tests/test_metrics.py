@@ -1,0 +1,71 @@
+"""Known answers for every figure 05 reports, and the structure of metrics.json."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import common
+from conftest import stage
+
+predict_likes = stage("05_predict_likes")
+
+
+def test_perfect_prediction_scores_zero_error_and_full_rank():
+    likes = np.array([0.0, 9.0, 99.0, 999.0])
+    scores = predict_likes.regression_metrics(np.log1p(likes), likes, np.array([0, 0, 1, 2]))
+    assert scores["log_rmse"] == pytest.approx(0) and scores["log_mae"] == pytest.approx(0)
+    assert scores["raw_rmse"] == pytest.approx(0, abs=1e-9) and scores["spearman"] == pytest.approx(1)
+
+
+def test_known_errors():
+    actual = np.expm1([0.0, 1.0, 2.0, 3.0])
+    scores = predict_likes.regression_metrics(np.ones(4), actual, np.array([0, 0, 1, 2]))
+    assert scores["log_rmse"] == pytest.approx(np.sqrt((1 + 0 + 1 + 4) / 4))
+    assert scores["log_mae"] == pytest.approx(1.0)
+    assert scores["spearman"] == 0.0  # a constant prediction ranks nothing
+    assert scores["raw_rmse"] == pytest.approx(np.sqrt(np.mean(np.square(
+        [np.e - 1, 0.0, np.e - np.e ** 2, np.e - np.e ** 3]))))
+    assert scores["log_mae_by_class"] == pytest.approx({"common": 0.5, "popular": 1.0, "viral": 2.0})
+    reversed_order = predict_likes.regression_metrics(np.array([4.0, 3.0, 2.0, 1.0]), actual, np.zeros(4, int))
+    assert reversed_order["spearman"] == pytest.approx(-1)
+    assert reversed_order["log_mae_by_class"]["viral"] is None  # no viral rows: no figure
+
+
+def test_classifier_figures():
+    figures = predict_likes.classifier_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), majority_class=0)
+    assert figures["accuracy"] == pytest.approx(0.75)
+    assert figures["per_class"]["common"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    assert figures["per_class"]["popular"] == {"precision": 0.5, "recall": 1.0, "support": 1}
+    assert figures["per_class"]["viral"] == {"precision": 1.0, "recall": 1.0, "support": 1}
+    assert figures["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert figures["majority_baseline_macro_f1"] == pytest.approx((2 / 3) / 3)
+    assert figures["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+
+
+def test_group_median_falls_back_for_unseen_and_empty_keys():
+    train = pd.DataFrame({"username": ["a", "a", "a", "b"], "likes": np.expm1([1.0, 2.0, 9.0, 5.0])})
+    query = pd.DataFrame({"username": ["a", "b", "stranger", ""]})
+    medians = predict_likes.group_median_log(train, "username", query, fallback=-1.0)
+    assert medians.tolist() == pytest.approx([2.0, 5.0, -1.0, -1.0])
+
+
+def test_metrics_json_structure(pipeline_dir):
+    metrics = json.loads((pipeline_dir / predict_likes.METRICS_JSON).read_text())
+    table = pd.read_csv(pipeline_dir / common.CLASSED_CSV)
+    methods = ["global median", "per-account median", "per-company median", "single regressor",
+               "two-stage, hard routing", "two-stage, soft routing", "two-stage, oracle routing"]
+    assert list(metrics["regression"]) == methods
+    for scores in metrics["regression"].values():
+        assert set(scores) == {"log_rmse", "log_mae", "spearman", "raw_rmse", "log_mae_by_class"}
+        assert list(scores["log_mae_by_class"]) == list(common.CLASS_NAMES)
+    assert metrics["regression"]["global median"]["spearman"] == 0.0
+    classifier = metrics["classifier"]
+    assert np.sum(classifier["confusion_matrix"]) == (table["split"] == "test").sum()
+    assert set(classifier["per_class"]) == set(common.CLASS_NAMES)
+    settings = metrics["settings"]
+    assert settings["rows_scored"] == (table["split"] == "test").sum()
+    assert settings["routing"] == predict_likes.DEFAULT_ROUTING and settings["features"] == common.DEFAULT_FEATURES
+    assert settings["train_rows"] == (table["split"] == "train").sum() and settings["split"] == "random"
+    for plot in (predict_likes.SCATTER_PNG, predict_likes.CONFUSION_PNG):
+        assert (pipeline_dir / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
