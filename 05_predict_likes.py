@@ -34,7 +34,6 @@ Usage: python 05_predict_likes.py [--input NEW.csv] [--routing hard|soft] [--out
 import argparse
 import importlib
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

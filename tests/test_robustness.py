@@ -1,14 +1,13 @@
 """Bad input, missing and stale files: each ends in a one-line error naming the fix, never a
 traceback; writes are atomic; runs are deterministic."""
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import common
-from conftest import run, stage
+from conftest import run
 
 
 def expect_error(match, name, *args):
