@@ -43,8 +43,8 @@ def fit_regressor(X, target, fit_rows, validation_rows, args, device):
         model.fit(X[fit_rows], target[fit_rows], eval_set=[(X[validation_rows], target[validation_rows])],
                   verbose=False)
     else:
-        model.fit(X[np.concatenate([fit_rows, validation_rows])],
-                  target[np.concatenate([fit_rows, validation_rows])], verbose=False)
+        all_rows = np.concatenate([fit_rows, validation_rows])
+        model.fit(X[all_rows], target[all_rows], verbose=False)
     return model
 
 
