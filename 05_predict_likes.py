@@ -133,8 +133,8 @@ def embed_new_tweets(table, classifier, args):
     stage2 = importlib.import_module("02_generate_embeddings")
     meta = classifier["meta"]
     device = common.pick_device(args.device)
-    precision = stage2.pick_precision(device, meta["embedding_mode"] == "fast")
     model = stage2.load_sentence_model(meta["embedding_model"], device)
+    precision = stage2.pick_precision(device, meta["embedding_mode"] == "fast", model)
     batch_size = args.batch_size or stage2.BATCH_SIZE[device]
     print(f"embedding {len(table)} new tweets with {meta['embedding_model']} on {device}, {precision}")
     (content, combined), _ = stage2.embed_unique([list(table["content"]), common.combined_texts(table)],
