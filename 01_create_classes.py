@@ -3,18 +3,31 @@
 Reads  data/train_data.csv (or --input: CSV or .xlsx with content, username, likes and a
        `company` or `inferred company` column)
 Writes train_data_with_classes.csv  the input rows plus `split` (train/test), `popularity_class`
-                                    (0 common, 1 popular, 2 viral) and six history features
-       class_thresholds.json        thresholds, class counts, split settings, fingerprints
-       history_stats.csv            per-account and per-company like statistics (training rows)
+                                    (0 common, 1 popular, 2 viral), six history features and
+                                    the signal features (see below)
+       class_thresholds.json        thresholds, class counts, split settings, signal groups found,
+                                    fingerprints
+       history_stats.csv            per-account and per-company like statistics and first posting
+                                    day (training rows)
 
 Class thresholds are the 75th and 95th percentiles of likes over the *training* rows only, so
 nothing about the test rows leaks into the labels the models learn from. The history features
 (how many training tweets an account or company has, and the mean/median of their log1p(likes))
 are computed out-of-fold for training rows, so no row ever sees its own likes; test rows see the
 statistics of all training rows. The folds mimic the split: with --split account, a training row
-never sees its own account's history either, just as a test account is never seen.
+never sees its own account's history either, just as a test account is never seen. With
+--split time (the latest tweets by `date` are the test rows, as in the Adobe challenge's second
+test set), every row's history comes from the training tweets posted strictly before it, so no
+row ever sees the future.
 
-Usage: python 01_create_classes.py [--input PATH] [--split random|account|company]
+Signals, each group used when its column is present (a missing column turns the group off, a
+cell that can't be read is missing and counted in the receipt): `surface` (length, words,
+<hyperlink>/URL, <mention>/@handle, hashtag, emoji, ? and ! counts, starts with a mention) from
+`content`; `media` (photo, video and GIF counts) from Adobe's `[Photo(...), Video(...)]` lists;
+`time` (hour, weekday, days since the account's first training tweet) from `date`; `reply` from
+an `is_reply` column.
+
+Usage: python 01_create_classes.py [--input PATH] [--split random|account|company|time]
 """
 import argparse
 import time
@@ -30,12 +43,16 @@ MIN_ROWS = 40  # below this the three classes and the validation slice get too t
 MIN_TRAIN_ROWS_PER_CLASS = 2
 
 
-def assign_split(table, how, test_fraction, seed):
-    """'train'/'test' per row. random: rows; account/company: whole groups go to one side."""
+def assign_split(table, how, test_fraction, seed, days=None):
+    """'train'/'test' per row. random: rows; account/company: whole groups go to one side;
+    time: the latest rows by `days` (posting day) are the test rows."""
     rng = np.random.default_rng(seed)
     if how == "random":
         is_test = np.zeros(len(table), dtype=bool)
         is_test[rng.permutation(len(table))[: round(len(table) * test_fraction)]] = True
+    elif how == "time":
+        is_test = np.zeros(len(table), dtype=bool)
+        is_test[np.argsort(days, kind="stable")[len(table) - round(len(table) * test_fraction):]] = True
     else:
         column = "username" if how == "account" else "company"
         groups = table[column]
@@ -61,18 +78,20 @@ def class_thresholds(train_likes):
     return float(low), float(high)
 
 
-def group_stats(table):
-    """Per-account and per-company count, sum and median of log1p(likes); empty keys are skipped."""
-    log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
+def group_stats(table, days=None):
+    """Per-account and per-company count, sum and median of log1p(likes), and the first posting
+    day (NaN without dates); empty keys are skipped. This is history_stats.csv."""
+    frame = pd.DataFrame({"log_likes": np.log1p(table["likes"].to_numpy(dtype=float)),
+                          "day": np.nan if days is None else np.asarray(days, dtype=float)})
     parts = []
     for kind, column in (("user", "username"), ("company", "company")):
-        frame = pd.DataFrame({"key": table[column].to_numpy(), "log_likes": log_likes})
-        frame = frame[frame["key"] != ""]
-        stats = frame.groupby("key", sort=True)["log_likes"].agg(["count", "sum", "median"])
-        parts.append(pd.DataFrame({"kind": kind, "key": stats.index, "count": stats["count"].to_numpy(),
-                                   "sum_log_likes": stats["sum"].to_numpy(),
-                                   "median_log_likes": stats["median"].to_numpy()}))
-    return pd.concat(parts, ignore_index=True)
+        keyed = frame.assign(key=table[column].to_numpy())
+        keyed = keyed[keyed["key"] != ""]
+        stats = keyed.groupby("key", sort=True).agg(count=("log_likes", "count"), sum_log_likes=("log_likes", "sum"),
+                                                    median_log_likes=("log_likes", "median"), first_day=("day", "min"))
+        parts.append(stats.reset_index().assign(kind=kind))
+    return pd.concat(parts, ignore_index=True)[["kind", "key", "count", "sum_log_likes", "median_log_likes",
+                                                "first_day"]]
 
 
 def prior_of(likes):
@@ -80,8 +99,11 @@ def prior_of(likes):
     return {"mean_log_likes": float(log_likes.mean()), "median_log_likes": float(np.median(log_likes))}
 
 
-def history_features(table, is_train, split_how, seed):
-    """Out-of-fold history for training rows, full-training history for test rows."""
+def history_features(table, is_train, split_how, seed, days=None):
+    """Out-of-fold history for training rows, full-training history for test rows; with the time
+    split, history from earlier training tweets only."""
+    if split_how == "time":
+        return history_before(table, is_train, days)
     train = table[is_train]
     features = pd.DataFrame(index=table.index, columns=common.HISTORY_FEATURES, dtype=float)
     features[~is_train] = common.lookup_history(table[~is_train], group_stats(train), prior_of(train["likes"]))
@@ -101,12 +123,42 @@ def history_features(table, is_train, split_how, seed):
     return features
 
 
+def expanding_stats(days, log_likes, query_days):
+    """Count, sum, median and mean of `log_likes` over the entries posted strictly before each
+    query day (median and mean NaN where there are none)."""
+    order = np.argsort(days, kind="stable")
+    days, log_likes = np.asarray(days)[order], np.asarray(log_likes)[order]
+    before = np.searchsorted(days, query_days, side="left")  # entries strictly earlier
+    sums = np.concatenate([[0.0], np.cumsum(log_likes)])
+    medians = np.concatenate([[np.nan], pd.Series(log_likes).expanding().median().to_numpy()])
+    count = before.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return count, sums[before], medians[before], sums[before] / count
+
+
+def history_before(table, is_train, days):
+    """History features of every row from the training tweets posted strictly before it: the
+    global prior too, so that no likes from the row's future reach its features."""
+    log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
+    days = np.asarray(days, dtype=float)
+    _, _, prior_median, prior_mean = expanding_stats(days[is_train], log_likes[is_train], days)
+    features = {}
+    for kind, column in (("user", "username"), ("company", "company")):
+        keys = table[column].to_numpy()
+        count, total, median = np.zeros(len(table)), np.zeros(len(table)), np.full(len(table), np.nan)
+        for key in np.unique(keys[keys != ""]):
+            rows, sources = keys == key, (keys == key) & is_train
+            count[rows], total[rows], median[rows], _ = expanding_stats(days[sources], log_likes[sources], days[rows])
+        features.update(common.history_columns(kind, count, total, median, prior_mean, prior_median))
+    return pd.DataFrame(features, index=table.index)[common.HISTORY_FEATURES]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--input", default=str(common.DEFAULT_INPUT), help="CSV or .xlsx of tweets")
-    parser.add_argument("--split", choices=("random", "account", "company"), default="random",
-                        help="random rows, or whole accounts / companies held out for testing")
+    parser.add_argument("--split", choices=("random", "account", "company", "time"), default="random",
+                        help="random rows; whole accounts / companies held out; or the latest tweets by date")
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of rows held out")
     parser.add_argument("--seed", type=int, default=common.SEED, help="seed for the split and history folds")
     args = parser.parse_args(argv)
@@ -121,11 +173,22 @@ def main(argv=None):
     if refused:
         # One bad cell in a large export should not sink the run, but it must not pass unseen.
         print(f"  refused {refused} rows whose likes are missing, negative or not a number")
-    table = table.assign(likes=likes)[likes.notna()].reset_index(drop=True)
+    usable = likes.notna()
+    days = common.parse_dates(table["date"]) if "date" in table.columns else pd.Series(np.nan, index=table.index)
+    if args.split == "time":
+        if "date" not in table.columns:
+            common.fail("--split time needs a `date` column; this input has none (try --split random)")
+        undated = int((usable & days.isna()).sum())
+        if undated:
+            print(f"  refused {undated} rows whose date is missing or unreadable (--split time orders by date)")
+            refused += undated
+        usable &= days.notna()
+    table = table.assign(likes=likes)[usable].reset_index(drop=True)
+    days = days[usable].reset_index(drop=True)
     if len(table) < MIN_ROWS:
         common.fail(f"only {len(table)} usable rows; at least {MIN_ROWS} are needed to train three classes")
 
-    split = assign_split(table, args.split, args.test_fraction, args.seed)
+    split = assign_split(table, args.split, args.test_fraction, args.seed, days.to_numpy())
     is_train = split == "train"
     thresholds = class_thresholds(table["likes"][is_train])
     classes = common.assign_classes(table["likes"], thresholds)
@@ -136,9 +199,11 @@ def main(argv=None):
 
     table["split"] = split
     table["popularity_class"] = classes
-    table[common.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed).to_numpy()
-    train = table[is_train]
-    common.save_csv(common.HISTORY_CSV, group_stats(train))
+    table[common.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed, days.to_numpy()).to_numpy()
+    stats = group_stats(table[is_train], days[is_train])
+    signals, found, malformed = common.signal_features(table, stats)
+    table[signals.columns] = signals.to_numpy()
+    common.save_csv(common.HISTORY_CSV, stats)
     whole_counts = (table["likes"] % 1 == 0).all()
     common.save_csv(common.CLASSED_CSV, table.assign(likes=table["likes"].astype("int64")) if whole_counts else table)
 
@@ -148,14 +213,23 @@ def main(argv=None):
         "input": str(args.input), "rows": len(table), "refused_rows": refused,
         "split": args.split, "test_fraction": args.test_fraction, "seed": args.seed,
         "quantiles": list(common.QUANTILES), "thresholds": list(thresholds),
-        "class_counts": counts, "history_prior": prior_of(train["likes"]),
+        "class_counts": counts, "history_prior": prior_of(table["likes"][is_train]),
+        "signal_groups": found, "malformed_cells": malformed,
         "classed_csv_sha256": common.file_sha256(common.CLASSED_CSV),
+        "history_stats_sha256": common.file_sha256(common.HISTORY_CSV),
     })
 
     print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test")
     print(f"thresholds from training likes: common <= {thresholds[0]:g} < popular <= {thresholds[1]:g} < viral")
     for name, count in counts.items():
         print(f"  {name:8s} train {count['train']:7d}  test {count['test']:7d}")
+    for group, source in common.SIGNAL_SOURCE.items():
+        if group not in found:
+            print(f"signals: {group} off (no `{source}` column)")
+        elif malformed[group]:
+            print(f"signals: {group} from `{source}`, {malformed[group]} unreadable cells left missing")
+        else:
+            print(f"signals: {group} from `{source}`")
     print(f"wrote {common.CLASSED_CSV}, {common.THRESHOLDS_JSON}, {common.HISTORY_CSV} "
           f"in {common.seconds_since(started)}")
 

@@ -1,51 +1,64 @@
-"""Stage 4: train one XGBoost regressor per popularity class (the "specialists"), plus one global
-regressor on all training rows as a baseline for 05's report.
+"""Stage 4: train one XGBoost regressor per popularity class (the "specialists") and one global
+regressor on all training rows, then learn how to combine them with the classifier.
 
 Reads  train_data_with_classes.csv        (from 01_create_classes.py)
-       embeddings_combined.npy            (from 02_generate_embeddings.py)
+       embeddings_combined.npy, embeddings_content.npy   (from 02_generate_embeddings.py;
+                                          not with --features all,-text)
+       classifier_model_improved.joblib   (from 03b_train_classifier_improved.py)
 Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on training rows of class k
-       regressor_model_global.joblib          one regressor for all classes (baseline)
+       regressor_model_global.joblib          one regressor for all classes
+       routing_combiner.json                  the learned routing: a ridge correction of the global
+                                              regressor from the specialists and the classifier's
+                                              probabilities, with its fitting record
 
 The target is log1p(likes): likes span six orders of magnitude, and squared error on raw counts
 would let a handful of viral tweets decide everything. Early stopping watches a seeded
-validation slice of the training rows (the same slice as 03).
+validation slice of the training rows (the same slice as 03). The combiner is fitted on that
+slice: training rows that none of the models was fitted on, so it learns how far to trust each
+one on tweets it has not seen. It also records the smearing factor, mean(exp(residual)) on that
+slice, which turns the typical prediction into an expected count (05's expected_likes).
 
---features seed     the original design: content+company+username embeddings
---features history  the same plus the per-account / per-company history features from 01
-
-Usage: python 04_train_regressors.py [--features seed|history]
+Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...]
 """
 import argparse
 import time
+import uuid
 
 import numpy as np
 
 import common
 
-N_ESTIMATORS = 1000
-LEARNING_RATE = 0.05
-MAX_DEPTH = 6
-EARLY_STOPPING_ROUNDS = 50
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
 ROUNDS_WITHOUT_VALIDATION = 200
+RIDGE_ALPHAS = np.logspace(-3, 3, 13)  # chosen by leave-one-out on the validation slice
 
 
-def fit_regressor(X, target, fit_rows, validation_rows, args, device):
-    """XGBoost on log1p(likes); early-stopped when the validation slice is big enough to trust."""
-    from xgboost import XGBRegressor
-
-    early = len(validation_rows) >= MIN_VALIDATION_ROWS
-    model = XGBRegressor(n_estimators=args.n_estimators if early else ROUNDS_WITHOUT_VALIDATION,
-                         learning_rate=args.learning_rate, max_depth=args.max_depth, subsample=0.8,
-                         colsample_bytree=0.5, tree_method="hist", device=device, random_state=args.seed,
-                         early_stopping_rounds=EARLY_STOPPING_ROUNDS if early else None)
-    if early:
-        model.fit(X[fit_rows], target[fit_rows], eval_set=[(X[validation_rows], target[validation_rows])],
+def fit_regressor(X, target, fit_rows, validation_rows, settings, device):
+    """XGBoost on log1p(likes); early-stopped when the validation slice is big enough to trust.
+    Returns the model and its number of trees."""
+    if len(validation_rows) < MIN_VALIDATION_ROWS:
+        model = common.new_xgboost("regressor", settings, device, rounds=ROUNDS_WITHOUT_VALIDATION)
+        model.fit(X[np.concatenate([fit_rows, validation_rows])], target[np.concatenate([fit_rows, validation_rows])],
                   verbose=False)
-    else:
-        all_rows = np.concatenate([fit_rows, validation_rows])
-        model.fit(X[all_rows], target[all_rows], verbose=False)
-    return model
+        return model, ROUNDS_WITHOUT_VALIDATION
+    model = common.new_xgboost("regressor", settings, device)
+    model.fit(X[fit_rows], target[fit_rows], eval_set=[(X[validation_rows], target[validation_rows])], verbose=False)
+    return model, model.best_iteration + 1
+
+
+def fit_combiner(parts, target):
+    """Ridge regression of the global regressor's residual on common.combiner_inputs, on
+    standardised inputs with the penalty chosen by leave-one-out; returned as plain coefficients
+    on the raw inputs."""
+    from sklearn.linear_model import RidgeCV
+
+    inputs = common.combiner_inputs(parts)
+    mean, scale = inputs.mean(axis=0), inputs.std(axis=0)
+    scale[scale == 0] = 1
+    ridge = RidgeCV(alphas=RIDGE_ALPHAS).fit((inputs - mean) / scale, target - parts["global"])
+    coefficients = ridge.coef_ / scale
+    return {"inputs": common.COMBINER_INPUTS, "coefficients": coefficients.tolist(),
+            "intercept": float(ridge.intercept_ - mean @ coefficients), "alpha": float(ridge.alpha_)}
 
 
 def rmse(predicted, actual):
@@ -55,48 +68,59 @@ def rmse(predicted, actual):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--features", choices=common.FEATURE_SETS, default=common.DEFAULT_FEATURES,
-                        help="seed: combined embeddings; history: combined embeddings + history features")
-    parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS, help="most boosting rounds")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
-    parser.add_argument("--max-depth", type=int, default=MAX_DEPTH)
-    parser.add_argument("--seed", type=int, default=common.SEED)
+    common.add_training_arguments(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
-    table, info = common.load_classed()
-    embeddings, embeddings_meta = common.load_embeddings("combined", table)
-    X = common.feature_matrix(table, embeddings, args.features)
+    table, info, groups, matrices, provenance = common.training_inputs(args, ["combined", "content"])
+    classifier = common.load_artifact(common.CLASSIFIER, {key: provenance[key] for key in provenance
+                                                          if key != "embeddings_combined_sha256"})
+    X = matrices["combined"]
     target = np.log1p(table["likes"].to_numpy())
     classes = table["popularity_class"].to_numpy()
-    is_train = (table["split"] == "train").to_numpy()
-    train_rows = np.flatnonzero(is_train)
-    in_validation = common.validation_mask(len(train_rows), args.seed)
-    print(f"read {common.CLASSED_CSV} and combined embeddings: {len(table)} rows, "
-          f"{X.shape[1]} features ({args.features})")
+    is_test = (table["split"] == "test").to_numpy()
+    fit_rows, validation_rows = common.training_split(table, args.seed)
     device = common.xgboost_device()
-    provenance = {**common.training_provenance(info, embeddings_meta), "features": args.features,
-                  "n_features": X.shape[1], "target": "log1p(likes)"}
+    settings = common.training_settings(args)
+    run_id = uuid.uuid4().hex[:12]  # ties the four regressors and the combiner of this run together
+    provenance = {**provenance, "settings": settings, "n_features": X.shape[1], "target": "log1p(likes)",
+                  "run_id": run_id}
 
     print(f"training on {device}; log1p(likes) RMSE, each beside its own training median:")
     print(f"  {'model':10s} {'train rows':>10s} {'rounds':>6s} {'validation':>10s} {'test':>6s} {'median':>7s}")
+    models = {}
     for k, name in [*enumerate(common.CLASS_NAMES), (None, "global")]:
         in_class = np.ones(len(table), dtype=bool) if k is None else classes == k
-        fit_rows = train_rows[~in_validation & in_class[train_rows]]
-        validation_rows = train_rows[in_validation & in_class[train_rows]]
-        test_rows = np.flatnonzero(~is_train & in_class)
-        model = fit_regressor(X, target, fit_rows, validation_rows, args, device)
-        rounds = model.best_iteration + 1 if model.early_stopping_rounds else ROUNDS_WITHOUT_VALIDATION
-        median = np.median(target[np.concatenate([fit_rows, validation_rows])])
-        print(f"  {name:10s} {len(fit_rows) + len(validation_rows):10d} {rounds:6d} "
-              f"{rmse(model.predict(X[validation_rows]), target[validation_rows]):10.3f} "
+        fit, validation, test_rows = fit_rows[in_class[fit_rows]], validation_rows[in_class[validation_rows]], \
+            np.flatnonzero(is_test & in_class)
+        model, rounds = fit_regressor(X, target, fit, validation, settings, device)
+        median = np.median(target[np.concatenate([fit, validation])])
+        print(f"  {name:10s} {len(fit) + len(validation):10d} {rounds:6d} "
+              f"{rmse(model.predict(X[validation]), target[validation]):10.3f} "
               f"{rmse(model.predict(X[test_rows]), target[test_rows]):6.3f} "
               f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
+        models[name] = {"model": model, "meta": {**provenance, "popularity_class": k, "rounds": int(rounds),
+                                                 "train_rows": len(fit) + len(validation)}}
+
+    parts = common.predict_parts(classifier, [models[name] for name in common.CLASS_NAMES], models["global"],
+                                 matrices["content"][validation_rows], X[validation_rows])
+    combiner = fit_combiner(parts, target[validation_rows])
+    routed = common.route(parts, combiner)
+    # Smearing (Duan 1983): E[1 + likes] = exp(predicted log1p) * mean(exp(residual)), per routing.
+    combiner.update({"smearing": {name: float(np.mean(np.exp(target[validation_rows] - predicted)))
+                                  for name, predicted in routed.items()}, "fitted_rows": len(validation_rows),
+                     "validation_log_rmse": {name: rmse(predicted, target[validation_rows]) for name, predicted
+                                             in [("global", parts["global"]), *routed.items()]},
+                     "classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance})
+    print(f"combiner fitted on the {len(validation_rows)} validation rows (ridge alpha {combiner['alpha']:g}); "
+          "log1p RMSE there: " + ", ".join(f"{name} {value:.3f}" for name, value in combiner["validation_log_rmse"].items()))
+
+    for k, name in [*enumerate(common.CLASS_NAMES), (None, "global")]:
         path = common.GLOBAL_REGRESSOR if k is None else common.REGRESSOR.format(k=k)
-        common.save_artifact(path, model, {**provenance, "popularity_class": k, "rounds": int(rounds),
-                                           "train_rows": len(fit_rows) + len(validation_rows)})
-    print(f"wrote {', '.join(common.REGRESSOR.format(k=k) for k in range(3))}, {common.GLOBAL_REGRESSOR} "
-          f"in {common.seconds_since(started)}")
+        common.save_artifact(path, models[name]["model"], models[name]["meta"])
+    common.save_json(common.COMBINER, combiner)
+    print(f"wrote {', '.join(common.REGRESSOR.format(k=k) for k in range(3))}, {common.GLOBAL_REGRESSOR}, "
+          f"{common.COMBINER} in {common.seconds_since(started)}")
 
 
 if __name__ == "__main__":

@@ -1,39 +1,40 @@
-"""Stage 5: predict likes. The classifier picks a popularity class and the matching specialist
-predicts log1p(likes); expm1 turns that back into likes.
+"""Stage 5: predict likes. The classifier gives each tweet's class probabilities, every specialist
+and the global regressor predict log1p(likes), and the routing combines them; expm1 turns that
+back into likes.
 
 Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01),
        embeddings_*.npy (02), classifier_model_improved.joblib (03),
-       regressor_model_class_{0,1,2}.joblib and regressor_model_global.joblib (04);
-       with --input, a CSV/.xlsx of new tweets (likes optional), embedded here
-Writes final_predictions.csv         the input columns plus predicted_class, class probabilities
-                                     and predicted_likes
+       regressor_model_class_{0,1,2}.joblib, regressor_model_global.joblib and
+       routing_combiner.json (04); with --input, a CSV/.xlsx of new tweets (likes optional)
+Writes final_predictions.csv         the input columns plus predicted_class, class probabilities,
+                                     predicted_likes (typical) and expected_likes (mean)
        when actual likes are known:
        metrics.json                  every figure below, with the settings that produced it
        predicted_vs_actual.png       predicted against actual likes, log-log
        confusion_matrix.png          the classifier's confusion matrix
 
 By default it predicts the test rows of 01's split, reusing their stored embeddings. When likes
-are known it prints, on the same rows, the two-stage prediction beside simple alternatives: the
-global median, per-account and per-company medians, one global regressor, soft routing (the
-specialists mixed by class probability), and oracle routing (the true class: the ceiling a
-perfect classifier would reach).
+are known it prints, on the same rows, every routing beside simple alternatives: the global
+median, per-account and per-company medians, the global regressor alone, and oracle routing
+(the true class: the ceiling a perfect classifier would reach).
 
-Routing: `hard` sends a tweet to the class the classifier picks (the original design);
-`soft` averages the three specialists' log1p predictions weighted by the class probabilities.
-The classifier was trained with balanced class weights, which inflate the rare classes on
-purpose (that is what lifts viral recall); its probabilities are divided by those weights and
-renormalised before mixing, so they estimate the real class frequencies again. The mix is in log
-space because that is where the specialists were trained and are scored: with calibrated
-probabilities it is the expected log1p(likes), the best guess under squared log error. Mixing
-raw counts would let the viral specialist's thousands swamp every tweet. The probability_*
-columns of the output are these calibrated probabilities; predicted_class is the classifier's
-(class-weighted) pick, as in the original design.
+Routing (--routing): `learned` (the default) is 04's combiner, a ridge regression fitted on
+training rows none of the models saw; `soft` averages the specialists' log1p predictions
+weighted by the class probabilities; `hard` sends a tweet to the class the classifier picks (the
+original design). The probabilities are the classifier's with its class weights divided out
+(see common.predict_parts); predicted_class is its class-weighted pick, as in the original design.
 
-Usage: python 05_predict_likes.py [--input NEW.csv] [--routing hard|soft] [--output PATH]
+predicted_likes is the typical count, expm1 of the predicted log1p(likes): the best guess under
+log error, a median-like figure. expected_likes is the mean, predicted_likes scaled by 04's
+smearing factor: use it for totals and raw-count scoring, where a median-like guess is far low.
+
+Usage: python 05_predict_likes.py [--input NEW.csv] [--routing learned|soft|hard] [--output PATH]
 """
 import argparse
 import importlib
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,20 +44,22 @@ import common
 METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
 CONFUSION_PNG = "confusion_matrix.png"
-DEFAULT_ROUTING = "soft"
+DEFAULT_ROUTING = "learned"
 
 
 # -------------------------------------------------------------------------------------- metrics
 
-def regression_metrics(predicted_log, actual_likes, true_class):
+def regression_metrics(predicted_log, actual_likes, true_class, viral_log_threshold):
     """Figures that mean something on skewed counts: errors of log1p(likes), rank correlation,
-    raw RMSE for reference, and the log MAE within each true class."""
+    raw RMSE for reference, the log MAE within each true class, and how well the prediction
+    finds the viral tweets (precision and recall of predicting above the viral threshold)."""
     from scipy.stats import spearmanr
 
     actual_log = np.log1p(actual_likes)
     error = predicted_log - actual_log
     # A constant prediction has no ranking at all: call its correlation 0, not undefined.
     spearman = 0.0 if np.ptp(predicted_log) == 0 else float(spearmanr(predicted_log, actual_log).statistic)
+    predicted_viral, viral = predicted_log > viral_log_threshold, true_class == 2
     return {
         "log_rmse": float(np.sqrt(np.mean(error ** 2))),
         "log_mae": float(np.mean(np.abs(error))),
@@ -65,6 +68,8 @@ def regression_metrics(predicted_log, actual_likes, true_class):
         "log_mae_by_class": {name: float(np.mean(np.abs(error[true_class == k])))
                              if (true_class == k).any() else None
                              for k, name in enumerate(common.CLASS_NAMES)},
+        "viral_precision": float(np.mean(viral[predicted_viral])) if predicted_viral.any() else None,
+        "viral_recall": float(np.mean(predicted_viral[viral])) if viral.any() else None,
     }
 
 
@@ -84,48 +89,27 @@ def classifier_metrics(true_class, predicted_class, majority_class):
     }
 
 
-def group_median_log(train, column, query, fallback):
-    """Median log1p(likes) of each key over training rows; unseen or empty keys get `fallback`."""
-    medians = np.log1p(train["likes"]).groupby(train[column]).median()
-    keys = query[column].where(query[column] != "")
-    return keys.map(medians).fillna(fallback).to_numpy(dtype=float)
-
-
-# ----------------------------------------------------------------------------------- prediction
-
 def load_models(info, embeddings_meta=None):
-    """Classifier and regressors, checked against the current classed CSV, against each other,
-    and (when predicting stored rows) against the current embeddings."""
-    expect = {"classed_csv_sha256": info["classed_csv_sha256"]}
+    """Classifier, regressors and combiner, checked against the current classed CSV, against each
+    other (one run of 04, made after the current classifier), and, when predicting stored rows,
+    against the current embeddings."""
+    expect = {"classed_csv_sha256": info["classed_csv_sha256"], "history_stats_sha256": info["history_stats_sha256"]}
     classifier = common.load_artifact(common.CLASSIFIER, expect)
     features = classifier["meta"]["features"]
-    same_embedder = {key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}
-    regressor_expect = {**expect, "features": features, **same_embedder}
-    if embeddings_meta is not None:
-        regressor_expect["embeddings_sha256"] = embeddings_meta["combined"]["texts_sha256"]
+    if embeddings_meta is not None and "text" in features:
         common.check_provenance(common.CLASSIFIER, classifier["meta"], {
-            "embedding_model": embeddings_meta["content"]["model"],
-            "embedding_mode": embeddings_meta["content"]["mode"],
-            "embeddings_sha256": embeddings_meta[common.CLASSIFIER_EMBEDDINGS[features]]["texts_sha256"]})
+            "embedding_model": embeddings_meta["content"]["model"], "embedding_mode": embeddings_meta["content"]["mode"],
+            "embeddings_content_sha256": embeddings_meta["content"]["texts_sha256"]})
+    common.require([common.COMBINER])
+    combiner = json.loads(Path(common.COMBINER).read_text())
+    regressor_expect = {**expect, "features": features, "run_id": combiner.get("run_id"),
+                        **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
+    if embeddings_meta is not None and "text" in features:
+        regressor_expect["embeddings_combined_sha256"] = embeddings_meta["combined"]["texts_sha256"]
     regressors = [common.load_artifact(common.REGRESSOR.format(k=k), regressor_expect) for k in range(3)]
     global_regressor = common.load_artifact(common.GLOBAL_REGRESSOR, regressor_expect)
-    return classifier, regressors, global_regressor
-
-
-def predict(classifier, regressors, global_regressor, X_classifier, X_regressor):
-    weighted = classifier["model"].predict_proba(X_classifier)
-    probabilities = weighted / np.asarray(classifier["meta"]["class_weight"])  # undo the class weights
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    predicted_class = weighted.argmax(axis=1)
-    specialist_log = np.column_stack([np.asarray(r["model"].predict(X_regressor), dtype=float) for r in regressors])
-    return {
-        "probabilities": probabilities,
-        "predicted_class": predicted_class,
-        "specialist_log": specialist_log,
-        "hard": specialist_log[np.arange(len(specialist_log)), predicted_class],
-        "soft": (probabilities * specialist_log).sum(axis=1),
-        "global": np.asarray(global_regressor["model"].predict(X_regressor), dtype=float),
-    }
+    common.check_provenance(common.COMBINER, combiner, {"classifier_sha256": common.file_sha256(common.CLASSIFIER)})
+    return classifier, regressors, global_regressor, combiner
 
 
 def embed_new_tweets(table, classifier, args):
@@ -172,39 +156,49 @@ def save_plots(actual_likes, predicted_likes, confusion, routing):
     plt.close(figure)
 
 
-def report(table, train, info, predictions, routing):
+def report(tweets, actual, stats, info, parts, routes, routing, smearing):
     """Side-by-side figures on the rows whose likes are known; returns the metrics dict."""
-    actual = table["likes"].to_numpy(dtype=float)
     true_class = common.assign_classes(actual, info["thresholds"])
-    global_median = float(np.median(np.log1p(train["likes"])))
+    global_median = info["history_prior"]["median_log_likes"]
     methods = {
-        "global median": np.full(len(table), global_median),
-        "per-account median": group_median_log(train, "username", table, global_median),
-        "per-company median": group_median_log(train, "company", table, global_median),
-        "single regressor": predictions["global"],
-        "two-stage, hard routing": predictions["hard"],
-        "two-stage, soft routing": predictions["soft"],
-        "two-stage, oracle routing": predictions["specialist_log"][np.arange(len(table)), true_class],
+        "global median": np.full(len(tweets), global_median),
+        "per-account median": common.key_stats(stats, "user", tweets["username"])["median_log_likes"]
+                                    .fillna(global_median).to_numpy(),
+        "per-company median": common.key_stats(stats, "company", tweets["company"])["median_log_likes"]
+                                    .fillna(global_median).to_numpy(),
+        "single regressor": parts["global"],
+        **{f"two-stage, {name} routing": routes[name] for name in common.ROUTINGS},
+        "two-stage, oracle routing": parts["specialist_log"][np.arange(len(tweets)), true_class],
     }
-    scores = {name: regression_metrics(predicted, actual, true_class) for name, predicted in methods.items()}
-    majority = int(np.bincount(train["popularity_class"], minlength=3).argmax())
-    classification = classifier_metrics(true_class, predictions["predicted_class"], majority)
+    viral_log = float(np.log1p(info["thresholds"][1]))
+    scores = {name: regression_metrics(predicted, actual, true_class, viral_log) for name, predicted in methods.items()}
+    train_counts = [info["class_counts"][name]["train"] for name in common.CLASS_NAMES]
+    majority = int(np.argmax(train_counts))
+    classification = classifier_metrics(true_class, parts["predicted_class"], majority)
+    typical, mean = np.expm1(routes[routing]), np.exp(routes[routing]) * smearing - 1
+    likes_scale = {"actual_total": float(actual.sum()),
+                   **{name: {"raw_rmse": float(np.sqrt(np.mean((values - actual) ** 2))), "total": float(values.sum())}
+                      for name, values in (("predicted_likes", typical), ("expected_likes", mean))}}
 
-    print(f"\n{len(table)} rows with known likes; errors of log1p(likes), lower is better:")
-    header = f"{'':27s} {'RMSE':>6s} {'MAE':>6s} {'Spearman':>8s} {'raw RMSE':>9s}   MAE by class: " + \
-             " ".join(f"{name:>7s}" for name in common.CLASS_NAMES)
-    print(header)
+    print(f"\n{len(tweets)} rows with known likes; errors of log1p(likes), lower is better:")
+    print(f"{'':27s} {'RMSE':>6s} {'MAE':>6s} {'Spearman':>8s} {'raw RMSE':>9s}  viral P/R   MAE by class: "
+          + " ".join(f"{name:>7s}" for name in common.CLASS_NAMES))
     for name, score in scores.items():
         by_class = " ".join("    n/a" if v is None else f"{v:7.3f}" for v in score["log_mae_by_class"].values())
+        viral = " ".join("  n/a" if v is None else f"{v:.2f}" for v in (score["viral_precision"], score["viral_recall"]))
         print(f"{name:27s} {score['log_rmse']:6.3f} {score['log_mae']:6.3f} {score['spearman']:8.3f} "
-              f"{score['raw_rmse']:9.1f}   {'':14s}{by_class}")
-    print(f"\nclassifier: macro-F1 {classification['macro_f1']:.3f} (always '{common.CLASS_NAMES[majority]}': "
+              f"{score['raw_rmse']:9.1f}  {viral:9s}  {'':12s}{by_class}")
+    print(f"\nraw counts ({routing} routing): predicted_likes RMSE {likes_scale['predicted_likes']['raw_rmse']:.1f}, "
+          f"total {likes_scale['predicted_likes']['total']:.0f}; expected_likes RMSE "
+          f"{likes_scale['expected_likes']['raw_rmse']:.1f}, total {likes_scale['expected_likes']['total']:.0f}; "
+          f"actual total {likes_scale['actual_total']:.0f}")
+    print(f"classifier: macro-F1 {classification['macro_f1']:.3f} (always '{common.CLASS_NAMES[majority]}': "
           f"{classification['majority_baseline_macro_f1']:.3f}), accuracy {classification['accuracy']:.3f}")
     for name, figures in classification["per_class"].items():
         print(f"  {name:8s} precision {figures['precision']:.3f}  recall {figures['recall']:.3f}  "
               f"({figures['support']} rows)")
     print("  confusion (rows true, columns predicted):", classification["confusion_matrix"])
-    return {"regression": scores, "classifier": classification}
+    return {"regression": scores, "likes_scale": likes_scale, "classifier": classification}
 
 
 def main(argv=None):
@@ -212,8 +206,8 @@ def main(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--input", default=None,
                         help="CSV/.xlsx of new tweets to predict (default: the test rows of 01's split)")
-    parser.add_argument("--routing", choices=("hard", "soft"), default=DEFAULT_ROUTING,
-                        help="which prediction fills predicted_likes; the report shows both")
+    parser.add_argument("--routing", choices=common.ROUTINGS, default=DEFAULT_ROUTING,
+                        help="which prediction fills predicted_likes; the report shows all")
     parser.add_argument("--output", default=common.PREDICTIONS, help="where to write the predictions")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="for embedding new tweets (--input)")
@@ -223,58 +217,68 @@ def main(argv=None):
     started = time.perf_counter()
 
     table, info = common.load_classed()
-    train = table[table["split"] == "train"]
+    stats = common.load_history_stats()
+    classifier, regressors, global_regressor, combiner = load_models(info)
+    features = classifier["meta"]["features"]
     if args.input is None:
         rows = np.flatnonzero((table["split"] == "test").to_numpy())
-        embeddings, embeddings_meta = {}, {}
-        for kind in ("content", "combined"):
-            matrix, embeddings_meta[kind] = common.load_embeddings(kind, table)
-            embeddings[kind] = matrix[rows]
-        classifier, regressors, global_regressor = load_models(info, embeddings_meta)
         tweets = table.iloc[rows].reset_index(drop=True)
+        embeddings = {}
+        if "text" in features:
+            for kind in ("content", "combined"):
+                matrix, meta = common.load_embeddings(kind, table)
+                common.check_provenance(common.CLASSIFIER if kind == "content" else common.GLOBAL_REGRESSOR,
+                                        (classifier if kind == "content" else global_regressor)["meta"],
+                                        {f"embeddings_{kind}_sha256": meta["texts_sha256"],
+                                         "embedding_model": meta["model"], "embedding_mode": meta["mode"]})
+                embeddings[kind] = matrix[rows]
         source = f"test rows of {common.CLASSED_CSV}"
     else:
-        common.require([common.HISTORY_CSV])
-        classifier, regressors, global_regressor = load_models(info)
         tweets = common.read_table(args.input, required=("content", "username"))
-        if "likes" in tweets.columns:
-            tweets["likes"] = common.clean_likes(tweets["likes"])
-        stats = pd.read_csv(common.HISTORY_CSV, dtype={"key": str}, keep_default_na=False)
         tweets[common.HISTORY_FEATURES] = common.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
-        embeddings = embed_new_tweets(tweets, classifier, args)
+        signals, _, _ = common.signal_features(tweets, stats)
+        tweets[signals.columns] = signals.to_numpy()
+        embeddings = embed_new_tweets(tweets, classifier, args) if "text" in features else {}
         source = args.input
     print(f"predicting {len(tweets)} tweets from {source}")
 
-    features = classifier["meta"]["features"]
-    X_classifier = common.feature_matrix(tweets, embeddings[common.CLASSIFIER_EMBEDDINGS[features]], features)
-    X_regressor = common.feature_matrix(tweets, embeddings["combined"], features)
-    predictions = predict(classifier, regressors, global_regressor, X_classifier, X_regressor)
-    chosen_log = predictions[args.routing]
+    X_classifier = common.feature_matrix(tweets, embeddings.get("content"), features)
+    X_regressor = common.feature_matrix(tweets, embeddings.get("combined"), features)
+    parts = common.predict_parts(classifier, regressors, global_regressor, X_classifier, X_regressor)
+    routes = common.route(parts, combiner)
+    smearing = combiner["smearing"][args.routing]
 
-    output = tweets.drop(columns=common.HISTORY_FEATURES + ["split"], errors="ignore")
-    output["predicted_class"] = predictions["predicted_class"]
+    derived = common.HISTORY_FEATURES + common.feature_columns(common.FEATURE_GROUPS) + ["split", "popularity_class"]
+    output = tweets.drop(columns=derived, errors="ignore")
+    output["predicted_class"] = parts["predicted_class"]
     for k, name in enumerate(common.CLASS_NAMES):
-        output[f"probability_{name}"] = predictions["probabilities"][:, k].round(4)
-    output["predicted_likes"] = np.clip(np.expm1(chosen_log), 0, None).round(1)
+        output[f"probability_{name}"] = parts["probabilities"][:, k].round(4)
+    output["predicted_likes"] = np.clip(np.expm1(routes[args.routing]), 0, None).round(1)
+    output["expected_likes"] = np.clip(np.exp(routes[args.routing]) * smearing - 1, 0, None).round(1)
     common.save_csv(args.output, output)
     print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
 
-    known = tweets["likes"].notna().to_numpy() if "likes" in tweets.columns else np.zeros(len(tweets), bool)
+    actual = common.clean_likes(tweets["likes"]).to_numpy() if "likes" in tweets.columns else np.full(len(tweets), np.nan)
+    known = ~np.isnan(actual)
     if known.any():
-        subset = {key: value[known] for key, value in predictions.items()}
-        metrics = report(tweets[known].reset_index(drop=True), train, info, subset, args.routing)
+        subset = {key: value[known] for key, value in parts.items()}
+        metrics = report(tweets[known].reset_index(drop=True), actual[known], stats, info, subset,
+                         {name: value[known] for name, value in routes.items()}, args.routing, smearing)
         metrics["settings"] = {
             "source": str(source), "rows_scored": int(known.sum()), "routing": args.routing,
             "features": features, "split": info["split"], "thresholds": info["thresholds"],
-            "train_rows": int(len(train)), "embedding_model": classifier["meta"]["embedding_model"],
-            "embedding_mode": classifier["meta"]["embedding_mode"],
-            "classifier_rounds": classifier["meta"]["best_iteration"] + 1,
-            "regressor_rounds": [r["meta"]["rounds"] for r in regressors],
+            "train_rows": classifier["meta"]["train_rows"], "embedding_model": classifier["meta"].get("embedding_model"),
+            "embedding_mode": classifier["meta"].get("embedding_mode"),
+            "classifier": {"settings": classifier["meta"]["settings"], "rounds": classifier["meta"]["best_iteration"] + 1},
+            "regressors": {"settings": global_regressor["meta"]["settings"],
+                           "rounds": [r["meta"]["rounds"] for r in [*regressors, global_regressor]]},
+            "combiner": {key: combiner[key] for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
+                                                        "fitted_rows", "run_id")},
         }
         common.save_json(METRICS_JSON, metrics)
         written = [METRICS_JSON]
         if not args.no_plots:
-            save_plots(tweets["likes"].to_numpy(dtype=float)[known], output["predicted_likes"].to_numpy()[known],
+            save_plots(actual[known], output["predicted_likes"].to_numpy()[known],
                        metrics["classifier"]["confusion_matrix"], args.routing)
             written += [SCATTER_PNG, CONFUSION_PNG]
         print(f"wrote {', '.join(written)}")

@@ -28,6 +28,7 @@ EMBEDDINGS_META = "embeddings_meta.json"
 CLASSIFIER = "classifier_model_improved.joblib"
 REGRESSOR = "regressor_model_class_{k}.joblib"
 GLOBAL_REGRESSOR = "regressor_model_global.joblib"
+COMBINER = "routing_combiner.json"
 PREDICTIONS = "final_predictions.csv"
 MAKERS = {
     CLASSED_CSV: "01_create_classes.py", THRESHOLDS_JSON: "01_create_classes.py",
@@ -35,7 +36,7 @@ MAKERS = {
     EMBEDDINGS_CONTENT: "02_generate_embeddings.py", EMBEDDINGS_COMBINED: "02_generate_embeddings.py",
     EMBEDDINGS_META: "02_generate_embeddings.py",
     CLASSIFIER: "03b_train_classifier_improved.py",
-    GLOBAL_REGRESSOR: "04_train_regressors.py",
+    GLOBAL_REGRESSOR: "04_train_regressors.py", COMBINER: "04_train_regressors.py",
     **{REGRESSOR.format(k=k): "04_train_regressors.py" for k in range(3)},
 }
 
@@ -54,13 +55,24 @@ COMBINED_TEMPLATE = "{content} | company: {company} | user: {username}"
 HISTORY_FEATURES = [f"{key}_{stat}" for key in ("user", "company")
                     for stat in ("log_count", "mean_log_likes", "median_log_likes")]
 
-# Model inputs: `seed` is the original design (classifier on content embeddings, regressors on
-# combined embeddings); `history` adds the history features to both. The classifier keeps the
-# content embeddings: on combined ones it learns account names that do not carry over to new
-# accounts (see the README's figures).
-FEATURE_SETS = ("seed", "history")
-DEFAULT_FEATURES = "history"
-CLASSIFIER_EMBEDDINGS = {"seed": "content", "history": "content"}
+# Signals the Adobe columns carry besides the text, computed by 01 (and by 05 for new tweets).
+# Each group is switched off when its column is missing; a malformed cell is missing (NaN, which
+# XGBoost routes down its own branch), never a crash.
+SIGNAL_FEATURES = {
+    "surface": ["surface_chars", "surface_words", "surface_links", "surface_mentions", "surface_hashtags",
+                "surface_emoji", "surface_questions", "surface_exclamations", "surface_starts_with_mention"],
+    "media": ["media_photos", "media_videos", "media_gifs"],
+    "time": ["time_hour", "time_weekday", "time_account_days"],
+    "reply": ["reply_is_reply"],
+}
+SIGNAL_SOURCE = {"surface": "content", "media": "media", "time": "date", "reply": "is_reply"}
+
+# Model inputs, by group: `text` is the embeddings (content ones for the classifier, which on
+# combined ones learns account names that do not carry over to new accounts; content+company+
+# username ones for the regressors), `history` the six history features, then the signals.
+FEATURE_GROUPS = ("text", "history", *SIGNAL_FEATURES)
+FEATURE_PRESETS = {"seed": ("text",), "history": ("text", "history"), "all": FEATURE_GROUPS}
+DEFAULT_FEATURES = "all"
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -155,20 +167,26 @@ def require(paths):
 
 
 def load_classed():
-    """The classed CSV written by 01, with its thresholds and the fingerprint others check."""
-    require([CLASSED_CSV, THRESHOLDS_JSON])
+    """The classed CSV written by 01, with its thresholds, checked against the fingerprints 01
+    recorded of it and of history_stats.csv (so a half-finished 01 run is never used)."""
+    require([CLASSED_CSV, THRESHOLDS_JSON, HISTORY_CSV])
     info = json.loads(Path(THRESHOLDS_JSON).read_text())
-    sha = file_sha256(CLASSED_CSV)
-    if info.get("classed_csv_sha256") != sha:
-        fail(f"{CLASSED_CSV} changed after {THRESHOLDS_JSON} was written; "
-             "rerun 01_create_classes.py")
+    for path, key in ((CLASSED_CSV, "classed_csv_sha256"), (HISTORY_CSV, "history_stats_sha256")):
+        if info.get(key) != file_sha256(path):
+            fail(f"{path} is not the file {THRESHOLDS_JSON} was written with; rerun 01_create_classes.py")
     table = pd.read_csv(CLASSED_CSV, dtype=str, keep_default_na=False, na_values=[""])
     for column in TEXT_COLUMNS:
         table[column] = table[column].fillna("")
     table["likes"] = table["likes"].astype(float)
     table["popularity_class"] = table["popularity_class"].astype(int)
-    table[HISTORY_FEATURES] = table[HISTORY_FEATURES].astype(float)
+    columns = feature_columns(FEATURE_GROUPS)
+    table[columns] = table[columns].astype(float)
     return table, info
+
+
+def load_history_stats():
+    """history_stats.csv (01): per-key count, sum and median of log1p(likes), first posting day."""
+    return pd.read_csv(HISTORY_CSV, dtype={"key": str}, keep_default_na=False, na_values={"first_day": [""]})
 
 
 def load_embeddings(kind, table):
@@ -188,14 +206,6 @@ def load_embeddings(kind, table):
         fail(f"{path} has shape {matrix.shape}, expected ({len(table)}, {meta['dim']}); "
              "rerun 02_generate_embeddings.py")
     return matrix, meta
-
-
-def training_provenance(info, embeddings_meta):
-    """What a trained model records about its inputs; 05 checks it against the current files."""
-    return {"classed_csv_sha256": info["classed_csv_sha256"], "thresholds": info["thresholds"],
-            "split": info["split"], "rows": info["rows"], "embeddings_sha256": embeddings_meta["texts_sha256"],
-            "embedding_model": embeddings_meta["model"], "embedding_mode": embeddings_meta["mode"],
-            "embedding_dim": embeddings_meta["dim"]}
 
 
 def load_artifact(path, expect):
@@ -275,6 +285,71 @@ def pick_device(requested="auto"):
     return "cpu"
 
 
+# ------------------------------------------------------------------ training (03b and 04 alike)
+
+N_ESTIMATORS = 1000
+LEARNING_RATE = 0.05
+MAX_DEPTH = 6
+EARLY_STOPPING_ROUNDS = 50
+SUBSAMPLE = 0.8
+COLSAMPLE_BYTREE = 0.5
+
+
+def add_training_arguments(parser):
+    """The settings 03b and 04 share; both must get the same --features for 05 to combine them."""
+    parser.add_argument("--features", default=DEFAULT_FEATURES,
+                        help=f"model inputs: {', '.join(FEATURE_PRESETS)} (seed: embeddings only, the original "
+                             f"design; history: embeddings + history) or a comma list of {', '.join(FEATURE_GROUPS)}; "
+                             "'-GROUP' drops one, e.g. all,-text")
+    parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS, help="most boosting rounds")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
+    parser.add_argument("--max-depth", type=int, default=MAX_DEPTH)
+    parser.add_argument("--seed", type=int, default=SEED, help="seed for the validation slice and XGBoost")
+
+
+def training_inputs(args, embedding_kinds):
+    """Everything 03b and 04 train from: the classed table, its thresholds record, the feature
+    groups, the feature matrix for each embedding kind, and the provenance every artifact records."""
+    table, info = load_classed()
+    groups, left_out = parse_features(args.features, info.get("signal_groups", ()))
+    matrices, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
+                                "history_stats_sha256": info["history_stats_sha256"],
+                                "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
+                                "features": list(groups)}
+    for kind in embedding_kinds:
+        embeddings = None
+        if "text" in groups:
+            embeddings, meta = load_embeddings(kind, table)
+            provenance.update({f"embeddings_{kind}_sha256": meta["texts_sha256"], "embedding_model": meta["model"],
+                               "embedding_mode": meta["mode"], "embedding_dim": meta["dim"]})
+        matrices[kind] = feature_matrix(table, embeddings, groups)
+    print(f"read {CLASSED_CSV}{' and ' + ' and '.join(embedding_kinds) + ' embeddings' if 'text' in groups else ''}: "
+          f"{len(table)} rows, features {'+'.join(groups)} ({matrices[embedding_kinds[0]].shape[1]} columns)"
+          + (f"; no column for {', '.join(left_out)} in the input" if left_out else ""))
+    return table, info, groups, matrices, provenance
+
+
+def training_settings(args):
+    return {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
+            "subsample": SUBSAMPLE, "colsample_bytree": COLSAMPLE_BYTREE,
+            "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "seed": args.seed}
+
+
+def new_xgboost(task, settings, device, rounds=None):
+    """The one XGBoost setup of 03b and 04. `rounds` fixes the number of trees and turns off
+    early stopping (for slices too small to stop on)."""
+    from xgboost import XGBClassifier, XGBRegressor
+
+    options = dict(n_estimators=rounds or settings["n_estimators"], learning_rate=settings["learning_rate"],
+                   max_depth=settings["max_depth"], subsample=settings["subsample"],
+                   colsample_bytree=settings["colsample_bytree"], tree_method="hist", device=device,
+                   random_state=settings["seed"],
+                   early_stopping_rounds=None if rounds else settings["early_stopping_rounds"])
+    if task == "classifier":
+        return XGBClassifier(objective="multi:softprob", eval_metric="mlogloss", **options)
+    return XGBRegressor(**options)
+
+
 def xgboost_device():
     """XGBoost trains on CUDA only if its wheel was built with CUDA (the `xgboost` package,
     not `xgboost-cpu`) and a GPU is present."""
@@ -287,20 +362,97 @@ def xgboost_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def validation_mask(n_rows, seed=SEED):
-    """A seeded slice of the training rows for early stopping; the same in 03 and 04."""
+def training_split(table, seed):
+    """(fit rows, validation rows): the training rows, less a seeded slice for early stopping and
+    for fitting 04's combiner, the same in 03b and 04. A class whose training rows all fell into
+    the slice gets them back, so every class is seen in fitting (tiny inputs)."""
+    train_rows = np.flatnonzero((table["split"] == "train").to_numpy())
     rng = np.random.default_rng(seed)
-    mask = np.zeros(n_rows, dtype=bool)
-    mask[rng.permutation(n_rows)[: max(1, round(n_rows * VALIDATION_FRACTION))]] = True
-    return mask
+    in_validation = np.zeros(len(train_rows), dtype=bool)
+    in_validation[rng.permutation(len(train_rows))[: max(1, round(len(train_rows) * VALIDATION_FRACTION))]] = True
+    classes = table["popularity_class"].to_numpy()[train_rows]
+    for k in range(len(CLASS_NAMES)):
+        if not (classes[~in_validation] == k).any():
+            in_validation[classes == k] = False
+    return train_rows[~in_validation], train_rows[in_validation]
 
 
-def feature_matrix(table, embeddings, features):
-    """The model input: embeddings alone (`seed`), or with the history features (`history`)."""
-    if features == "seed":
-        return np.asarray(embeddings, dtype=np.float32)
-    history = table[HISTORY_FEATURES].to_numpy(dtype=np.float32)
-    return np.hstack([np.asarray(embeddings, dtype=np.float32), history])
+# ------------------------------------------------------------------- routing (04 fits, 05 uses)
+
+ROUTINGS = ("learned", "soft", "hard")
+# The learned routing corrects the global regressor: its inputs are each specialist's difference
+# from it, alone and weighted by its class probability, and the rare classes' probabilities. So
+# a shift that moves every model alike moves the result alike (a time split shifts the level),
+# and the ridge penalty shrinks towards the global regressor, the safe answer when the
+# specialists add nothing.
+COMBINER_INPUTS = [*[f"specialist_{name} - global" for name in CLASS_NAMES],
+                   *[f"probability_{name} x (specialist_{name} - global)" for name in CLASS_NAMES],
+                   *[f"probability_{name}" for name in CLASS_NAMES[1:]]]
+
+
+def predict_parts(classifier, regressors, global_regressor, X_classifier, X_regressor):
+    """What each trained model says about each row: the classifier's probabilities with its class
+    weights divided out (they inflate rare classes on purpose, right for recall and wrong for a
+    probability) and its class-weighted pick, each specialist's and the global regressor's log1p."""
+    weighted = classifier["model"].predict_proba(X_classifier)
+    probabilities = weighted / np.asarray(classifier["meta"]["class_weight"])
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return {"probabilities": probabilities, "predicted_class": weighted.argmax(axis=1),
+            "specialist_log": np.column_stack([np.asarray(r["model"].predict(X_regressor), dtype=float)
+                                               for r in regressors]),
+            "global": np.asarray(global_regressor["model"].predict(X_regressor), dtype=float)}
+
+
+def combiner_inputs(parts):
+    """The learned routing's inputs, in COMBINER_INPUTS order."""
+    p, gap = parts["probabilities"], parts["specialist_log"] - parts["global"][:, None]
+    return np.column_stack([gap, p * gap, p[:, 1:]])
+
+
+def route(parts, combiner):
+    """log1p(likes) by each routing: `hard` takes the classifier's pick's specialist (the original
+    design), `soft` the probability-weighted mean of the specialists, `learned` the global
+    regressor plus the correction 04 fitted on rows none of the models trained on."""
+    s = parts["specialist_log"]
+    return {"hard": s[np.arange(len(s)), parts["predicted_class"]],
+            "soft": (parts["probabilities"] * s).sum(axis=1),
+            "learned": parts["global"] + combiner_inputs(parts) @ np.asarray(combiner["coefficients"])
+                       + combiner["intercept"]}
+
+
+def parse_features(spec, available):
+    """`--features` to a tuple of groups: a preset (seed, history, all) or a comma list of groups,
+    where `-GROUP` drops one (`all,-text` is everything but the embeddings). Signal groups whose
+    column the input lacked (`available`, from 01) are left out; returns (groups, left_out)."""
+    groups = []
+    for item in (part.strip() for part in spec.split(",")):
+        names = FEATURE_PRESETS.get(item.lstrip("-"), (item.lstrip("-"),))
+        unknown = [name for name in names if name not in FEATURE_GROUPS]
+        if unknown or not item:
+            fail(f"--features: unknown group {item!r}; use {', '.join(FEATURE_PRESETS)} or a comma list of "
+                 f"{', '.join(FEATURE_GROUPS)}, '-GROUP' to drop one")
+        groups = [g for g in groups if g not in names] if item.startswith("-") else \
+            groups + [name for name in names if name not in groups]
+    left_out = tuple(g for g in groups if g in SIGNAL_FEATURES and g not in available)
+    groups = tuple(g for g in FEATURE_GROUPS if g in groups and g not in left_out)
+    if not groups:
+        fail(f"--features {spec!r} leaves no input for the models")
+    return groups, left_out
+
+
+def feature_columns(groups):
+    """The table columns (history and signals) that `groups` feed to the models, in order."""
+    return [column for group in groups if group != "text"
+            for column in (HISTORY_FEATURES if group == "history" else SIGNAL_FEATURES[group])]
+
+
+def feature_matrix(table, embeddings, groups):
+    """The model input: the embeddings (when `text` is in `groups`), then the table's feature columns."""
+    parts = [np.asarray(embeddings, dtype=np.float32)] if "text" in groups else []
+    columns = feature_columns(groups)
+    if columns:
+        parts.append(table[columns].to_numpy(dtype=np.float32))
+    return np.hstack(parts) if len(parts) > 1 else parts[0]
 
 
 def seconds_since(start):
@@ -312,19 +464,115 @@ def seconds_since(start):
 HISTORY_SMOOTHING = 5  # pseudo-posts pulling a small account's mean towards the global mean
 
 
+def history_columns(kind, count, total, median, prior_mean, prior_median):
+    """The three history features of one key kind from a key's training count, sum and median of
+    log1p(likes); a key with no tweets gets the prior, and a small one is pulled towards it."""
+    count = np.asarray(count, dtype=float)
+    return {f"{kind}_log_count": np.log1p(count),
+            f"{kind}_mean_log_likes": (np.asarray(total, dtype=float) + HISTORY_SMOOTHING * prior_mean)
+                                      / (count + HISTORY_SMOOTHING),
+            f"{kind}_median_log_likes": np.where(count > 0, np.asarray(median, dtype=float), prior_median)}
+
+
+def key_stats(stats, kind, keys):
+    """Each key's row of `stats` (count, sum_log_likes, median_log_likes, first_day) for one kind;
+    empty or unseen keys get count 0."""
+    by_key = stats[stats["kind"] == kind].set_index("key")
+    found = by_key.reindex(keys.where(keys != "").to_numpy())
+    found["count"] = found["count"].fillna(0)
+    found["sum_log_likes"] = found["sum_log_likes"].fillna(0)
+    return found.set_index(keys.index)
+
+
 def lookup_history(table, stats, prior):
     """Per-row history features from `stats` (per-account and per-company count, sum and median
     of log1p(likes) over training rows, as 01 writes them). Unknown or empty keys get count 0 and
     the global prior, so new accounts are handled the same way in training and prediction."""
     features = {}
     for kind, column in (("user", "username"), ("company", "company")):
-        by_key = stats[stats["kind"] == kind].set_index("key")
-        keys = table[column].where(table[column] != "")
-        count = keys.map(by_key["count"]).fillna(0).to_numpy(dtype=float)
-        total = keys.map(by_key["sum_log_likes"]).fillna(0).to_numpy(dtype=float)
-        median = keys.map(by_key["median_log_likes"]).fillna(prior["median_log_likes"])
-        features[f"{kind}_log_count"] = np.log1p(count)
-        features[f"{kind}_mean_log_likes"] = ((total + HISTORY_SMOOTHING * prior["mean_log_likes"])
-                                              / (count + HISTORY_SMOOTHING))
-        features[f"{kind}_median_log_likes"] = median.to_numpy(dtype=float)
+        found = key_stats(stats, kind, table[column])
+        features.update(history_columns(kind, found["count"], found["sum_log_likes"], found["median_log_likes"],
+                                        prior["mean_log_likes"], prior["median_log_likes"]))
     return pd.DataFrame(features, index=table.index)[HISTORY_FEATURES]
+
+
+# ------------------------------------------------------------------------------------- signals
+
+LINK = r"<hyperlink>|https?://\S+"
+MENTION = r"<mention>|@\w+"
+HASHTAG = r"#\w+"
+EMOJI = "[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50\u2B55\u2764]"
+MEDIA_KINDS = ("Photo", "Video", "Gif")  # Adobe's `[Photo(...), Video(...)]`; VideoVariant( is no video
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "t", "yes", "y"}, {"0", "false", "f", "no", "n"}
+SECONDS_PER_DAY = 86_400
+
+
+def parse_dates(values):
+    """Days since 1970 (UTC, float) from ISO 8601 text with or without a time zone (none means
+    UTC), as Adobe's `2020-12-12 00:47:00+00:00` or `2012-10-29T08:23:56Z`; NaN where unreadable."""
+    text = pd.Series(values, dtype=object).fillna("").astype(str).str.strip()
+    parsed = pd.to_datetime(text.where(text != ""), utc=True, errors="coerce", format="ISO8601")
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return (seconds / SECONDS_PER_DAY).astype(float)
+
+
+def surface_signals(content):
+    """Counts a reader sees at a glance: length, words, links, mentions, hashtags, emoji, ? and !."""
+    text = pd.Series(content, dtype=object).fillna("").astype(str)
+    columns = [text.str.len(), text.str.split().str.len(), text.str.count(LINK), text.str.count(MENTION),
+               text.str.count(HASHTAG), text.str.count(EMOJI), text.str.count(r"\?"), text.str.count("!"),
+               text.str.match(r"\s*(<mention>|@\w)")]
+    return pd.DataFrame(dict(zip(SIGNAL_FEATURES["surface"], columns)), index=text.index).astype(float)
+
+
+def media_signals(media):
+    """Photo, video and GIF counts from Adobe's media lists; an empty cell means none. A cell that
+    is not such a list is missing (NaN); returns (frame, malformed count)."""
+    text = pd.Series(media, dtype=object).fillna("").astype(str).str.strip()
+    counts = pd.DataFrame({column: text.str.count(rf"\b{kind}\(")
+                           for column, kind in zip(SIGNAL_FEATURES["media"], MEDIA_KINDS)}, index=text.index)
+    empty = text.isin(["", "[]"])
+    listed = text.str.startswith("[") & text.str.endswith("]") & (counts.sum(axis=1) > 0)
+    counts = counts.astype(float).where(empty | listed)
+    return counts, int((~(empty | listed)).sum())
+
+
+def time_signals(days, usernames, stats):
+    """Hour and weekday (UTC), and days since the account's first training tweet (NaN when the
+    account or the date is unknown)."""
+    moments = pd.to_datetime(days * SECONDS_PER_DAY, unit="s", utc=True)
+    first_day = key_stats(stats, "user", usernames)["first_day"].to_numpy(dtype=float)
+    return pd.DataFrame(dict(zip(SIGNAL_FEATURES["time"], [moments.dt.hour.to_numpy(dtype=float),
+                                                            moments.dt.day_of_week.to_numpy(dtype=float),
+                                                            days.to_numpy() - first_day])), index=days.index)
+
+
+def reply_signals(values):
+    """1 for a reply, 0 for not, from true/false, yes/no or 1/0; anything else is missing."""
+    text = pd.Series(values, dtype=object).fillna("").astype(str).str.strip().str.lower()
+    flag = text.map(lambda v: 1.0 if v in TRUE_WORDS else 0.0 if v in FALSE_WORDS else np.nan)
+    return pd.DataFrame({SIGNAL_FEATURES["reply"][0]: flag}, index=text.index), int(((text != "") & flag.isna()).sum())
+
+
+def signal_features(table, stats):
+    """Every signal group's columns (NaN for a group whose source column `table` lacks), the groups
+    found, and per group the count of cells that could not be read."""
+    parts, found, malformed = [], [], {}
+    for group, source in SIGNAL_SOURCE.items():
+        if source not in table.columns:
+            parts.append(pd.DataFrame(np.nan, index=table.index, columns=SIGNAL_FEATURES[group]))
+            continue
+        found.append(group)
+        if group == "surface":
+            frame, bad = surface_signals(table[source]), 0
+        elif group == "media":
+            frame, bad = media_signals(table[source])
+        elif group == "time":
+            days = parse_dates(table[source])
+            frame = time_signals(days, table["username"], stats)
+            bad = int((days.isna() & (table[source].fillna("").astype(str).str.strip() != "")).sum())
+        else:
+            frame, bad = reply_signals(table[source])
+        parts.append(frame)
+        malformed[group] = bad
+    return pd.concat(parts, axis=1), found, malformed
