@@ -152,8 +152,29 @@ def test_new_embedding_model_makes_models_stale(pipeline_copy):
 
 
 def test_models_of_different_feature_sets_are_not_mixed(pipeline_copy):
-    run("04_train_regressors", "--features", "seed")
+    expect_error(f"{common.CLASSIFIER} is stale: it was made with features=", "04_train_regressors",
+                 "--features", "seed")
+    run("03b_train_classifier_improved", "--features", "seed")
     expect_error("rerun 04_train_regressors.py", "05_predict_likes")
+
+
+def test_a_retrained_classifier_makes_the_combiner_stale(pipeline_copy):
+    run("03b_train_classifier_improved", "--seed", "7")
+    expect_error(f"{common.COMBINER} is stale: it was made with classifier_sha256=", "05_predict_likes")
+
+
+def test_regressors_of_two_runs_of_04_are_not_mixed(pipeline_copy, pipeline_dir):
+    """An interrupted 04 leaves some regressors of the new run beside the old ones."""
+    run("04_train_regressors", "--seed", "7")
+    (pipeline_copy / common.REGRESSOR.format(k=2)).write_bytes((pipeline_dir / common.REGRESSOR.format(k=2)).read_bytes())
+    expect_error(f"{common.REGRESSOR.format(k=2)} is stale: it was made with run_id=", "05_predict_likes")
+
+
+def test_history_stats_of_another_run_of_01_are_refused(small_csv, pipeline_copy, workdir):
+    before = (pipeline_copy / common.HISTORY_CSV).read_bytes()
+    run("01_create_classes", "--input", small_csv, "--seed", "7")
+    (pipeline_copy / common.HISTORY_CSV).write_bytes(before)  # as if 01 had died before its last write
+    expect_error(f"{common.HISTORY_CSV} is not the file {common.THRESHOLDS_JSON} was written with", "05_predict_likes")
 
 
 def test_new_tweets_without_content_column(pipeline_copy):

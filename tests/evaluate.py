@@ -1,0 +1,123 @@
+"""Evaluation you can rerun (not part of the test run): the configurations of the README's tables
+on one CSV and split, over several seeds, printed as one table of test-row figures.
+
+For each seed it runs 01 (split and history with that seed), 02 once (the texts don't change
+with the seed, so later seeds reuse the embeddings), then 03b, 04 and 05 for each feature
+configuration, in one working folder, and reads each run's metrics.json. The seed moves the
+split, the validation slice and XGBoost's sampling together, so the spread is the honest one.
+
+Rows: every method of 05's report for the default features (over all seeds), and, on the first
+seed only, the learned routing and the single regressor for each ablation (a feature group
+dropped) and for the original design (--features seed). Columns: log1p RMSE (mean and min-max
+over seeds), MAE, Spearman, viral-class log MAE, viral precision/recall of predicting above the
+viral threshold, and the classifier's macro-F1 / viral recall.
+
+Usage: python tests/evaluate.py --input TWEETS.csv [--split random|account|company|time]
+           [--seeds 42,43,44] [--ablations all,-text all,-history ...] [--workdir DIR] [--rows N]
+"""
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_DIR))
+import common  # noqa: E402
+
+DEFAULT_ABLATIONS = ("all,-text", "all,-history", "all,-surface", "all,-media", "all,-time", "history", "seed")
+METHODS = ("global median", "per-account median", "per-company median", "single regressor",
+           "two-stage, learned routing", "two-stage, soft routing", "two-stage, hard routing",
+           "two-stage, oracle routing")
+
+
+def stage(name, *args, log):
+    """Run one script's main in-process, its receipt going to `log`."""
+    with contextlib.redirect_stdout(log):
+        importlib.import_module(name).main([str(a) for a in args])
+
+
+def run_config(features, seed, log):
+    for name in ("03b_train_classifier_improved", "04_train_regressors"):
+        stage(name, "--features", features, "--seed", seed, log=log)
+    stage("05_predict_likes", "--no-plots", log=log)
+    return json.loads(Path("metrics.json").read_text())
+
+
+def figures(metrics, method):
+    score = metrics["regression"][method]
+    return {"rmse": score["log_rmse"], "mae": score["log_mae"], "spearman": score["spearman"],
+            "viral_mae": score["log_mae_by_class"]["viral"], "viral_p": score["viral_precision"],
+            "viral_r": score["viral_recall"], "macro_f1": metrics["classifier"]["macro_f1"],
+            "clf_viral_r": metrics["classifier"]["per_class"]["viral"]["recall"]}
+
+
+def fmt(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, help="CSV/.xlsx of tweets with likes")
+    parser.add_argument("--split", default="random", choices=("random", "account", "company", "time"))
+    parser.add_argument("--seeds", default="42,43,44", help="comma list; the spread is over these")
+    parser.add_argument("--ablations", nargs="*", default=DEFAULT_ABLATIONS,
+                        help="--features values run on the first seed beside the default")
+    parser.add_argument("--rows", type=int, default=0, help="a seeded sample of this many rows (0: all)")
+    parser.add_argument("--workdir", default="evaluation", help="working folder (embeddings are reused there)")
+    parser.add_argument("--json", default=None, help="also write the raw figures here")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    source = Path(args.input).resolve()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chdir(workdir)
+    if args.rows:
+        tweets = common.read_table(source)
+        tweets.sample(n=min(args.rows, len(tweets)), random_state=0).to_csv("sample.csv", index=False)
+        source = Path("sample.csv").resolve()
+    started = time.perf_counter()
+    results = {"default": [], **{features: [] for features in args.ablations}}
+    with open("evaluate.log", "a", buffering=1) as log:
+        for index, seed in enumerate(seeds):
+            stage("01_create_classes", "--input", source, "--split", args.split, "--seed", seed, log=log)
+            stage("02_generate_embeddings", log=log)
+            for features in ["default", *(args.ablations if index == 0 else [])]:
+                results[features].append(run_config(common.DEFAULT_FEATURES if features == "default" else features,
+                                                    seed, log))
+                print(f"  seed {seed}, features {features}: done at {time.perf_counter() - started:.0f}s",
+                      file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+    columns = ("rmse", "mae", "spearman", "viral_mae", "viral_p", "viral_r")
+    print(f"\n{source.name}, {args.split} split, test rows {results['default'][0]['settings']['rows_scored']}, "
+          f"seeds {args.seeds} (default) / {seeds[0]} (others); log1p(likes) errors, mean (min-max)")
+    print("| features | method | RMSE | MAE | Spearman | viral MAE | viral P | viral R | macro-F1 / viral recall |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for features, runs in results.items():
+        methods = METHODS if features == "default" else ("single regressor", "two-stage, learned routing") + \
+            (("two-stage, hard routing", "two-stage, soft routing") if features == "seed" else ())
+        for method in methods:
+            rows = [figures(m, method) for m in runs]
+            cells = [fmt([r[c] for r in rows]) for c in columns]
+            classifier = f"{fmt([r['macro_f1'] for r in rows])} / {fmt([r['clf_viral_r'] for r in rows])}" \
+                if method.startswith("two-stage") else ""
+            print(f"| {features} | {method} | " + " | ".join(cells) + f" | {classifier} |")
+    print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
+          f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''})")
+
+
+if __name__ == "__main__":
+    main()
