@@ -64,14 +64,19 @@ def test_thresholds_come_from_training_rows_only(workdir):
 
 
 def test_history_features_never_see_their_own_row():
-    # One account, all tweets at 10 likes but one at a million: out-of-fold, the outlier's own
-    # history must be that of the other tweets, and nobody else's median may move.
-    table = tweets(100, likes=np.array([10.0] * 99 + [1e6]), users=["solo"] * 100)
-    is_train = np.ones(100, dtype=bool)
-    history = create_classes.history_features(table, is_train, "random", seed=0)
-    assert history["user_median_log_likes"].tolist() == pytest.approx([np.log1p(10)] * 100)
-    assert history.loc[99, "user_mean_log_likes"] < np.log1p(11)
-    assert history["user_log_count"].between(np.log1p(60), np.log1p(99)).all()
+    # One account, every tweet with its own number of likes. Rows that share a history share a
+    # fold, and their history must be exactly that of the rows outside it: a row that saw its
+    # own likes (or its fold's) would have more rows behind it, and another mean and median.
+    log_likes = np.log1p(np.arange(100.0) ** 2)
+    table = tweets(100, likes=np.expm1(log_likes), users=["solo"] * 100)
+    history = create_classes.history_features(table, np.ones(100, dtype=bool), "random", seed=0)
+    folds = history.groupby(["user_log_count", "user_mean_log_likes", "user_median_log_likes"]).groups
+    assert len(folds) > 1
+    for (log_count, mean, median), rows in folds.items():
+        seen = np.setdiff1d(np.arange(100), rows)
+        assert log_count == pytest.approx(np.log1p(len(seen)))
+        assert mean == pytest.approx(log_likes[seen].mean())  # the smoothing prior is their mean too
+        assert median == pytest.approx(np.median(log_likes[seen]))
 
 
 def test_unseen_accounts_get_the_prior():

@@ -1,6 +1,5 @@
 """End to end: 01 to 05 on a few hundred synthetic tweets with the real MiniLM model."""
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,8 @@ def test_every_script_answers_help(capsys):
         assert "usage:" in capsys.readouterr().out
 
 
-def test_files_shapes_and_alignment(pipeline_dir):
-    os.chdir(pipeline_dir)
+def test_files_shapes_and_alignment(pipeline_dir, monkeypatch):
+    monkeypatch.chdir(pipeline_dir)
     table, info = common.load_classed()
     assert len(table) == SMALL_ROWS
     assert set(table["split"]) == {"train", "test"}
@@ -59,8 +58,8 @@ def test_predictions_cover_test_rows(pipeline_dir):
     assert set(predictions["predicted_class"]) <= {0, 1, 2}
 
 
-def test_models_record_their_inputs(pipeline_dir):
-    os.chdir(pipeline_dir)
+def test_models_record_their_inputs(pipeline_dir, monkeypatch):
+    monkeypatch.chdir(pipeline_dir)
     table, info = common.load_classed()
     n_train = int((table["split"] == "train").sum())
     classifier = common.load_artifact(common.CLASSIFIER, {"classed_csv_sha256": info["classed_csv_sha256"]})
