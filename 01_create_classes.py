@@ -108,7 +108,8 @@ def main(argv=None):
     parser.add_argument("--split", choices=("random", "account", "company"), default="random",
                         help="random rows, or whole accounts / companies held out for testing")
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of rows held out")
-    parser.add_argument("--seed", type=int, default=common.SEED, help="seed for the split and history folds")
+    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED,
+                        help="seed for the split and history folds")
     args = parser.parse_args(argv)
     if not 0 < args.test_fraction < 1:
         common.fail(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
@@ -161,4 +162,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

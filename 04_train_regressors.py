@@ -57,11 +57,12 @@ def main(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--features", choices=common.FEATURE_SETS, default=common.DEFAULT_FEATURES,
                         help="seed: combined embeddings; history: combined embeddings + history features")
-    parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS, help="most boosting rounds")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
-    parser.add_argument("--max-depth", type=int, default=MAX_DEPTH)
-    parser.add_argument("--seed", type=int, default=common.SEED)
+    parser.add_argument("--n-estimators", type=common.positive_int, default=N_ESTIMATORS, help="most boosting rounds")
+    parser.add_argument("--learning-rate", type=common.positive_float, default=LEARNING_RATE)
+    parser.add_argument("--max-depth", type=common.positive_int, default=MAX_DEPTH)
+    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED)
     args = parser.parse_args(argv)
+    common.check_writable([*(common.REGRESSOR.format(k=k) for k in range(3)), common.GLOBAL_REGRESSOR])
     started = time.perf_counter()
 
     table, info = common.load_classed()
@@ -100,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

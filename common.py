@@ -4,10 +4,14 @@ the embedding model and device, input reading, provenance checks and atomic writ
 Every generated file goes to the current working directory; the scripts themselves (and the
 embedded data/) are found relative to this file, so the pipeline runs from any folder.
 """
+import argparse
+import errno
 import hashlib
 import json
+import math
 import os
-import tempfile
+import secrets
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -70,6 +74,44 @@ def fail(message):
     """Stop with a one-line message and exit code 1: for problems the user can fix (bad input,
     missing or stale files), which deserve a sentence, not a traceback."""
     raise SystemExit(f"error: {message}")
+
+
+# Faults of the machine, not of the code: they deserve a line, not a traceback.
+USER_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def run(main):
+    """Each script's entry point. main() raises as usual (tests call it directly); here Ctrl-C
+    and a full disk or read-only folder become one line on stderr and a nonzero exit code."""
+    script = Path(main.__code__.co_filename).name
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Every write is atomic: what was finished is intact, what was not left no trace.
+        print(f"\nerror: interrupted; rerun {script} to resume or redo it", file=sys.stderr)
+        sys.exit(130)  # 128 + SIGINT, as shells report it
+    except OSError as error:
+        if error.errno not in USER_FAULTS:
+            raise
+        sys.exit(f"error: {error.filename or script}: {error.strerror}")
+
+
+def _checked(convert, test, wanted):
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+    return parse
+
+
+# argparse `type=`s for every numeric setting, so a bad value is refused before any work starts.
+positive_int = _checked(int, lambda v: v > 0, "an integer > 0")
+non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _checked(float, lambda v: 0 < v < math.inf, "a finite number > 0")
 
 
 # ---------------------------------------------------------------------------------- input tables
@@ -225,22 +267,52 @@ def _short(value):
 
 # --------------------------------------------------------------------------------- atomic writes
 
+def check_writable(paths):
+    """Fail before any expensive work if an output could not be written: its folder is missing
+    or read-only (a stage should not train for minutes and then fail to save)."""
+    for path in paths:
+        folder = Path(path).absolute().parent
+        if not folder.is_dir():
+            fail(f"cannot write {path}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            fail(f"cannot write {path}: folder {folder} is not writable")
+        if Path(path).is_dir():
+            fail(f"cannot write {path}: it is a folder")
+
+
 def atomic_write(path, write):
     """Call write(tmp_path), then rename onto `path`: a failure never leaves a half-written file
-    and never destroys the previous good one."""
+    and never destroys the previous good one. A full disk or similar ends in one line naming
+    the file."""
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        # Created like any new file, 0666 less the umask (mkstemp's private 0600 would survive
+        # the rename and lock teammates out).
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         write(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        fail(f"could not write {path}: {error.strerror or error}")
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def save_json(path, data):
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+    """Strict JSON (no NaN or Infinity, which strict readers reject): a non-finite figure is
+    written as null, "no figure"."""
+    text = json.dumps(_finite_or_none(data), indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 def save_csv(path, table):
@@ -263,16 +335,18 @@ def save_artifact(path, model, meta):
 # ------------------------------------------------------------------------------------ run context
 
 def pick_device(requested="auto"):
-    """CUDA, then Apple MPS, then CPU; `requested` forces one."""
-    if requested != "auto":
-        return requested
+    """CUDA, then Apple MPS, then CPU; `requested` forces one, if this machine has it."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    available = {"cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+                 "cpu": True}
+    if requested == "auto":
+        return next(device for device, present in available.items() if present)
+    if not available[requested]:
+        fail(f"--device {requested}: this machine has no {requested.upper()} device that torch can "
+             f"use; pick --device auto or cpu")
+    return requested
 
 
 def xgboost_device():

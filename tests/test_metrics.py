@@ -50,8 +50,20 @@ def test_group_median_falls_back_for_unseen_and_empty_keys():
     assert medians.tolist() == pytest.approx([2.0, 5.0, -1.0, -1.0])
 
 
+def strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_files_are_strict(workdir):
+    common.save_json("figures.json", {"rmse": float("inf"), "spearman": float("nan"), "by_class": [1.5, float("-inf")]})
+    assert strict_json((workdir / "figures.json").read_text()) == {"rmse": None, "spearman": None,
+                                                                   "by_class": [1.5, None]}
+
+
 def test_metrics_json_structure(pipeline_dir):
-    metrics = json.loads((pipeline_dir / predict_likes.METRICS_JSON).read_text())
+    metrics = strict_json((pipeline_dir / predict_likes.METRICS_JSON).read_text())
     table = pd.read_csv(pipeline_dir / common.CLASSED_CSV)
     methods = ["global median", "per-account median", "per-company median", "single regressor",
                "two-stage, hard routing", "two-stage, soft routing", "two-stage, oracle routing"]
