@@ -199,7 +199,7 @@ def require(paths):
 def load_classed():
     """The classed CSV written by 01, with its thresholds and the fingerprint others check."""
     require([CLASSED_CSV, THRESHOLDS_JSON])
-    info = json.loads(Path(THRESHOLDS_JSON).read_text())
+    info = read_json(THRESHOLDS_JSON)
     sha = file_sha256(CLASSED_CSV)
     if info.get("classed_csv_sha256") != sha:
         fail(f"{CLASSED_CSV} changed after {THRESHOLDS_JSON} was written; "
@@ -217,7 +217,7 @@ def load_embeddings(kind, table):
     """Memory-map embeddings_{kind}.npy and check that it encodes exactly the texts of `table`."""
     path = EMBEDDINGS_CONTENT if kind == "content" else EMBEDDINGS_COMBINED
     require([path, EMBEDDINGS_META])
-    meta = json.loads(Path(EMBEDDINGS_META).read_text()).get(kind, {})
+    meta = read_json(EMBEDDINGS_META).get(kind, {})
     if not {"texts_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
         fail(f"{EMBEDDINGS_META} lacks a complete record of {path} (an older or damaged file); "
              "rerun 02_generate_embeddings.py")
@@ -225,11 +225,27 @@ def load_embeddings(kind, table):
     if meta["texts_sha256"] != texts_fingerprint(texts):
         fail(f"{path} was made from other texts than {CLASSED_CSV} holds now; "
              "rerun 02_generate_embeddings.py")
-    matrix = np.load(path, mmap_mode="r")
+    try:
+        matrix = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as error:  # a truncated or overwritten file
+        fail(f"{path} is damaged ({error}); rerun 02_generate_embeddings.py")
     if matrix.shape != (len(table), meta["dim"]):
         fail(f"{path} has shape {matrix.shape}, expected ({len(table)}, {meta['dim']}); "
              "rerun 02_generate_embeddings.py")
     return matrix, meta
+
+
+def read_json(path):
+    """A JSON file this pipeline wrote, or a one-line error naming the script that remakes it."""
+    require([path])
+    try:
+        data = json.loads(Path(path).read_text())
+        problem = None if isinstance(data, dict) else "not a JSON object"
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. cut short by a full disk
+        problem = error
+    if problem:
+        fail(f"{path} is damaged ({problem}); rerun {MAKERS.get(Path(path).name)}")
+    return data
 
 
 def training_provenance(info, embeddings_meta):
@@ -246,7 +262,11 @@ def load_artifact(path, expect):
     import joblib
 
     require([path])
-    bundle = joblib.load(path)
+    try:
+        bundle = joblib.load(path)
+    except Exception as error:  # unpickling a damaged file fails in any of a dozen ways
+        fail(f"{path} could not be loaded ({type(error).__name__}: {error}): it is damaged or "
+             f"was written by other library versions; rerun {MAKERS.get(Path(path).name)}")
     if not isinstance(bundle, dict) or "model" not in bundle or "meta" not in bundle:
         fail(f"{path} is not an artifact of this pipeline; rerun {MAKERS.get(Path(path).name)}")
     check_provenance(path, bundle["meta"], expect)
