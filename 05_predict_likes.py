@@ -5,9 +5,10 @@ Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01
        embeddings_*.npy (02), classifier_model_improved.joblib (03),
        regressor_model_class_{0,1,2}.joblib and regressor_model_global.joblib (04);
        with --input, a CSV/.xlsx of new tweets (likes optional), embedded here
-Writes final_predictions.csv         the input columns plus predicted_class, class probabilities
-                                     and predicted_likes
-       when actual likes are known:
+Writes final_predictions.csv         the input columns as they were, plus predicted_class, class
+                                     probabilities and predicted_likes (--output: never onto the
+                                     input or a pipeline file)
+       when actual likes are known (else an earlier run's copies are removed):
        metrics.json                  every figure below, with the settings that produced it
        predicted_vs_actual.png       predicted against actual likes, log-log
        confusion_matrix.png          the classifier's confusion matrix
@@ -16,7 +17,8 @@ By default it predicts the test rows of 01's split, reusing their stored embeddi
 are known it prints, on the same rows, the two-stage prediction beside simple alternatives: the
 global median, per-account and per-company medians, one global regressor, soft routing (the
 specialists mixed by class probability), and oracle routing (the true class: the ceiling a
-perfect classifier would reach).
+perfect classifier would reach). Rows of --input that are training rows (same content and
+username) are counted and flagged: their figures are in-sample.
 
 Routing: `hard` sends a tweet to the class the classifier picks (the original design);
 `soft` averages the three specialists' log1p predictions weighted by the class probabilities.
@@ -33,7 +35,10 @@ Usage: python 05_predict_likes.py [--input NEW.csv] [--routing hard|soft] [--out
 """
 import argparse
 import importlib
+import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,6 +49,9 @@ METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
 CONFUSION_PNG = "confusion_matrix.png"
 DEFAULT_ROUTING = "soft"
+# The user's files and the pipeline's own: --output may never land on one of them.
+PIPELINE_FILES = (*common.MAKERS, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
+OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes"]
 
 
 # -------------------------------------------------------------------------------------- metrics
@@ -207,6 +215,11 @@ def report(table, train, info, predictions, routing):
     return {"regression": scores, "classifier": classification}
 
 
+def same_file(a, b):
+    a, b = Path(a), Path(b)
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -223,7 +236,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
+    common.check_writable([args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG])
     table, info = common.load_classed()
+    for path in (*PIPELINE_FILES, info["input"], args.input):
+        if path is not None and same_file(args.output, path):
+            common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
+                        "its inputs or its own files: pick another name")
     train = table[table["split"] == "train"]
     if args.input is None:
         rows = np.flatnonzero((table["split"] == "test").to_numpy())
@@ -233,13 +251,19 @@ def main(argv=None):
             embeddings[kind] = matrix[rows]
         classifier, regressors, global_regressor = load_models(info, embeddings_meta)
         tweets = table.iloc[rows].reset_index(drop=True)
+        original = tweets.drop(columns=common.HISTORY_FEATURES + ["split"])
+        in_training = np.zeros(len(tweets), dtype=bool)  # held out by 01's split
         source = f"test rows of {common.CLASSED_CSV}"
     else:
         common.require([common.HISTORY_CSV])
         classifier, regressors, global_regressor = load_models(info)
-        tweets = common.read_table(args.input, required=("content", "username"))
-        if "likes" in tweets.columns:
-            tweets["likes"] = common.clean_likes(tweets["likes"])
+        # `original` is what the user gave, returned as it was; `tweets` is what the models read.
+        tweets, original = common.read_table(args.input, required=("content", "username"))
+        taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
+        if taken:
+            common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
+        in_training = pd.MultiIndex.from_frame(tweets[["content", "username"]]).isin(
+            pd.MultiIndex.from_frame(train[["content", "username"]]))
         stats = pd.read_csv(common.HISTORY_CSV, dtype={"key": str}, keep_default_na=False)
         tweets[common.HISTORY_FEATURES] = common.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
         embeddings = embed_new_tweets(tweets, classifier, args)
@@ -252,7 +276,7 @@ def main(argv=None):
     predictions = predict(classifier, regressors, global_regressor, X_classifier, X_regressor)
     chosen_log = predictions[args.routing]
 
-    output = tweets.drop(columns=common.HISTORY_FEATURES + ["split"], errors="ignore")
+    output = original.copy()
     output["predicted_class"] = predictions["predicted_class"]
     for k, name in enumerate(common.CLASS_NAMES):
         output[f"probability_{name}"] = predictions["probabilities"][:, k].round(4)
@@ -260,25 +284,46 @@ def main(argv=None):
     common.save_csv(args.output, output)
     print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
 
-    known = tweets["likes"].notna().to_numpy() if "likes" in tweets.columns else np.zeros(len(tweets), bool)
+    likes = common.clean_likes(tweets.get("likes", pd.Series(np.nan, tweets.index)))
+    known = likes.notna().to_numpy()
+    if "likes" not in tweets.columns:
+        print("no likes column: predicted, nothing to score")
+    elif not known.all():
+        print(f"{(~known).sum()} rows have no usable likes ({common.bad_likes(tweets['likes'])}): "
+              "predicted but not scored")
+    # A tweet the models trained on scores far better than a new one: never let that pass unseen.
+    in_sample = int((in_training & known).sum())
+    if in_training.any():
+        print(f"warning: {in_training.sum()} of {len(tweets)} rows are training rows of {common.CLASSED_CSV} "
+              f"(same content and username); {in_sample} of them are scored, so the figures are "
+              "partly in-sample and flatter the model", file=sys.stderr)
+    written = []
     if known.any():
         subset = {key: value[known] for key, value in predictions.items()}
-        metrics = report(tweets[known].reset_index(drop=True), train, info, subset, args.routing)
+        scored = tweets[known].assign(likes=likes[known]).reset_index(drop=True)
+        metrics = report(scored, train, info, subset, args.routing)
         metrics["settings"] = {
-            "source": str(source), "rows_scored": int(known.sum()), "routing": args.routing,
-            "features": features, "split": info["split"], "thresholds": info["thresholds"],
+            "source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
+            "routing": args.routing, "features": features, "split": info["split"], "thresholds": info["thresholds"],
             "train_rows": int(len(train)), "embedding_model": classifier["meta"]["embedding_model"],
             "embedding_mode": classifier["meta"]["embedding_mode"],
             "classifier_rounds": classifier["meta"]["best_iteration"] + 1,
             "regressor_rounds": [r["meta"]["rounds"] for r in regressors],
         }
         common.save_json(METRICS_JSON, metrics)
-        written = [METRICS_JSON]
+        written.append(METRICS_JSON)
         if not args.no_plots:
-            save_plots(tweets["likes"].to_numpy(dtype=float)[known], output["predicted_likes"].to_numpy()[known],
+            save_plots(likes.to_numpy()[known], output["predicted_likes"].to_numpy()[known],
                        metrics["classifier"]["confusion_matrix"], args.routing)
             written += [SCATTER_PNG, CONFUSION_PNG]
-        print(f"wrote {', '.join(written)}")
+        print(f"wrote {', '.join(written)}" + (f" ({in_sample} in-sample rows)" if in_sample else ""))
+    # The evaluation files describe one prediction run: an older one's would pass for this one's.
+    stale = [path for path in (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
+             if path not in written and Path(path).exists()]
+    for path in stale:
+        Path(path).unlink()
+    if stale:
+        print(f"removed {', '.join(stale)} of an earlier run: they do not describe these predictions")
     print(f"done in {common.seconds_since(started)}")
 
 

@@ -69,6 +69,11 @@ CLASSIFIER_EMBEDDINGS = {"seed": "content", "history": "content"}
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
 
+# A like is one account's click: 1e10 is more than there are people on Earth, and the most-liked
+# tweets ever have about 1e7. A bigger count is a broken cell, not a tweet (and 1e19 would
+# overflow int64 on its way into the classed CSV).
+MAX_LIKES = 1e10
+
 
 def fail(message):
     """Stop with a one-line message and exit code 1: for problems the user can fix (bad input,
@@ -117,19 +122,24 @@ positive_float = _checked(float, lambda v: 0 < v < math.inf, "a finite number > 
 # ---------------------------------------------------------------------------------- input tables
 
 def read_table(path, required=("content", "username", "likes")):
-    """Read a CSV or .xlsx export, normalise the company column to `company` and the text columns
-    to plain strings (missing -> ""). `required` may omit `likes` for new tweets."""
+    """Read a CSV or .xlsx export: (table, original). `table` has the company column named
+    `company` and the text columns as plain stripped strings (missing -> ""); `original` is the
+    file as read, every cell as text, for outputs that must give the user's columns back
+    unchanged. `required` may omit `likes` for new tweets."""
     path = Path(path)
     if not path.is_file():
         fail(f"input file not found: {path}")
+    if path.suffix.lower() == ".xls":
+        fail(f"{path} is a legacy Excel file (.xls), which this pipeline does not read; "
+             "save it as .xlsx or as UTF-8 CSV")
+    # Everything as text, so ids and usernames like "007" pass through unchanged; only empty
+    # cells are missing ("NA" is a username); utf-8-sig strips a byte-order mark.
+    as_text = {"dtype": str, "keep_default_na": False, "na_values": [""]}
     try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            table = pd.read_excel(path, dtype=str)
+        if path.suffix.lower() == ".xlsx":
+            original = pd.read_excel(path, **as_text)
         else:
-            # Everything as text, so ids and usernames like "007" pass through unchanged;
-            # utf-8-sig strips a byte-order mark; only empty cells are missing ("NA" is a name).
-            table = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False,
-                                na_values=[""])
+            original = pd.read_csv(path, encoding="utf-8-sig", **as_text)
     except pd.errors.EmptyDataError:
         fail(f"{path} is empty: expected a header row and tweets")
     except UnicodeDecodeError as error:
@@ -137,7 +147,13 @@ def read_table(path, required=("content", "username", "likes")):
              "re-save it as UTF-8 CSV")
     except (pd.errors.ParserError, ValueError, OSError, zipfile.BadZipFile) as error:
         fail(f"could not read {path}: {error}")
+    table = original.copy()
     table.columns = [str(column).strip() for column in table.columns]
+    doubled = sorted(set(table.columns[table.columns.duplicated()]))
+    if doubled:
+        fail(f"{path} has more than one column named {doubled} once surrounding spaces are "
+             f"removed ({[c for c in original.columns if str(c).strip() in doubled]}); "
+             "rename or drop the extra one")
     if "company" not in table.columns and "inferred company" in table.columns:
         table = table.rename(columns={"inferred company": "company"})
     missing = [c for c in (*required, "company") if c not in table.columns]
@@ -148,7 +164,7 @@ def read_table(path, required=("content", "username", "likes")):
         fail(f"{path} has a header but no rows")
     for column in TEXT_COLUMNS:
         table[column] = table[column].fillna("").astype(str).str.strip()
-    return table.reset_index(drop=True)
+    return table.reset_index(drop=True), original.reset_index(drop=True)
 
 
 def assign_classes(likes, thresholds):
@@ -158,9 +174,18 @@ def assign_classes(likes, thresholds):
 
 
 def clean_likes(likes):
-    """Likes as float; text, negative and missing counts become NaN (the caller decides)."""
+    """Likes as float; missing, text, negative and too large (> MAX_LIKES, or infinite) counts
+    become NaN (the caller decides)."""
     numeric = pd.to_numeric(likes, errors="coerce").astype(float)
-    return numeric.where(numeric >= 0)
+    return numeric.where((numeric >= 0) & (numeric <= MAX_LIKES))
+
+
+def bad_likes(likes):
+    """Why clean_likes refuses the values it refuses, counted, as "2 missing, 1 negative"."""
+    numeric = pd.to_numeric(likes, errors="coerce").astype(float)
+    reasons = {"missing": likes.isna(), "not a number": likes.notna() & numeric.isna(),
+               "negative": numeric < 0, f"above {MAX_LIKES:.0e} or infinite": numeric > MAX_LIKES}
+    return ", ".join(f"{int(rows.sum())} {reason}" for reason, rows in reasons.items() if rows.any())
 
 
 def combined_texts(table):

@@ -76,7 +76,7 @@ def test_metrics_json_structure(pipeline_dir):
     assert np.sum(classifier["confusion_matrix"]) == (table["split"] == "test").sum()
     assert set(classifier["per_class"]) == set(common.CLASS_NAMES)
     settings = metrics["settings"]
-    assert settings["rows_scored"] == (table["split"] == "test").sum()
+    assert settings["rows_scored"] == (table["split"] == "test").sum() and settings["in_sample_rows"] == 0
     assert settings["routing"] == predict_likes.DEFAULT_ROUTING and settings["features"] == common.DEFAULT_FEATURES
     assert settings["train_rows"] == (table["split"] == "train").sum() and settings["split"] == "random"
     for plot in (predict_likes.SCATTER_PNG, predict_likes.CONFUSION_PNG):

@@ -96,7 +96,7 @@ def test_no_test_row_reaches_training(small_csv, pipeline_dir, workdir):
         assert (before[column] == after[column]).all()
 
 
-def test_new_tweets_without_likes(pipeline_copy):
+def test_new_tweets_without_likes(pipeline_copy, capsys):
     new = pd.DataFrame({
         "username": ["adobe", "someone_new", ""],
         "inferred company": ["adobe", "unknown co", ""],
@@ -104,13 +104,15 @@ def test_new_tweets_without_likes(pipeline_copy):
         "extra column": [1, 2, 3],
     })
     new.to_csv(pipeline_copy / "new.csv", index=False)
-    (pipeline_copy / "metrics.json").unlink()
     run("05_predict_likes", "--input", "new.csv", "--output", "new_predictions.csv")
     predictions = pd.read_csv(pipeline_copy / "new_predictions.csv", keep_default_na=False)
     assert len(predictions) == 3
     assert list(predictions["extra column"]) == [1, 2, 3]
     assert (predictions["predicted_likes"] >= 0).all() and np.isfinite(predictions["predicted_likes"]).all()
-    assert not (pipeline_copy / "metrics.json").exists()  # nothing to score without likes
+    # Nothing to score without likes, and the last run's scores must not pass for these.
+    assert "removed metrics.json, predicted_vs_actual.png, confusion_matrix.png of an earlier run" in \
+        capsys.readouterr().out
+    assert not (pipeline_copy / "metrics.json").exists() and not list(pipeline_copy.glob("*.png"))
 
 
 def test_company_column_name_is_accepted(small_csv, workdir):
