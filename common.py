@@ -290,7 +290,7 @@ def load_artifact(path, expect):
     try:
         bundle = joblib.load(path)
     except Exception as error:  # unpickling a damaged file fails in any of a dozen ways
-        fail(f"{path} could not be loaded ({type(error).__name__}: {error}): it is damaged or "
+        fail(f"{path} could not be loaded ({error!r}): it is damaged or "
              f"was written by other library versions; rerun {MAKERS.get(Path(path).name)}")
     if not isinstance(bundle, dict) or "model" not in bundle or "meta" not in bundle:
         fail(f"{path} is not an artifact of this pipeline; rerun {MAKERS.get(Path(path).name)}")
