@@ -41,6 +41,10 @@ TEST_FRACTION = 0.2
 HISTORY_FOLDS = 5
 MIN_ROWS = 40  # below this the three classes and the validation slice get too thin to train on
 MIN_TRAIN_ROWS_PER_CLASS = 2
+# Whole groups move in one piece, so a group split lands near --test-fraction, not on it; beyond
+# 5 percentage points (a quarter of the default 20%) the split is not what was asked for.
+SPLIT_TOLERANCE = 0.05
+DERIVED_COLUMNS = ("split", "popularity_class", *common.feature_columns(common.FEATURE_GROUPS))
 
 
 def assign_split(table, how, test_fraction, seed, days=None):
@@ -64,6 +68,11 @@ def assign_split(table, how, test_fraction, seed, days=None):
         # Take whole groups into test until it holds the wanted share of rows.
         test_groups = shuffled.index[(shuffled.cumsum() - shuffled) < len(table) * test_fraction]
         is_test = groups.isin(test_groups).to_numpy()
+        if abs(is_test.mean() - test_fraction) > SPLIT_TOLERANCE:
+            common.fail(f"--split {how} holds out {is_test.mean():.0%} of rows, not the {test_fraction:.0%} "
+                        f"asked (±{SPLIT_TOLERANCE:.0%} points): each {column} goes whole to one side, and "
+                        f"the largest, {sizes.idxmax()!r}, holds {sizes.max() / len(table):.0%} of rows; "
+                        "try another --seed or --test-fraction, or --split random")
     if is_test.all() or not is_test.any():
         common.fail(f"--split {how} left one side empty ({is_test.sum()} test rows of {len(table)})")
     return np.where(is_test, "test", "train")
@@ -160,19 +169,25 @@ def main(argv=None):
     parser.add_argument("--split", choices=("random", "account", "company", "time"), default="random",
                         help="random rows; whole accounts / companies held out; or the latest tweets by date")
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of rows held out")
-    parser.add_argument("--seed", type=int, default=common.SEED, help="seed for the split and history folds")
+    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED,
+                        help="seed for the split and history folds")
     args = parser.parse_args(argv)
     if not 0 < args.test_fraction < 1:
         common.fail(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    common.check_writable([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
     started = time.perf_counter()
 
-    table = common.read_table(args.input)
+    table, _ = common.read_table(args.input)
+    clash = [column for column in DERIVED_COLUMNS if column in table.columns]
+    if clash:
+        common.fail(f"{args.input} already has column(s) {clash}, which this stage derives and would "
+                    "overwrite; rename them")
     likes = common.clean_likes(table["likes"])
     refused = int(likes.isna().sum())
     print(f"read {args.input}: {len(table)} rows, columns {list(table.columns)}")
     if refused:
         # One bad cell in a large export should not sink the run, but it must not pass unseen.
-        print(f"  refused {refused} rows whose likes are missing, negative or not a number")
+        print(f"  refused {refused} rows whose likes are unusable: {common.bad_likes(table['likes'])}")
     usable = likes.notna()
     days = common.parse_dates(table["date"]) if "date" in table.columns else pd.Series(np.nan, index=table.index)
     if args.split == "time":
@@ -235,4 +250,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

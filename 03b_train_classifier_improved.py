@@ -27,6 +27,7 @@ def main(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_training_arguments(parser)
     args = parser.parse_args(argv)
+    common.check_writable([common.CLASSIFIER])
     started = time.perf_counter()
 
     table, info, groups, matrices, provenance = common.training_inputs(args, ["content"])
@@ -67,4 +68,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -70,6 +70,8 @@ def main(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_training_arguments(parser)
     args = parser.parse_args(argv)
+    common.check_writable([*(common.REGRESSOR.format(k=k) for k in range(3)), common.GLOBAL_REGRESSOR,
+                           common.COMBINER])
     started = time.perf_counter()
 
     table, info, groups, matrices, provenance = common.training_inputs(args, ["combined", "content"])
@@ -124,4 +126,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -6,9 +6,10 @@ Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01
        embeddings_*.npy (02), classifier_model_improved.joblib (03),
        regressor_model_class_{0,1,2}.joblib, regressor_model_global.joblib and
        routing_combiner.json (04); with --input, a CSV/.xlsx of new tweets (likes optional)
-Writes final_predictions.csv         the input columns plus predicted_class, class probabilities,
-                                     predicted_likes (typical) and expected_likes (mean)
-       when actual likes are known:
+Writes final_predictions.csv         the input columns as they were, plus predicted_class, class
+                                     probabilities, predicted_likes (typical) and expected_likes
+                                     (mean) (--output: never onto the input or a pipeline file)
+       when actual likes are known (else an earlier run's copies are removed):
        metrics.json                  every figure below, with the settings that produced it
        predicted_vs_actual.png       predicted against actual likes, log-log
        confusion_matrix.png          the classifier's confusion matrix
@@ -16,7 +17,8 @@ Writes final_predictions.csv         the input columns plus predicted_class, cla
 By default it predicts the test rows of 01's split, reusing their stored embeddings. When likes
 are known it prints, on the same rows, every routing beside simple alternatives: the global
 median, per-account and per-company medians, the global regressor alone, and oracle routing
-(the true class: the ceiling a perfect classifier would reach).
+(the true class: the ceiling a perfect classifier would reach). Rows of --input that are
+training rows (same content and username) are counted and flagged: their figures are in-sample.
 
 Routing (--routing): `learned` (the default) is 04's combiner, a ridge regression fitted on
 training rows none of the models saw; `soft` averages the specialists' log1p predictions
@@ -32,7 +34,8 @@ Usage: python 05_predict_likes.py [--input NEW.csv] [--routing learned|soft|hard
 """
 import argparse
 import importlib
-import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +48,10 @@ METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
 CONFUSION_PNG = "confusion_matrix.png"
 DEFAULT_ROUTING = "learned"
+# The user's files and the pipeline's own: --output may never land on one of them.
+PIPELINE_FILES = (*common.MAKERS, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
+OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
+                  "expected_likes"]
 
 
 # -------------------------------------------------------------------------------------- metrics
@@ -101,7 +108,7 @@ def load_models(info, embeddings_meta=None):
             "embedding_model": embeddings_meta["content"]["model"], "embedding_mode": embeddings_meta["content"]["mode"],
             "embeddings_content_sha256": embeddings_meta["content"]["texts_sha256"]})
     common.require([common.COMBINER])
-    combiner = json.loads(Path(common.COMBINER).read_text())
+    combiner = common.read_json(common.COMBINER)
     regressor_expect = {**expect, "features": features, "run_id": combiner.get("run_id"),
                         **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
     if embeddings_meta is not None and "text" in features:
@@ -201,6 +208,11 @@ def report(tweets, actual, stats, info, parts, routes, routing, smearing):
     return {"regression": scores, "likes_scale": likes_scale, "classifier": classification}
 
 
+def same_file(a, b):
+    a, b = Path(a), Path(b)
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -211,18 +223,27 @@ def main(argv=None):
     parser.add_argument("--output", default=common.PREDICTIONS, help="where to write the predictions")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="for embedding new tweets (--input)")
-    parser.add_argument("--batch-size", type=int, default=None, help="for embedding new tweets (--input)")
+    parser.add_argument("--batch-size", type=common.positive_int, default=None,
+                        help="for embedding new tweets (--input)")
     parser.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
+    common.check_writable([args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG])
     table, info = common.load_classed()
+    for path in (*PIPELINE_FILES, info["input"], args.input):
+        if path is not None and same_file(args.output, path):
+            common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
+                        "its inputs or its own files: pick another name")
     stats = common.load_history_stats()
     classifier, regressors, global_regressor, combiner = load_models(info)
     features = classifier["meta"]["features"]
+    derived = ["split", "popularity_class", *common.feature_columns(common.FEATURE_GROUPS)]
     if args.input is None:
         rows = np.flatnonzero((table["split"] == "test").to_numpy())
         tweets = table.iloc[rows].reset_index(drop=True)
+        original = tweets.drop(columns=derived)
+        in_training = np.zeros(len(tweets), dtype=bool)  # held out by 01's split
         embeddings = {}
         if "text" in features:
             for kind in ("content", "combined"):
@@ -234,7 +255,15 @@ def main(argv=None):
                 embeddings[kind] = matrix[rows]
         source = f"test rows of {common.CLASSED_CSV}"
     else:
-        tweets = common.read_table(args.input, required=("content", "username"))
+        # `original` is what the user gave, returned as it was; `tweets` is what the models read.
+        tweets, original = common.read_table(args.input, required=("content", "username"))
+        taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
+        if taken:
+            common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
+        train = table[table["split"] == "train"]
+        in_training = pd.MultiIndex.from_frame(tweets[["content", "username"]]).isin(
+            pd.MultiIndex.from_frame(train[["content", "username"]]))
+        tweets = tweets.drop(columns=derived, errors="ignore")  # a user's own `split` stays in `original`
         tweets[common.HISTORY_FEATURES] = common.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
         signals, _, _ = common.signal_features(tweets, stats)
         tweets[signals.columns] = signals.to_numpy()
@@ -248,8 +277,7 @@ def main(argv=None):
     routes = common.route(parts, combiner)
     smearing = combiner["smearing"][args.routing]
 
-    derived = common.HISTORY_FEATURES + common.feature_columns(common.FEATURE_GROUPS) + ["split", "popularity_class"]
-    output = tweets.drop(columns=derived, errors="ignore")
+    output = original.copy()
     output["predicted_class"] = parts["predicted_class"]
     for k, name in enumerate(common.CLASS_NAMES):
         output[f"probability_{name}"] = parts["probabilities"][:, k].round(4)
@@ -258,15 +286,28 @@ def main(argv=None):
     common.save_csv(args.output, output)
     print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
 
-    actual = common.clean_likes(tweets["likes"]).to_numpy() if "likes" in tweets.columns else np.full(len(tweets), np.nan)
-    known = ~np.isnan(actual)
+    likes = common.clean_likes(tweets.get("likes", pd.Series(np.nan, tweets.index)))
+    known = likes.notna().to_numpy()
+    if "likes" not in tweets.columns:
+        print("no likes column: predicted, nothing to score")
+    elif not known.all():
+        print(f"{(~known).sum()} rows have no usable likes ({common.bad_likes(tweets['likes'])}): "
+              "predicted but not scored")
+    # A tweet the models trained on scores far better than a new one: never let that pass unseen.
+    in_sample = int((in_training & known).sum())
+    if in_training.any():
+        print(f"warning: {in_training.sum()} of {len(tweets)} rows are training rows of {common.CLASSED_CSV} "
+              f"(same content and username); {in_sample} of them are scored, so the figures are "
+              "partly in-sample and flatter the model", file=sys.stderr)
+    written = []
     if known.any():
+        actual = likes.to_numpy()[known]
         subset = {key: value[known] for key, value in parts.items()}
-        metrics = report(tweets[known].reset_index(drop=True), actual[known], stats, info, subset,
+        metrics = report(tweets[known].reset_index(drop=True), actual, stats, info, subset,
                          {name: value[known] for name, value in routes.items()}, args.routing, smearing)
         metrics["settings"] = {
-            "source": str(source), "rows_scored": int(known.sum()), "routing": args.routing,
-            "features": features, "split": info["split"], "thresholds": info["thresholds"],
+            "source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
+            "routing": args.routing, "features": features, "split": info["split"], "thresholds": info["thresholds"],
             "train_rows": classifier["meta"]["train_rows"], "embedding_model": classifier["meta"].get("embedding_model"),
             "embedding_mode": classifier["meta"].get("embedding_mode"),
             "classifier": {"settings": classifier["meta"]["settings"], "rounds": classifier["meta"]["best_iteration"] + 1},
@@ -276,14 +317,21 @@ def main(argv=None):
                                                         "fitted_rows", "run_id")},
         }
         common.save_json(METRICS_JSON, metrics)
-        written = [METRICS_JSON]
+        written.append(METRICS_JSON)
         if not args.no_plots:
-            save_plots(actual[known], output["predicted_likes"].to_numpy()[known],
+            save_plots(actual, output["predicted_likes"].to_numpy()[known],
                        metrics["classifier"]["confusion_matrix"], args.routing)
             written += [SCATTER_PNG, CONFUSION_PNG]
-        print(f"wrote {', '.join(written)}")
+        print(f"wrote {', '.join(written)}" + (f" ({in_sample} in-sample rows)" if in_sample else ""))
+    # The evaluation files describe one prediction run: an older one's would pass for this one's.
+    stale = [path for path in (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
+             if path not in written and Path(path).exists()]
+    for path in stale:
+        Path(path).unlink()
+    if stale:
+        print(f"removed {', '.join(stale)} of an earlier run: they do not describe these predictions")
     print(f"done in {common.seconds_since(started)}")
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -4,10 +4,14 @@ the embedding model and device, input reading, provenance checks and atomic writ
 Every generated file goes to the current working directory; the scripts themselves (and the
 embedded data/) are found relative to this file, so the pipeline runs from any folder.
 """
+import argparse
+import errno
 import hashlib
 import json
+import math
 import os
-import tempfile
+import secrets
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -77,6 +81,11 @@ DEFAULT_FEATURES = "all"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
 
+# A like is one account's click: 1e10 is more than there are people on Earth, and the most-liked
+# tweets ever have about 1e7. A bigger count is a broken cell, not a tweet (and 1e19 would
+# overflow int64 on its way into the classed CSV).
+MAX_LIKES = 1e10
+
 
 def fail(message):
     """Stop with a one-line message and exit code 1: for problems the user can fix (bad input,
@@ -84,22 +93,65 @@ def fail(message):
     raise SystemExit(f"error: {message}")
 
 
+# Faults of the machine, not of the code: they deserve a line, not a traceback.
+USER_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def run(main):
+    """Each script's entry point. main() raises as usual (tests call it directly); here Ctrl-C
+    and a full disk or read-only folder become one line on stderr and a nonzero exit code."""
+    script = Path(main.__code__.co_filename).name
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Every write is atomic: what was finished is intact, what was not left no trace.
+        print(f"\nerror: interrupted; rerun {script} to resume or redo it", file=sys.stderr)
+        sys.exit(130)  # 128 + SIGINT, as shells report it
+    except OSError as error:
+        if error.errno not in USER_FAULTS:
+            raise
+        sys.exit(f"error: {error.filename or script}: {error.strerror}")
+
+
+def _checked(convert, test, wanted):
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+    return parse
+
+
+# argparse `type=`s for every numeric setting, so a bad value is refused before any work starts.
+positive_int = _checked(int, lambda v: v > 0, "an integer > 0")
+non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _checked(float, lambda v: 0 < v < math.inf, "a finite number > 0")
+
+
 # ---------------------------------------------------------------------------------- input tables
 
 def read_table(path, required=("content", "username", "likes")):
-    """Read a CSV or .xlsx export, normalise the company column to `company` and the text columns
-    to plain strings (missing -> ""). `required` may omit `likes` for new tweets."""
+    """Read a CSV or .xlsx export: (table, original). `table` has the company column named
+    `company` and the text columns as plain stripped strings (missing -> ""); `original` is the
+    file as read, every cell as text, for outputs that must give the user's columns back
+    unchanged. `required` may omit `likes` for new tweets."""
     path = Path(path)
     if not path.is_file():
         fail(f"input file not found: {path}")
+    if path.suffix.lower() == ".xls":
+        fail(f"{path} is a legacy Excel file (.xls), which this pipeline does not read; "
+             "save it as .xlsx or as UTF-8 CSV")
+    # Everything as text, so ids and usernames like "007" pass through unchanged; only empty
+    # cells are missing ("NA" is a username); utf-8-sig strips a byte-order mark.
+    as_text = {"dtype": str, "keep_default_na": False, "na_values": [""]}
     try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            table = pd.read_excel(path, dtype=str)
+        if path.suffix.lower() == ".xlsx":
+            original = pd.read_excel(path, **as_text)
         else:
-            # Everything as text, so ids and usernames like "007" pass through unchanged;
-            # utf-8-sig strips a byte-order mark; only empty cells are missing ("NA" is a name).
-            table = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False,
-                                na_values=[""])
+            original = pd.read_csv(path, encoding="utf-8-sig", **as_text)
     except pd.errors.EmptyDataError:
         fail(f"{path} is empty: expected a header row and tweets")
     except UnicodeDecodeError as error:
@@ -107,7 +159,13 @@ def read_table(path, required=("content", "username", "likes")):
              "re-save it as UTF-8 CSV")
     except (pd.errors.ParserError, ValueError, OSError, zipfile.BadZipFile) as error:
         fail(f"could not read {path}: {error}")
+    table = original.copy()
     table.columns = [str(column).strip() for column in table.columns]
+    doubled = sorted(set(table.columns[table.columns.duplicated()]))
+    if doubled:
+        fail(f"{path} has more than one column named {doubled} once surrounding spaces are "
+             f"removed ({[c for c in original.columns if str(c).strip() in doubled]}); "
+             "rename or drop the extra one")
     if "company" not in table.columns and "inferred company" in table.columns:
         table = table.rename(columns={"inferred company": "company"})
     missing = [c for c in (*required, "company") if c not in table.columns]
@@ -118,7 +176,7 @@ def read_table(path, required=("content", "username", "likes")):
         fail(f"{path} has a header but no rows")
     for column in TEXT_COLUMNS:
         table[column] = table[column].fillna("").astype(str).str.strip()
-    return table.reset_index(drop=True)
+    return table.reset_index(drop=True), original.reset_index(drop=True)
 
 
 def assign_classes(likes, thresholds):
@@ -128,9 +186,18 @@ def assign_classes(likes, thresholds):
 
 
 def clean_likes(likes):
-    """Likes as float; text, negative and missing counts become NaN (the caller decides)."""
+    """Likes as float; missing, text, negative and too large (> MAX_LIKES, or infinite) counts
+    become NaN (the caller decides)."""
     numeric = pd.to_numeric(likes, errors="coerce").astype(float)
-    return numeric.where(numeric >= 0)
+    return numeric.where((numeric >= 0) & (numeric <= MAX_LIKES))
+
+
+def bad_likes(likes):
+    """Why clean_likes refuses the values it refuses, counted, as "2 missing, 1 negative"."""
+    numeric = pd.to_numeric(likes, errors="coerce").astype(float)
+    reasons = {"missing": likes.isna(), "not a number": likes.notna() & numeric.isna(),
+               "negative": numeric < 0, f"above {MAX_LIKES:.0e} or infinite": numeric > MAX_LIKES}
+    return ", ".join(f"{int(rows.sum())} {reason}" for reason, rows in reasons.items() if rows.any())
 
 
 def combined_texts(table):
@@ -170,7 +237,7 @@ def load_classed():
     """The classed CSV written by 01, with its thresholds, checked against the fingerprints 01
     recorded of it and of history_stats.csv (so a half-finished 01 run is never used)."""
     require([CLASSED_CSV, THRESHOLDS_JSON, HISTORY_CSV])
-    info = json.loads(Path(THRESHOLDS_JSON).read_text())
+    info = read_json(THRESHOLDS_JSON)
     for path, key in ((CLASSED_CSV, "classed_csv_sha256"), (HISTORY_CSV, "history_stats_sha256")):
         if info.get(key) != file_sha256(path):
             fail(f"{path} is not the file {THRESHOLDS_JSON} was written with; rerun 01_create_classes.py")
@@ -193,7 +260,7 @@ def load_embeddings(kind, table):
     """Memory-map embeddings_{kind}.npy and check that it encodes exactly the texts of `table`."""
     path = EMBEDDINGS_CONTENT if kind == "content" else EMBEDDINGS_COMBINED
     require([path, EMBEDDINGS_META])
-    meta = json.loads(Path(EMBEDDINGS_META).read_text()).get(kind, {})
+    meta = read_json(EMBEDDINGS_META).get(kind, {})
     if not {"texts_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
         fail(f"{EMBEDDINGS_META} lacks a complete record of {path} (an older or damaged file); "
              "rerun 02_generate_embeddings.py")
@@ -201,11 +268,27 @@ def load_embeddings(kind, table):
     if meta["texts_sha256"] != texts_fingerprint(texts):
         fail(f"{path} was made from other texts than {CLASSED_CSV} holds now; "
              "rerun 02_generate_embeddings.py")
-    matrix = np.load(path, mmap_mode="r")
+    try:
+        matrix = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as error:  # a truncated or overwritten file
+        fail(f"{path} is damaged ({error}); rerun 02_generate_embeddings.py")
     if matrix.shape != (len(table), meta["dim"]):
         fail(f"{path} has shape {matrix.shape}, expected ({len(table)}, {meta['dim']}); "
              "rerun 02_generate_embeddings.py")
     return matrix, meta
+
+
+def read_json(path):
+    """A JSON file this pipeline wrote, or a one-line error naming the script that remakes it."""
+    require([path])
+    try:
+        data = json.loads(Path(path).read_text())
+        problem = None if isinstance(data, dict) else "not a JSON object"
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. cut short by a full disk
+        problem = error
+    if problem:
+        fail(f"{path} is damaged ({problem}); rerun {MAKERS.get(Path(path).name)}")
+    return data
 
 
 def load_artifact(path, expect):
@@ -214,7 +297,11 @@ def load_artifact(path, expect):
     import joblib
 
     require([path])
-    bundle = joblib.load(path)
+    try:
+        bundle = joblib.load(path)
+    except Exception as error:  # unpickling a damaged file fails in any of a dozen ways
+        fail(f"{path} could not be loaded ({error!r}): it is damaged or "
+             f"was written by other library versions; rerun {MAKERS.get(Path(path).name)}")
     if not isinstance(bundle, dict) or "model" not in bundle or "meta" not in bundle:
         fail(f"{path} is not an artifact of this pipeline; rerun {MAKERS.get(Path(path).name)}")
     check_provenance(path, bundle["meta"], expect)
@@ -235,22 +322,52 @@ def _short(value):
 
 # --------------------------------------------------------------------------------- atomic writes
 
+def check_writable(paths):
+    """Fail before any expensive work if an output could not be written: its folder is missing
+    or read-only (a stage should not train for minutes and then fail to save)."""
+    for path in paths:
+        folder = Path(path).absolute().parent
+        if not folder.is_dir():
+            fail(f"cannot write {path}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            fail(f"cannot write {path}: folder {folder} is not writable")
+        if Path(path).is_dir():
+            fail(f"cannot write {path}: it is a folder")
+
+
 def atomic_write(path, write):
     """Call write(tmp_path), then rename onto `path`: a failure never leaves a half-written file
-    and never destroys the previous good one."""
+    and never destroys the previous good one. A full disk or similar ends in one line naming
+    the file."""
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        # Created like any new file, 0666 less the umask (mkstemp's private 0600 would survive
+        # the rename and lock teammates out).
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         write(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        fail(f"could not write {path}: {error.strerror or error}")
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def save_json(path, data):
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+    """Strict JSON (no NaN or Infinity, which strict readers reject): a non-finite figure is
+    written as null, "no figure"."""
+    text = json.dumps(_finite_or_none(data), indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 def save_csv(path, table):
@@ -273,16 +390,18 @@ def save_artifact(path, model, meta):
 # ------------------------------------------------------------------------------------ run context
 
 def pick_device(requested="auto"):
-    """CUDA, then Apple MPS, then CPU; `requested` forces one."""
-    if requested != "auto":
-        return requested
+    """CUDA, then Apple MPS, then CPU; `requested` forces one, if this machine has it."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    available = {"cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+                 "cpu": True}
+    if requested == "auto":
+        return next(device for device, present in available.items() if present)
+    if not available[requested]:
+        fail(f"--device {requested}: this machine has no {requested.upper()} device that torch can "
+             f"use; pick --device auto or cpu")
+    return requested
 
 
 # ------------------------------------------------------------------ training (03b and 04 alike)
@@ -301,10 +420,10 @@ def add_training_arguments(parser):
                         help=f"model inputs: {', '.join(FEATURE_PRESETS)} (seed: embeddings only, the original "
                              f"design; history: embeddings + history) or a comma list of {', '.join(FEATURE_GROUPS)}; "
                              "'-GROUP' drops one, e.g. all,-text")
-    parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS, help="most boosting rounds")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
-    parser.add_argument("--max-depth", type=int, default=MAX_DEPTH)
-    parser.add_argument("--seed", type=int, default=SEED, help="seed for the validation slice and XGBoost")
+    parser.add_argument("--n-estimators", type=positive_int, default=N_ESTIMATORS, help="most boosting rounds")
+    parser.add_argument("--learning-rate", type=positive_float, default=LEARNING_RATE)
+    parser.add_argument("--max-depth", type=positive_int, default=MAX_DEPTH)
+    parser.add_argument("--seed", type=non_negative_int, default=SEED, help="seed for the validation slice and XGBoost")
 
 
 def training_inputs(args, embedding_kinds):

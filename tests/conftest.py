@@ -17,6 +17,18 @@ STAGES = ("01_create_classes", "02_generate_embeddings", "03b_train_classifier_i
 SMALL_ROWS = 400
 
 
+# Every test in these modules encodes tweets with MiniLM, and every test that reads the session's
+# pipeline run waits for it: both are slow.
+SLOW_MODULES = ("test_embeddings",)
+SLOW_FIXTURES = ("pipeline_dir",)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES or set(SLOW_FIXTURES) & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
 def stage(name):
     return importlib.import_module(name)
 

@@ -44,12 +44,32 @@ def test_random_split_is_seeded_and_sized():
 
 
 @pytest.mark.parametrize("how, column", [("account", "username"), ("company", "company")])
-def test_group_split_keeps_each_group_on_one_side(how, column):
-    table = tweets(1000)
-    split = create_classes.assign_split(table, how, 0.2, seed=42)
-    sides = pd.Series(split).groupby(table[column]).nunique()
-    assert (sides == 1).all()
-    assert 0 < (split == "test").sum() < 1000
+def test_group_split_holds_out_a_share_of_rows_in_whole_groups(how, column):
+    # 20 groups of 30 rows and 200 of 2: a fifth of the groups is a fifth of the rows only on
+    # average (one seed in two misses by more than a big group); a fifth of the rows in whole
+    # groups always lands within one group of 200.
+    groups = [f"big{i}" for i in range(20) for _ in range(30)] + [f"small{i}" for i in range(200) for _ in range(2)]
+    table = tweets(1000).assign(**{column: groups})
+    for seed in range(20):
+        split = create_classes.assign_split(table, how, 0.2, seed=seed)
+        assert (pd.Series(split).groupby(table[column]).nunique() == 1).all()
+        assert abs((split == "test").sum() - 200) <= 30, seed
+
+
+def test_group_split_refuses_to_miss_the_test_fraction():
+    # One account holds 90% of the rows: whichever side it lands on, the split cannot be 80/20.
+    table = tweets(1000, users=["whale"] * 900 + [f"user{i}" for i in range(100)])
+    with pytest.raises(SystemExit, match=r"holds out \d+% of rows, not the 20% asked.*'whale', holds 90% of rows"):
+        for seed in range(10):
+            create_classes.assign_split(table, "account", 0.2, seed=seed)
+
+
+@pytest.mark.parametrize("column", ["split", "popularity_class", "user_log_count"])
+def test_columns_that_01_derives_are_not_overwritten(workdir, column):
+    tweets(100).assign(**{column: "mine"}).to_csv("tweets.csv", index=False)
+    with pytest.raises(SystemExit, match=f"already has column.*'{column}'.*rename"):
+        run("01_create_classes", "--input", "tweets.csv")
+    assert not (workdir / common.CLASSED_CSV).exists()
 
 
 def test_thresholds_come_from_training_rows_only(workdir):
@@ -64,14 +84,19 @@ def test_thresholds_come_from_training_rows_only(workdir):
 
 
 def test_history_features_never_see_their_own_row():
-    # One account, all tweets at 10 likes but one at a million: out-of-fold, the outlier's own
-    # history must be that of the other tweets, and nobody else's median may move.
-    table = tweets(100, likes=np.array([10.0] * 99 + [1e6]), users=["solo"] * 100)
-    is_train = np.ones(100, dtype=bool)
-    history = create_classes.history_features(table, is_train, "random", seed=0)
-    assert history["user_median_log_likes"].tolist() == pytest.approx([np.log1p(10)] * 100)
-    assert history.loc[99, "user_mean_log_likes"] < np.log1p(11)
-    assert history["user_log_count"].between(np.log1p(60), np.log1p(99)).all()
+    # One account, every tweet with its own number of likes. Rows that share a history share a
+    # fold, and their history must be exactly that of the rows outside it: a row that saw its
+    # own likes (or its fold's) would have more rows behind it, and another mean and median.
+    log_likes = np.log1p(np.arange(100.0) ** 2)
+    table = tweets(100, likes=np.expm1(log_likes), users=["solo"] * 100)
+    history = create_classes.history_features(table, np.ones(100, dtype=bool), "random", seed=0)
+    folds = history.groupby(["user_log_count", "user_mean_log_likes", "user_median_log_likes"]).groups
+    assert len(folds) > 1
+    for (log_count, mean, median), rows in folds.items():
+        seen = np.setdiff1d(np.arange(100), rows)
+        assert log_count == pytest.approx(np.log1p(len(seen)))
+        assert mean == pytest.approx(log_likes[seen].mean())  # the smoothing prior is their mean too
+        assert median == pytest.approx(np.median(log_likes[seen]))
 
 
 def test_unseen_accounts_get_the_prior():

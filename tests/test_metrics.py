@@ -62,8 +62,20 @@ def test_group_statistics_fall_back_for_unseen_and_empty_keys():
     assert found["count"].tolist() == [3, 1, 0, 0] and found["first_day"].isna().tolist() == [False, False, True, True]
 
 
+def strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_files_are_strict(workdir):
+    common.save_json("figures.json", {"rmse": float("inf"), "spearman": float("nan"), "by_class": [1.5, float("-inf")]})
+    assert strict_json((workdir / "figures.json").read_text()) == {"rmse": None, "spearman": None,
+                                                                   "by_class": [1.5, None]}
+
+
 def test_metrics_json_structure(pipeline_dir):
-    metrics = json.loads((pipeline_dir / predict_likes.METRICS_JSON).read_text())
+    metrics = strict_json((pipeline_dir / predict_likes.METRICS_JSON).read_text())
     table = pd.read_csv(pipeline_dir / common.CLASSED_CSV)
     methods = ["global median", "per-account median", "per-company median", "single regressor",
                "two-stage, learned routing", "two-stage, soft routing", "two-stage, hard routing",
@@ -78,7 +90,7 @@ def test_metrics_json_structure(pipeline_dir):
     assert np.sum(classifier["confusion_matrix"]) == (table["split"] == "test").sum()
     assert set(classifier["per_class"]) == set(common.CLASS_NAMES)
     settings = metrics["settings"]
-    assert settings["rows_scored"] == (table["split"] == "test").sum()
+    assert settings["rows_scored"] == (table["split"] == "test").sum() and settings["in_sample_rows"] == 0
     assert settings["routing"] == predict_likes.DEFAULT_ROUTING == "learned"
     assert settings["features"] == ["text", "history", "surface", "media", "time"]  # no is_reply column
     assert settings["classifier"]["settings"]["learning_rate"] == common.LEARNING_RATE

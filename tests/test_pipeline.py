@@ -1,6 +1,5 @@
 """End to end: 01 to 05 on a few hundred synthetic tweets with the real MiniLM model."""
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,8 @@ def test_every_script_answers_help(capsys):
         assert "usage:" in capsys.readouterr().out
 
 
-def test_files_shapes_and_alignment(pipeline_dir):
-    os.chdir(pipeline_dir)
+def test_files_shapes_and_alignment(pipeline_dir, monkeypatch):
+    monkeypatch.chdir(pipeline_dir)
     table, info = common.load_classed()
     assert len(table) == SMALL_ROWS
     assert set(table["split"]) == {"train", "test"}
@@ -59,8 +58,8 @@ def test_predictions_cover_test_rows(pipeline_dir):
     assert set(predictions["predicted_class"]) <= {0, 1, 2}
 
 
-def test_models_record_their_inputs(pipeline_dir):
-    os.chdir(pipeline_dir)
+def test_models_record_their_inputs(pipeline_dir, monkeypatch):
+    monkeypatch.chdir(pipeline_dir)
     table, info = common.load_classed()
     n_train = int((table["split"] == "train").sum())
     classifier = common.load_artifact(common.CLASSIFIER, {"classed_csv_sha256": info["classed_csv_sha256"]})
@@ -97,7 +96,7 @@ def test_no_test_row_reaches_training(small_csv, pipeline_dir, workdir):
         assert (before[column] == after[column]).all()
 
 
-def test_new_tweets_without_likes(pipeline_copy):
+def test_new_tweets_without_likes(pipeline_copy, capsys):
     new = pd.DataFrame({
         "username": ["adobe", "someone_new", ""],
         "inferred company": ["adobe", "unknown co", ""],
@@ -105,13 +104,15 @@ def test_new_tweets_without_likes(pipeline_copy):
         "extra column": [1, 2, 3],
     })
     new.to_csv(pipeline_copy / "new.csv", index=False)
-    (pipeline_copy / "metrics.json").unlink()
     run("05_predict_likes", "--input", "new.csv", "--output", "new_predictions.csv")
     predictions = pd.read_csv(pipeline_copy / "new_predictions.csv", keep_default_na=False)
     assert len(predictions) == 3
     assert list(predictions["extra column"]) == [1, 2, 3]
     assert (predictions["predicted_likes"] >= 0).all() and np.isfinite(predictions["predicted_likes"]).all()
-    assert not (pipeline_copy / "metrics.json").exists()  # nothing to score without likes
+    # Nothing to score without likes, and the last run's scores must not pass for these.
+    assert "removed metrics.json, predicted_vs_actual.png, confusion_matrix.png of an earlier run" in \
+        capsys.readouterr().out
+    assert not (pipeline_copy / "metrics.json").exists() and not list(pipeline_copy.glob("*.png"))
 
 
 def test_company_column_name_is_accepted(small_csv, workdir):
