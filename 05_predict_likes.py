@@ -163,9 +163,12 @@ def save_plots(actual_likes, predicted_likes, confusion, routing):
     plt.close(figure)
 
 
-def report(tweets, actual, stats, info, parts, routes, routing, smearing):
+def report(tweets, actual, train, stats, info, parts, routes, routing, smearing):
     """Side-by-side figures on the rows whose likes are known; returns the metrics dict."""
     true_class = common.assign_classes(actual, info["thresholds"])
+    # What knowing the class alone is worth: each row gets its true class's training median. Set
+    # beside oracle routing, it shows how much of that ceiling is the specialists' skill.
+    class_median = np.log1p(train["likes"]).groupby(train["popularity_class"]).median()
     global_median = info["history_prior"]["median_log_likes"]
     methods = {
         "global median": np.full(len(tweets), global_median),
@@ -176,6 +179,7 @@ def report(tweets, actual, stats, info, parts, routes, routing, smearing):
         "single regressor": parts["global"],
         **{f"two-stage, {name} routing": routes[name] for name in common.ROUTINGS},
         "two-stage, oracle routing": parts["specialist_log"][np.arange(len(tweets)), true_class],
+        "oracle class median": class_median.reindex(true_class).to_numpy(),
     }
     viral_log = float(np.log1p(info["thresholds"][1]))
     scores = {name: regression_metrics(predicted, actual, true_class, viral_log) for name, predicted in methods.items()}
@@ -303,7 +307,7 @@ def main(argv=None):
     if known.any():
         actual = likes.to_numpy()[known]
         subset = {key: value[known] for key, value in parts.items()}
-        metrics = report(tweets[known].reset_index(drop=True), actual, stats, info, subset,
+        metrics = report(tweets[known].reset_index(drop=True), actual, table[table["split"] == "train"], stats, info, subset,
                          {name: value[known] for name, value in routes.items()}, args.routing, smearing)
         metrics["settings"] = {
             "source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,

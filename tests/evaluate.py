@@ -6,14 +6,15 @@ with the seed, so later seeds reuse the embeddings), then 03b, 04 and 05 for eac
 configuration, in one working folder, and reads each run's metrics.json. The seed moves the
 split, the validation slice and XGBoost's sampling together, so the spread is the honest one.
 
-Rows: every method of 05's report for the default features (over all seeds), and, on the first
-seed only, the learned routing and the single regressor for each ablation (a feature group
-dropped) and for the original design (--features seed). Columns: log1p RMSE (mean and min-max
+Rows: every method of 05's report for the default features, and the learned routing and the
+single regressor for each ablation (a feature group dropped) and for the original design
+(--features seed), over all seeds or, with --ablation-seeds K, the first K (large inputs). Columns: log1p RMSE (mean and min-max
 over seeds), MAE, Spearman, viral-class log MAE, viral precision/recall of predicting above the
 viral threshold, and the classifier's macro-F1 / viral recall.
 
 Usage: python tests/evaluate.py --input TWEETS.csv [--split random|account|company|time]
-           [--seeds 42,43,44] [--ablations all,-text all,-history ...] [--workdir DIR] [--rows N]
+           [--seeds 42,43,44] [--ablations all,-text all,-history ...] [--ablation-seeds K]
+           [--workdir DIR] [--rows N]
 """
 import argparse
 import contextlib
@@ -34,7 +35,7 @@ import common  # noqa: E402
 DEFAULT_ABLATIONS = ("all,-text", "all,-history", "all,-surface", "all,-media", "all,-time", "history", "seed")
 METHODS = ("global median", "per-account median", "per-company median", "single regressor",
            "two-stage, learned routing", "two-stage, soft routing", "two-stage, hard routing",
-           "two-stage, oracle routing")
+           "two-stage, oracle routing", "oracle class median")
 
 
 def stage(name, *args, log):
@@ -73,7 +74,8 @@ def main(argv=None):
     parser.add_argument("--split", default="random", choices=("random", "account", "company", "time"))
     parser.add_argument("--seeds", default="42,43,44", help="comma list; the spread is over these")
     parser.add_argument("--ablations", nargs="*", default=DEFAULT_ABLATIONS,
-                        help="--features values run on the first seed beside the default")
+                        help="--features values run beside the default")
+    parser.add_argument("--ablation-seeds", type=int, default=0, help="run the ablations on the first K seeds (0: all)")
     parser.add_argument("--rows", type=int, default=0, help="a seeded sample of this many rows (0: all)")
     parser.add_argument("--workdir", default="evaluation", help="working folder (embeddings are reused there)")
     parser.add_argument("--json", default=None, help="also write the raw figures here")
@@ -84,7 +86,7 @@ def main(argv=None):
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     if args.rows:
-        tweets = common.read_table(source)
+        _, tweets = common.read_table(source)  # the file as read, all text: sampled rows stay as they were
         tweets.sample(n=min(args.rows, len(tweets)), random_state=0).to_csv("sample.csv", index=False)
         source = Path("sample.csv").resolve()
     started = time.perf_counter()
@@ -93,7 +95,7 @@ def main(argv=None):
         for index, seed in enumerate(seeds):
             stage("01_create_classes", "--input", source, "--split", args.split, "--seed", seed, log=log)
             stage("02_generate_embeddings", log=log)
-            for features in ["default", *(args.ablations if index == 0 else [])]:
+            for features in ["default", *(args.ablations if index < (args.ablation_seeds or len(seeds)) else [])]:
                 results[features].append(run_config(common.DEFAULT_FEATURES if features == "default" else features,
                                                     seed, log))
                 print(f"  seed {seed}, features {features}: done at {time.perf_counter() - started:.0f}s",
@@ -103,20 +105,24 @@ def main(argv=None):
 
     columns = ("rmse", "mae", "spearman", "viral_mae", "viral_p", "viral_r")
     print(f"\n{source.name}, {args.split} split, test rows {results['default'][0]['settings']['rows_scored']}, "
-          f"seeds {args.seeds} (default) / {seeds[0]} (others); log1p(likes) errors, mean (min-max)")
+          f"seeds {args.seeds}" + (f" (ablations: the first {args.ablation_seeds})" if args.ablation_seeds else "")
+          + "; log1p(likes) errors, mean (min-max over seeds)")
     print("| features | method | RMSE | MAE | Spearman | viral MAE | viral P | viral R | macro-F1 / viral recall |")
     print("|---|---|---|---|---|---|---|---|---|")
     for features, runs in results.items():
         methods = METHODS if features == "default" else ("single regressor", "two-stage, learned routing") + \
             (("two-stage, hard routing", "two-stage, soft routing") if features == "seed" else ())
         for method in methods:
-            rows = [figures(m, method) for m in runs]
+            rows = [figures(m, method) for m in runs if method in m["regression"]]
+            if not rows:
+                continue
             cells = [fmt([r[c] for r in rows]) for c in columns]
             classifier = f"{fmt([r['macro_f1'] for r in rows])} / {fmt([r['clf_viral_r'] for r in rows])}" \
                 if method.startswith("two-stage") else ""
             print(f"| {features} | {method} | " + " | ".join(cells) + f" | {classifier} |")
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
-          f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''})")
+          f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
+          f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''})")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def test_metrics_json_structure(pipeline_dir):
     table = pd.read_csv(pipeline_dir / common.CLASSED_CSV)
     methods = ["global median", "per-account median", "per-company median", "single regressor",
                "two-stage, learned routing", "two-stage, soft routing", "two-stage, hard routing",
-               "two-stage, oracle routing"]
+               "two-stage, oracle routing", "oracle class median"]
     assert list(metrics["regression"]) == methods
     for scores in metrics["regression"].values():
         assert set(scores) == {"log_rmse", "log_mae", "spearman", "raw_rmse", "log_mae_by_class",
