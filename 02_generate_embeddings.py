@@ -20,7 +20,11 @@ of it. --fast trades exact float32 for about 1e-5 of cosine: bfloat16 where the 
 (AVX-512 BF16 or AMX), through OpenVINO or else torch; float16 on CUDA. Tokenizing the next batch
 overlaps with the model's work on the current one.
 
-Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
+--cluster encodes the chunks on a Dask cluster's workers (one model per worker), each writing
+its finished chunk to .embeddings_cache/ as above (so a lost worker or Ctrl-C resumes the same
+way); this process assembles them in order. The working directory must be shared with the workers.
+
+Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast] [--cluster ADDRESS]
 """
 import argparse
 import hashlib
@@ -170,15 +174,17 @@ def token_counts(texts, tokenizer, max_length, slice_size=10_000):
                            for start in range(0, len(texts), slice_size)]).astype(np.int64)
 
 
-def encode(texts, model, model_name, precision, batch_size, chunk_dir=None):
+def encode(texts, model, model_name, precision, batch_size, chunk_dir=None, cluster=None):
     """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
     count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
-    there and reused after an interruption."""
+    there and reused after an interruption (with a `cluster` client, its workers encode them)."""
     from tqdm import tqdm
 
     prepare, forward = (openvino_runner(model, precision, model_name) if precision.startswith("openvino")
                         else torch_runner(model, precision))
     order = np.argsort(token_counts(texts, model.tokenizer, model.max_seq_length), kind="stable")
+    if cluster is not None:
+        encode_on_cluster(cluster, texts, order, model_name, str(model.device), precision, batch_size, chunk_dir)
     embeddings = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     progress = tqdm(total=len(texts), unit="text", desc="encoding", disable=len(texts) < 2 * CHUNK_TEXTS)
     with ThreadPoolExecutor(max_workers=1) as tokenizer_thread:
@@ -203,10 +209,39 @@ def encode(texts, model, model_name, precision, batch_size, chunk_dir=None):
     return embeddings
 
 
-def embed_unique(text_lists, model, model_name, precision, batch_size, chunk_dir=None):
+def encode_on_cluster(client, texts, order, model_name, device, precision, batch_size, chunk_dir):
+    """Encode the chunks of `order` that `chunk_dir` lacks on the cluster's workers, as encode()
+    splits them; each worker writes its part_*.npy there, for encode() to assemble."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    chunks = {chunk_dir.absolute() / f"part_{start // CHUNK_TEXTS:05d}.npy": order[start:start + CHUNK_TEXTS]
+              for start in range(0, len(texts), CHUNK_TEXTS)}
+    futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, precision,
+                             batch_size, pure=False)
+               for part, chunk in chunks.items() if not part.exists()]
+    with tqdm(total=len(futures), unit="chunk", desc="encoding on the cluster", disable=len(futures) < 2) as progress:
+        for future in as_completed(futures):
+            future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
+            progress.update()
+
+
+def encode_part(texts, path, model_name, device, precision, batch_size):
+    """On a worker: encode one chunk (already in token order, which encode keeps) to `path`."""
+    from distributed import get_worker
+
+    # One model per worker, kept on the worker itself: run as a script, this file's functions
+    # travel to the workers by value, and a module-level cache would travel (empty) with them.
+    models = get_worker().__dict__.setdefault("tweet_likes_models", {})
+    if (model_name, device) not in models:
+        models[model_name, device] = load_sentence_model(model_name, device)
+    common.save_npy(path, encode(texts, models[model_name, device], model_name, precision, batch_size))
+
+
+def embed_unique(text_lists, model, model_name, precision, batch_size, chunk_dir=None, cluster=None):
     """Encode each distinct text once; return one matrix per list, row-aligned with it."""
     inverse, unique = pd.factorize(pd.Series([text for texts in text_lists for text in texts], dtype=object))
-    matrix = encode(list(unique), model, model_name, precision, batch_size, chunk_dir)
+    matrix = encode(list(unique), model, model_name, precision, batch_size, chunk_dir, cluster)
     bounds = np.cumsum([0] + [len(t) for t in text_lists])
     return [matrix[inverse[a:b]] for a, b in zip(bounds[:-1], bounds[1:])], len(unique)
 
@@ -223,6 +258,7 @@ def main(argv=None):
                              "torch), float16 on CUDA")
     parser.add_argument("--batch-size", type=int, default=None, help="texts per batch (default: by device)")
     parser.add_argument("--force", action="store_true", help="recompute even if the files are up to date")
+    common.add_cluster_argument(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -258,8 +294,10 @@ def main(argv=None):
         print(f"  resuming from {len(list(chunk_dir.glob('part_*.npy')))} finished chunks in {chunk_dir}")
     chunk_dir.mkdir(parents=True, exist_ok=True)
     encode_started = time.perf_counter()
-    matrices, n_unique = embed_unique([texts[kind] for kind in stale], model, args.model, precision,
-                                      batch_size, chunk_dir)
+    with common.cluster(args.cluster) as cluster:
+        matrices, n_unique = embed_unique([texts[kind] for kind in stale], model, args.model, precision,
+                                          batch_size, chunk_dir, cluster)
+        on_cluster = common.cluster_record(args.cluster, cluster)
     encode_seconds = time.perf_counter() - encode_started
     print(f"encoded {n_unique} distinct texts for {len(stale) * len(table)} rows in {encode_seconds:.1f}s "
           f"({n_unique / encode_seconds:.0f} texts/s)")
@@ -267,7 +305,8 @@ def main(argv=None):
     meta = {kind: old_meta[kind] for kind in texts if kind not in stale}
     for kind, matrix in zip(stale, matrices):
         common.save_npy(paths[kind], matrix)
-        meta[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1])}
+        meta[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1]),
+                      **on_cluster}
         print(f"wrote {paths[kind]} {matrix.shape}")
     common.save_json(common.EMBEDDINGS_META, meta)
     shutil.rmtree(chunk_dir)

@@ -12,7 +12,11 @@ only used for the report printed at the end.
 --features seed     the original design: content embeddings only
 See common.add_training_arguments for the groups; 04 must be run with the same --features.
 
-Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...]
+The feature matrix is never built whole: XGBoost bins it a block of rows at a time from the
+memory-mapped embeddings. --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
+the same settings, weights, validation slice and early stopping; the model file is the same kind.
+
+Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
 """
 import argparse
 import time
@@ -26,14 +30,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_training_arguments(parser)
+    common.add_cluster_argument(parser)
     args = parser.parse_args(argv)
     common.check_writable([common.CLASSIFIER])
     started = time.perf_counter()
 
-    table, info, groups, matrices, provenance = common.training_inputs(args, ["content"])
+    table, info, groups, inputs, provenance = common.training_inputs(args, ["content"])
     from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-    X = matrices["content"]
+    X = inputs["content"]
     y = table["popularity_class"].to_numpy()
     fit_rows, validation_rows = common.training_split(table, args.seed)
     train_rows = np.sort(np.concatenate([fit_rows, validation_rows]))
@@ -44,14 +49,15 @@ def main(argv=None):
     print("class weights: " + ", ".join(f"{name} {w:.2f}" for name, w in zip(common.CLASS_NAMES, class_weight)))
     device = common.xgboost_device()
     settings = common.training_settings(args)
-    model = common.new_xgboost("classifier", settings, device)
-    model.fit(X[fit_rows], y[fit_rows], sample_weight=class_weight[y[fit_rows]],
-              eval_set=[(X[validation_rows], y[validation_rows])],
-              sample_weight_eval_set=[class_weight[y[validation_rows]]], verbose=False)
-    print(f"trained on {device}: best round {model.best_iteration + 1} of {args.n_estimators}")
+    with common.cluster(args.cluster) as client:
+        model = common.train_xgboost("classifier", settings, device, X, y, fit_rows, validation_rows,
+                                     weight=class_weight[y], client=client)
+        on_cluster = common.cluster_record(args.cluster, client)
+    print(f"trained on {device}{' on the cluster' if client else ''}: best round {model.best_iteration + 1} "
+          f"of {args.n_estimators}")
 
     test_rows = np.flatnonzero((table["split"] == "test").to_numpy())
-    predicted = model.predict(X[test_rows])
+    predicted = common.predict_rows(model.predict, X, test_rows)
     print(f"\ntest rows ({len(test_rows)}), never seen in training:")
     print(classification_report(y[test_rows], predicted, labels=[0, 1, 2], target_names=common.CLASS_NAMES,
                                 digits=3, zero_division=0))
@@ -62,8 +68,9 @@ def main(argv=None):
           f"always answering '{common.CLASS_NAMES[majority]}'")
 
     common.save_artifact(common.CLASSIFIER, model, {
-        **provenance, "settings": settings, "n_features": X.shape[1], "train_rows": len(train_rows),
-        "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device})
+        **provenance, "settings": settings, "n_features": X.width, "train_rows": len(train_rows),
+        "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
+        **on_cluster})
     print(f"wrote {common.CLASSIFIER} in {common.seconds_since(started)}")
 
 

@@ -18,7 +18,11 @@ slice: training rows that none of the models was fitted on, so it learns how far
 one on tweets it has not seen. It also records the smearing factor, mean(exp(residual)) on that
 slice, which turns the typical prediction into an expected count (05's expected_likes).
 
-Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...]
+As in 03, the feature matrices are never built whole (XGBoost bins them a block of rows at a time
+from the memory-mapped embeddings), and --cluster trains the regressors on a Dask cluster's
+workers; the combiner, a small ridge on the validation slice, is fitted here either way.
+
+Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
 """
 import argparse
 import time
@@ -33,16 +37,14 @@ ROUNDS_WITHOUT_VALIDATION = 200
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)  # chosen by leave-one-out on the validation slice
 
 
-def fit_regressor(X, target, fit_rows, validation_rows, settings, device):
+def fit_regressor(X, target, fit_rows, validation_rows, settings, device, client):
     """XGBoost on log1p(likes); early-stopped when the validation slice is big enough to trust.
     Returns the model and its number of trees."""
     if len(validation_rows) < MIN_VALIDATION_ROWS:
-        model = common.new_xgboost("regressor", settings, device, rounds=ROUNDS_WITHOUT_VALIDATION)
-        model.fit(X[np.concatenate([fit_rows, validation_rows])], target[np.concatenate([fit_rows, validation_rows])],
-                  verbose=False)
+        model = common.train_xgboost("regressor", settings, device, X, target, np.concatenate([fit_rows, validation_rows]),
+                                     rounds=ROUNDS_WITHOUT_VALIDATION, client=client)
         return model, ROUNDS_WITHOUT_VALIDATION
-    model = common.new_xgboost("regressor", settings, device)
-    model.fit(X[fit_rows], target[fit_rows], eval_set=[(X[validation_rows], target[validation_rows])], verbose=False)
+    model = common.train_xgboost("regressor", settings, device, X, target, fit_rows, validation_rows, client=client)
     return model, model.best_iteration + 1
 
 
@@ -69,15 +71,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_training_arguments(parser)
+    common.add_cluster_argument(parser)
     args = parser.parse_args(argv)
     common.check_writable([*(common.REGRESSOR.format(k=k) for k in range(3)), common.GLOBAL_REGRESSOR,
                            common.COMBINER])
     started = time.perf_counter()
 
-    table, info, groups, matrices, provenance = common.training_inputs(args, ["combined", "content"])
+    table, info, groups, inputs, provenance = common.training_inputs(args, ["combined", "content"])
     classifier = common.load_artifact(common.CLASSIFIER, {key: provenance[key] for key in provenance
                                                           if key != "embeddings_combined_sha256"})
-    X = matrices["combined"]
+    X = inputs["combined"]
     target = np.log1p(table["likes"].to_numpy())
     classes = table["popularity_class"].to_numpy()
     is_test = (table["split"] == "test").to_numpy()
@@ -85,27 +88,30 @@ def main(argv=None):
     device = common.xgboost_device()
     settings = common.training_settings(args)
     run_id = uuid.uuid4().hex[:12]  # ties the four regressors and the combiner of this run together
-    provenance = {**provenance, "settings": settings, "n_features": X.shape[1], "target": "log1p(likes)",
+    provenance = {**provenance, "settings": settings, "n_features": X.width, "target": "log1p(likes)",
                   "run_id": run_id}
 
-    print(f"training on {device}; log1p(likes) RMSE, each beside its own training median:")
+    print(f"training on {device}{' on the cluster' if args.cluster else ''}; log1p(likes) RMSE, "
+          "each beside its own training median:")
     print(f"  {'model':10s} {'train rows':>10s} {'rounds':>6s} {'validation':>10s} {'test':>6s} {'median':>7s}")
     models = {}
-    for k, name in [*enumerate(common.CLASS_NAMES), (None, "global")]:
-        in_class = np.ones(len(table), dtype=bool) if k is None else classes == k
-        fit, validation, test_rows = fit_rows[in_class[fit_rows]], validation_rows[in_class[validation_rows]], \
-            np.flatnonzero(is_test & in_class)
-        model, rounds = fit_regressor(X, target, fit, validation, settings, device)
-        median = np.median(target[np.concatenate([fit, validation])])
-        print(f"  {name:10s} {len(fit) + len(validation):10d} {rounds:6d} "
-              f"{rmse(model.predict(X[validation]), target[validation]):10.3f} "
-              f"{rmse(model.predict(X[test_rows]), target[test_rows]):6.3f} "
-              f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
-        models[name] = {"model": model, "meta": {**provenance, "popularity_class": k, "rounds": int(rounds),
-                                                 "train_rows": len(fit) + len(validation)}}
+    with common.cluster(args.cluster) as client:
+        on_cluster = common.cluster_record(args.cluster, client)
+        for k, name in [*enumerate(common.CLASS_NAMES), (None, "global")]:
+            in_class = np.ones(len(table), dtype=bool) if k is None else classes == k
+            fit, validation, test_rows = fit_rows[in_class[fit_rows]], validation_rows[in_class[validation_rows]], \
+                np.flatnonzero(is_test & in_class)
+            model, rounds = fit_regressor(X, target, fit, validation, settings, device, client)
+            median = np.median(target[np.concatenate([fit, validation])])
+            print(f"  {name:10s} {len(fit) + len(validation):10d} {rounds:6d} "
+                  f"{rmse(common.predict_rows(model.predict, X, validation), target[validation]):10.3f} "
+                  f"{rmse(common.predict_rows(model.predict, X, test_rows), target[test_rows]):6.3f} "
+                  f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
+            models[name] = {"model": model, "meta": {**provenance, "popularity_class": k, "rounds": int(rounds),
+                                                     "train_rows": len(fit) + len(validation), **on_cluster}}
 
     parts = common.predict_parts(classifier, [models[name] for name in common.CLASS_NAMES], models["global"],
-                                 matrices["content"][validation_rows], X[validation_rows])
+                                 inputs["content"].block(validation_rows), X.block(validation_rows))
     combiner = fit_combiner(parts, target[validation_rows])
     routed = common.route(parts, combiner)
     # Smearing (Duan 1983): E[1 + likes] = exp(predicted log1p) * mean(exp(residual)), per routing.
@@ -113,7 +119,7 @@ def main(argv=None):
                                   for name, predicted in routed.items()}, "fitted_rows": len(validation_rows),
                      "validation_log_rmse": {name: rmse(predicted, target[validation_rows]) for name, predicted
                                              in [("global", parts["global"]), *routed.items()]},
-                     "classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance})
+                     "classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster})
     print(f"combiner fitted on the {len(validation_rows)} validation rows (ridge alpha {combiner['alpha']:g}); "
           "log1p RMSE there: " + ", ".join(f"{name} {value:.3f}" for name, value in combiner["validation_log_rmse"].items()))
 

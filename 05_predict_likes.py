@@ -30,7 +30,10 @@ predicted_likes is the typical count, expm1 of the predicted log1p(likes): the b
 log error, a median-like figure. expected_likes is the mean, predicted_likes scaled by 04's
 smearing factor: use it for totals and raw-count scoring, where a median-like guess is far low.
 
-Usage: python 05_predict_likes.py [--input NEW.csv] [--routing learned|soft|hard] [--output PATH]
+--cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
+of the embeddings from the shared working directory (new tweets of --input are embedded here).
+
+Usage: python 05_predict_likes.py [--input NEW.csv] [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
 """
 import argparse
 import importlib
@@ -230,6 +233,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=common.positive_int, default=None,
                         help="for embedding new tweets (--input)")
     parser.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
+    common.add_cluster_argument(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -256,7 +260,7 @@ def main(argv=None):
                                         (classifier if kind == "content" else global_regressor)["meta"],
                                         {f"embeddings_{kind}_sha256": meta["texts_sha256"],
                                          "embedding_model": meta["model"], "embedding_mode": meta["mode"]})
-                embeddings[kind] = matrix[rows]
+                embeddings[kind] = matrix  # row i of `tweets` is its row rows[i]
         source = f"test rows of {common.CLASSED_CSV}"
     else:
         # `original` is what the user gave, returned as it was; `tweets` is what the models read.
@@ -273,11 +277,20 @@ def main(argv=None):
         tweets[signals.columns] = signals.to_numpy()
         embeddings = embed_new_tweets(tweets, classifier, args) if "text" in features else {}
         source = args.input
-    print(f"predicting {len(tweets)} tweets from {source}")
+    print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
 
-    X_classifier = common.feature_matrix(tweets, embeddings.get("content"), features)
-    X_regressor = common.feature_matrix(tweets, embeddings.get("combined"), features)
-    parts = common.predict_parts(classifier, regressors, global_regressor, X_classifier, X_regressor)
+    index = rows if args.input is None else None
+    X_classifier, X_regressor = (common.features(tweets, embeddings.get(kind), features, index)
+                                 for kind in ("content", "combined"))
+    with common.cluster(args.cluster) as client:
+        on_cluster = common.cluster_record(args.cluster, client)
+        if client:
+            parts = common.cluster_predict_parts(client, (classifier, regressors, global_regressor),
+                                                 X_classifier, X_regressor)
+        else:
+            every_row = np.arange(len(tweets))
+            parts = common.predict_parts(classifier, regressors, global_regressor, X_classifier.block(every_row),
+                                         X_regressor.block(every_row))
     routes = common.route(parts, combiner)
     smearing = combiner["smearing"][args.routing]
 
@@ -319,6 +332,7 @@ def main(argv=None):
                            "rounds": [r["meta"]["rounds"] for r in [*regressors, global_regressor]]},
             "combiner": {key: combiner[key] for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
                                                         "fitted_rows", "run_id")},
+            **on_cluster,
         }
         common.save_json(METRICS_JSON, metrics)
         written.append(METRICS_JSON)

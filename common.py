@@ -5,6 +5,7 @@ Every generated file goes to the current working directory; the scripts themselv
 embedded data/) are found relative to this file, so the pipeline runs from any folder.
 """
 import argparse
+import contextlib
 import errno
 import hashlib
 import json
@@ -404,6 +405,122 @@ def pick_device(requested="auto"):
     return requested
 
 
+# ------------------------------------------------------------------ Dask cluster (--cluster, 02-05)
+
+# `local:N` starts N worker processes, one thread each (XGBoost and the encoder thread within a
+# worker); the tests switch to threads, which start in 0.03 s instead of 3.
+LOCAL_PROCESSES = True
+CONNECT_TIMEOUT = "30s"  # for a scheduler, and for its first worker
+
+
+def cluster_address(text):
+    """argparse `type=` for --cluster: `local`, `local:N` or a scheduler address; refused at once
+    when dask is not installed, before any work."""
+    import importlib.util
+
+    kind, _, workers = text.partition(":")
+    if kind == "local" and workers:
+        positive_int(workers)
+    if importlib.util.find_spec("distributed") is None:
+        raise argparse.ArgumentTypeError("needs dask: pip install -r requirements-cluster.txt")
+    return text
+
+
+def add_cluster_argument(parser):
+    parser.add_argument("--cluster", type=cluster_address, default=None, metavar="ADDRESS",
+                        help="run on a Dask cluster: local or local:N starts N workers here, tcp://HOST:8786 "
+                             "joins a running scheduler; the working directory must be shared with every "
+                             "worker (see README, Running on a cluster)")
+
+
+@contextlib.contextmanager
+def cluster(address):
+    """A distributed.Client for --cluster ADDRESS (None when there is none; dask is then never
+    imported), checked: every worker sees this working directory and can import these scripts."""
+    if address is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        kind, _, workers = address.partition(":")
+        try:
+            if kind == "local":
+                local = stack.enter_context(LocalCluster(
+                    n_workers=int(workers or os.cpu_count()), threads_per_worker=1, processes=LOCAL_PROCESSES,
+                    dashboard_address=None))
+                client = stack.enter_context(Client(local))
+            else:
+                client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT))
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as error:
+            fail(f"--cluster {address}: no scheduler with workers there ({error})")
+        check_workers(client)
+        yield client
+
+
+def check_workers(client):
+    """Fail in one line unless every worker reads a file written here into the working directory
+    (the stages pass files through it) and imports these scripts (it runs their functions)."""
+    token = secrets.token_hex(8)
+    path = Path(f".cluster_check_{token}").absolute()
+    path.write_text(token)
+
+    def sees(path, project):  # defined here, so it is sent by value: a worker need not import this file
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        if project not in sys.path and Path(project, "common.py").is_file():
+            sys.path.insert(0, project)
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            text = None
+        return text, importlib.util.find_spec("common") is not None
+
+    try:
+        answers = client.run(sees, str(path), str(PROJECT_DIR))
+    finally:
+        path.unlink()
+    blind = sorted(worker for worker, (text, _) in answers.items() if text != token)
+    if blind:
+        fail(f"--cluster: worker(s) {', '.join(blind)} cannot read {path.parent}; the working directory must be "
+             "on a filesystem every worker shares, at the same path (see README, Running on a cluster)")
+    lost = sorted(worker for worker, (_, importable) in answers.items() if not importable)
+    if lost:
+        fail(f"--cluster: worker(s) {', '.join(lost)} cannot import the pipeline's scripts from {PROJECT_DIR}; "
+             "put the project on the shared filesystem too, or start `dask worker` with it on PYTHONPATH")
+
+
+def cluster_record(address, client):
+    """What artifacts record of how they were made: {} without a cluster."""
+    return {"cluster": {"address": address, "workers": len(client.scheduler_info()["workers"])}} if client else {}
+
+
+def cluster_blocks(client, inputs, rows):
+    """`rows` of `inputs` as futures of feature blocks, each built by a worker from the shared
+    files, spread round-robin over the workers in a fixed order so that a rerun partitions and
+    places the data the same way (distributed XGBoost is deterministic only then)."""
+    workers = sorted(client.scheduler_info()["workers"].items(), key=lambda item: str(item[1].get("name")))
+    return [(client.submit(feature_block, *inputs.task(block), workers=[workers[i % len(workers)][0]],
+                           allow_other_workers=False, pure=False), block)
+            for i, block in enumerate(inputs.blocks(rows))]
+
+
+def cluster_matrix(client, inputs, rows, parts, ref=None):
+    """A DaskQuantileDMatrix of `rows` of `inputs`; parts(rows) gives the label and weight."""
+    import dask.array as da
+    import xgboost.dask
+
+    blocks = cluster_blocks(client, inputs, rows)
+    data = da.concatenate([da.from_delayed(future, shape=(len(block), inputs.width), dtype=np.float32)
+                           for future, block in blocks])
+    chunks = (tuple(len(block) for _, block in blocks),)
+    extra = {key: da.from_array(values, chunks=chunks) for key, values in parts(rows).items() if values is not None}
+    return xgboost.dask.DaskQuantileDMatrix(client, data, ref=ref, **extra)
+
+
 # ------------------------------------------------------------------ training (03b and 04 alike)
 
 N_ESTIMATORS = 1000
@@ -428,24 +545,25 @@ def add_training_arguments(parser):
 
 def training_inputs(args, embedding_kinds):
     """Everything 03b and 04 train from: the classed table, its thresholds record, the feature
-    groups, the feature matrix for each embedding kind, and the provenance every artifact records."""
+    groups, the model input for each embedding kind (as Features: never built whole), and the
+    provenance every artifact records."""
     table, info = load_classed()
     groups, left_out = parse_features(args.features, info.get("signal_groups", ()))
-    matrices, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
-                                "history_stats_sha256": info["history_stats_sha256"],
-                                "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
-                                "features": list(groups)}
+    inputs, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
+                              "history_stats_sha256": info["history_stats_sha256"],
+                              "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
+                              "features": list(groups)}
     for kind in embedding_kinds:
         embeddings = None
         if "text" in groups:
             embeddings, meta = load_embeddings(kind, table)
             provenance.update({f"embeddings_{kind}_sha256": meta["texts_sha256"], "embedding_model": meta["model"],
                                "embedding_mode": meta["mode"], "embedding_dim": meta["dim"]})
-        matrices[kind] = feature_matrix(table, embeddings, groups)
+        inputs[kind] = features(table, embeddings, groups)
     print(f"read {CLASSED_CSV}{' and ' + ' and '.join(embedding_kinds) + ' embeddings' if 'text' in groups else ''}: "
-          f"{len(table)} rows, features {'+'.join(groups)} ({matrices[embedding_kinds[0]].shape[1]} columns)"
+          f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"
           + (f"; no column for {', '.join(left_out)} in the input" if left_out else ""))
-    return table, info, groups, matrices, provenance
+    return table, info, groups, inputs, provenance
 
 
 def training_settings(args):
@@ -467,6 +585,73 @@ def new_xgboost(task, settings, device, rounds=None):
     if task == "classifier":
         return XGBClassifier(objective="multi:softprob", eval_metric="mlogloss", **options)
     return XGBRegressor(**options)
+
+
+def train_xgboost(task, settings, device, inputs, label, fit_rows, validation_rows=(), weight=None,
+                  rounds=None, client=None):
+    """new_xgboost(...).fit(X[fit_rows], label[fit_rows], sample_weight=weight[fit_rows],
+    eval_set=[validation rows], sample_weight_eval_set=...), without ever building X: XGBoost's
+    QuantileDMatrix is built from `inputs` a block of rows at a time (here, or on a Dask cluster's
+    workers with `client`), the same bins as the sklearn call on this machine. Returns the same
+    sklearn model, so the artifacts and 05 cannot tell how it was trained."""
+    import xgboost
+
+    model = new_xgboost(task, settings, device, rounds)
+    params = model.get_xgb_params()
+    if task == "classifier":
+        params["num_class"] = len(CLASS_NAMES)  # what XGBClassifier.fit adds
+    train, evals = quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client)
+    options = dict(evals=evals, early_stopping_rounds=model.early_stopping_rounds, verbose_eval=False)
+    if client is None:
+        booster = xgboost.train(params, train, model.get_num_boosting_rounds(), **options)
+    else:
+        import xgboost.dask
+
+        booster = xgboost.dask.train(client, params, train, model.get_num_boosting_rounds(), **options)["booster"]
+    model.load_model(bytearray(booster.save_raw("ubj")))  # sets what fit would: classes, best iteration
+    return model
+
+
+def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=None):
+    """The training QuantileDMatrix of `fit_rows` and, for early stopping, the validation one
+    (binned with the training one's cuts), named as XGBClassifier.fit names it."""
+    import xgboost
+
+    def parts(rows):
+        return {"label": label[rows], "weight": None if weight is None else weight[rows]}
+
+    if client is not None:
+        train = cluster_matrix(client, inputs, fit_rows, parts)
+        return train, [(cluster_matrix(client, inputs, validation_rows, parts, ref=train), "validation_0")] \
+            if len(validation_rows) else []
+
+    class RowBlocks(xgboost.DataIter):
+        """`rows` of `inputs`, a block at a time: XGBoost reads them twice (sketch, then bins)."""
+
+        def __init__(self, rows):
+            self.blocks, self.next_block = inputs.blocks(rows), 0
+            super().__init__()
+
+        def next(self, input_data):
+            if self.next_block == len(self.blocks):
+                return False
+            rows = self.blocks[self.next_block]
+            input_data(data=inputs.block(rows), **parts(rows))
+            self.next_block += 1
+            return True
+
+        def reset(self):
+            self.next_block = 0
+
+    train = xgboost.QuantileDMatrix(RowBlocks(fit_rows))
+    return train, [(xgboost.QuantileDMatrix(RowBlocks(validation_rows), ref=train), "validation_0")] \
+        if len(validation_rows) else []
+
+
+def predict_rows(predict, inputs, rows):
+    """predict(X) for `rows` of `inputs`, a block at a time (predictions are row by row)."""
+    blocks = [predict(inputs.block(block)) for block in inputs.blocks(rows)]
+    return np.concatenate(blocks) if blocks else predict(inputs.block(rows))
 
 
 def xgboost_device():
@@ -522,6 +707,21 @@ def predict_parts(classifier, regressors, global_regressor, X_classifier, X_regr
             "global": np.asarray(global_regressor["model"].predict(X_regressor), dtype=float)}
 
 
+def cluster_predict_parts(client, models, classifier_inputs, regressor_inputs):
+    """predict_parts(*models, ...) for every row of the inputs, a block of rows per task on the
+    cluster's workers: predictions are row by row, so the figures are the ones made here."""
+    [shared] = client.scatter([models], broadcast=True)  # the models travel once to each worker
+    rows = np.arange(classifier_inputs.rows)
+    blocks = client.gather([client.submit(predict_block, shared, classifier_inputs.task(block),
+                                          regressor_inputs.task(block), pure=False)
+                            for block in classifier_inputs.blocks(rows)])
+    return {key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]}
+
+
+def predict_block(models, classifier_task, regressor_task):
+    return predict_parts(*models, feature_block(*classifier_task), feature_block(*regressor_task))
+
+
 def combiner_inputs(parts):
     """The learned routing's inputs, in COMBINER_INPUTS order."""
     p, gap = parts["probabilities"], parts["specialist_log"] - parts["global"][:, None]
@@ -565,13 +765,56 @@ def feature_columns(groups):
             for column in (HISTORY_FEATURES if group == "history" else SIGNAL_FEATURES[group])]
 
 
-def feature_matrix(table, embeddings, groups):
-    """The model input: the embeddings (when `text` is in `groups`), then the table's feature columns."""
-    parts = [np.asarray(embeddings, dtype=np.float32)] if "text" in groups else []
-    columns = feature_columns(groups)
-    if columns:
-        parts.append(table[columns].to_numpy(dtype=np.float32))
+BLOCK_ROWS = 16_384  # rows per block of model input (26 MB at 403 float32 columns)
+
+
+def feature_block(embeddings, embedding_rows, columns):
+    """Model input rows: embeddings[embedding_rows] (an array, or the path of a .npy that is
+    memory-mapped for this block only, so a big file never sits whole in this process), then the
+    feature columns, as float32."""
+    parts = []
+    if embeddings is not None:
+        source = np.load(embeddings, mmap_mode="r") if isinstance(embeddings, str) else embeddings
+        parts.append(np.asarray(source[embedding_rows], dtype=np.float32))
+    if columns is not None:
+        parts.append(columns)
     return np.hstack(parts) if len(parts) > 1 else parts[0]
+
+
+class Features:
+    """The model input of some rows, never built whole: row i is the embeddings' row index[i]
+    (row i without an index) beside row i of the table's feature columns. The embeddings are an
+    array or a .npy path (what training reads, a block at a time, here or on a cluster's workers)."""
+
+    def __init__(self, embeddings, columns, index=None):
+        self.embeddings = embeddings.filename if isinstance(embeddings, np.memmap) else embeddings
+        self.columns, self.index = columns, index
+        self.rows = len(columns) if columns is not None else len(index if index is not None else embeddings)
+        self.width = (0 if embeddings is None else embeddings.shape[1]) + (0 if columns is None else columns.shape[1])
+
+    def task(self, rows):
+        """feature_block's arguments for `rows`, small enough to send to a worker: a path travels
+        instead of embeddings on disk, in-memory embeddings only for these rows."""
+        embedding_rows = rows if self.index is None else self.index[rows]
+        columns = None if self.columns is None else self.columns[rows]
+        if self.embeddings is None or isinstance(self.embeddings, str):
+            return self.embeddings, embedding_rows, columns
+        return self.embeddings[embedding_rows], slice(None), columns
+
+    def block(self, rows):
+        return feature_block(*self.task(rows))
+
+    def blocks(self, rows):
+        """`rows` in order, BLOCK_ROWS at a time."""
+        return [rows[start:start + BLOCK_ROWS] for start in range(0, len(rows), BLOCK_ROWS)]
+
+
+def features(table, embeddings, groups, index=None):
+    """The model input as Features: the embeddings (when `text` is in `groups`; row i of the
+    table is the embeddings' row index[i]), then the table's feature columns."""
+    columns = feature_columns(groups)
+    return Features(embeddings if "text" in groups else None,
+                    table[columns].to_numpy(dtype=np.float32) if columns else None, index)
 
 
 def seconds_since(start):

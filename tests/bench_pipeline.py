@@ -1,6 +1,12 @@
 """Benchmark (not part of the test suite): stage 2's encoder against plain sentence-transformers
 `encode` in the same run, then the whole pipeline on N synthetic tweets, stage by stage.
 
+--fake-embeddings skips stage 2 and writes random unit float32 embeddings of the right shape with
+a matching embeddings_meta.json (stages 3-5 only need the files), so the memory of stages 3 and 4
+can be measured at 300K rows without hours of encoding; each stage's peak RSS is then also given
+as a multiple of one embeddings file. --cluster passes --cluster to stages 2-5; --project runs
+another checkout's scripts (say, the code before a change) on the same input, for before/after.
+
 Absolute seconds on a shared 2-core machine are noise; the ratio to plain `encode`, measured
 minutes apart on the same texts, is the figure to quote. Peak memory is each stage's maximum
 resident set size, read from the kernel when its process ends.
@@ -8,6 +14,7 @@ resident set size, read from the kernel when its process ends.
 Writes bench_results/bench_<rows>[_fast].json and prints a table.
 
 Usage: python tests/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--texts-csv PATH] [--no-pipeline]
+       python tests/bench_pipeline.py --rows 300000 --sample 0 --fake-embeddings [--project DIR] [--cluster local:2]
 """
 import argparse
 import importlib
@@ -68,10 +75,35 @@ def compare_encoders(texts, fast):
             "plain_encode_before_after": [rate_before, rate_after], **figures}
 
 
-def run_stage(script, args, folder, log):
+def write_fake_embeddings(folder, seed=0, block=50_000):
+    """Random unit float32 embeddings for every row of the classed CSV, with the meta record 02
+    would write, so that stages 3-5 accept them; written a block at a time."""
+    import pandas as pd
+
+    table = pd.read_csv(folder / common.CLASSED_CSV, dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(seed)
+    meta = {}
+    for kind, name, texts in (("content", common.EMBEDDINGS_CONTENT, list(table["content"])),
+                              ("combined", common.EMBEDDINGS_COMBINED, common.combined_texts(table))):
+        matrix = np.lib.format.open_memmap(folder / name, mode="w+", dtype=np.float32,
+                                           shape=(len(table), common.EMBEDDING_DIM))
+        for start in range(0, len(table), block):
+            rows = rng.standard_normal((min(block, len(table) - start), common.EMBEDDING_DIM), dtype=np.float32)
+            matrix[start:start + len(rows)] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        matrix.flush()
+        del matrix
+        meta[kind] = {"texts_sha256": common.texts_fingerprint(texts), "rows": len(table),
+                      "model": common.DEFAULT_MODEL, "mode": "exact",
+                      "template": common.COMBINED_TEMPLATE if kind == "combined" else "{content}",
+                      "precision": "random (benchmark)", "device": "cpu", "dim": common.EMBEDDING_DIM}
+    (folder / common.EMBEDDINGS_META).write_text(json.dumps(meta, indent=2) + "\n")
+    return (folder / common.EMBEDDINGS_CONTENT).stat().st_size
+
+
+def run_stage(script, args, folder, log, project=PROJECT_DIR):
     """Run one stage as its own process; return wall seconds and its peak RSS in MB."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / script), *args], cwd=folder,
+    process = subprocess.Popen([sys.executable, str(project / script), *args], cwd=folder,
                                stdout=log, stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -80,23 +112,36 @@ def run_stage(script, args, folder, log):
     return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
-def time_pipeline(rows, fast, folder):
+def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, project=PROJECT_DIR):
     data = folder / "tweets.csv"
     importlib.import_module("make_synthetic_tweets").main(["--rows", str(rows), "--output", str(data)])
-    stage_args = {STAGES[0]: ["--input", str(data)], STAGES[1]: ["--fast"] if fast else []}
-    timings = {}
+    on_cluster = ["--cluster", cluster] if cluster else []
+    stage_args = {STAGES[0]: ["--input", str(data)], STAGES[1]: (["--fast"] if fast else []) + on_cluster,
+                  **{script: on_cluster for script in STAGES[2:]}}
+    timings, embeddings_mb = {}, None
     with open(folder / "stages.log", "w") as log:
         for script in STAGES:
-            seconds, peak_mb = run_stage(script, stage_args.get(script, []), folder, log)
+            if script == STAGES[1] and fake_embeddings:
+                embeddings_mb = write_fake_embeddings(folder) / 2**20
+                print(f"  {'random embeddings':36s} one file {embeddings_mb:.0f} MB", flush=True)
+                continue
+            seconds, peak_mb = run_stage(script, stage_args.get(script, []), folder, log, project)
             timings[script] = {"seconds": seconds, "peak_rss_mb": peak_mb}
-            print(f"  {script:36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB", flush=True)
-        seconds, peak_mb = run_stage(STAGES[1], stage_args[STAGES[1]], folder, log)
-        timings["02 rerun, unchanged input"] = {"seconds": seconds, "peak_rss_mb": peak_mb}
-        print(f"  {'02 rerun, unchanged input':36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB")
+            if embeddings_mb:
+                timings[script]["peak_rss_per_embeddings_file"] = peak_mb / embeddings_mb
+            print(f"  {script:36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB"
+                  + (f" ({peak_mb / embeddings_mb:.2f}x one embeddings file)" if embeddings_mb else ""), flush=True)
+        if not fake_embeddings:
+            seconds, peak_mb = run_stage(STAGES[1], stage_args[STAGES[1]], folder, log, project)
+            timings["02 rerun, unchanged input"] = {"seconds": seconds, "peak_rss_mb": peak_mb}
+            print(f"  {'02 rerun, unchanged input':36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB")
     meta = json.loads((folder / common.EMBEDDINGS_META).read_text())
-    return {"stages": timings, "pipeline_seconds": sum(timings[s]["seconds"] for s in STAGES),
+    models_mb = sum(path.stat().st_size for path in folder.glob("*.joblib")) / 2**20
+    return {"stages": timings, "pipeline_seconds": sum(timings[s]["seconds"] for s in STAGES if s in timings),
             "peak_rss_mb": max(t["peak_rss_mb"] for t in timings.values()),
-            "precision": meta["content"]["precision"]}
+            "precision": meta["content"]["precision"], "embeddings_file_mb": embeddings_mb,
+            "models_mb": models_mb, "cluster": cluster, "project": str(project),
+            "final_predictions_sha256": common.file_sha256(folder / common.PREDICTIONS)}
 
 
 def main(argv=None):
@@ -108,6 +153,11 @@ def main(argv=None):
     parser.add_argument("--texts-csv", default=None,
                         help="compare the encoders on this CSV's `content` column instead of synthetic tweets")
     parser.add_argument("--no-pipeline", action="store_true", help="only compare the encoders")
+    parser.add_argument("--fake-embeddings", action="store_true",
+                        help="skip stage 2: random embeddings of the right shape (for stages 3-5's memory)")
+    parser.add_argument("--cluster", default=None, help="pass --cluster ADDRESS to stages 2-5")
+    parser.add_argument("--project", type=Path, default=PROJECT_DIR,
+                        help="run this checkout's stage scripts (e.g. the code before a change)")
     parser.add_argument("--output-dir", default="bench_results")
     args = parser.parse_args(argv)
     results = {"rows": args.rows, "fast": args.fast, "cpu_count": os.cpu_count()}
@@ -137,13 +187,19 @@ def main(argv=None):
                           f"min {figures['cosine_min']:.6f}  max |diff| {figures['max_abs_diff']:.1e}")
         if not args.no_pipeline:
             print(f"pipeline on {args.rows} synthetic tweets{' (--fast)' if args.fast else ''}:", flush=True)
-            results["pipeline"] = time_pipeline(args.rows, args.fast, folder)
+            results["pipeline"] = time_pipeline(args.rows, args.fast, folder, args.fake_embeddings, args.cluster,
+                                                args.project.resolve())
             print(f"  whole pipeline {results['pipeline']['pipeline_seconds']:.1f}s, "
-                  f"peak RSS {results['pipeline']['peak_rss_mb']:.0f} MB")
+                  f"peak RSS {results['pipeline']['peak_rss_mb']:.0f} MB, models {results['pipeline']['models_mb']:.1f} MB, "
+                  f"final_predictions.csv sha256 {results['pipeline']['final_predictions_sha256'][:16]}")
 
     out = Path(args.output_dir)
     out.mkdir(exist_ok=True)
-    path = out / f"bench_{args.rows}{'_fast' if args.fast else ''}.json"
+    tags = "".join(f"_{tag}" for tag, on in (("fast", args.fast), ("fake", args.fake_embeddings),
+                                             (str(args.cluster).replace(":", ""), args.cluster),
+                                             (args.project.resolve().name, args.project.resolve() != PROJECT_DIR))
+                   if on)
+    path = out / f"bench_{args.rows}{tags}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}")
 
