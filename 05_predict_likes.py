@@ -40,6 +40,10 @@ import pandas as pd
 
 import common
 
+# Stage 2 embeds new tweets exactly as it embedded the training rows. Importing it is cheap: it
+# loads torch or OpenVINO only when asked to encode.
+stage2 = importlib.import_module("02_generate_embeddings")
+
 METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -129,16 +133,16 @@ def predict(classifier, regressors, global_regressor, X_classifier, X_regressor)
 
 
 def embed_new_tweets(table, classifier, args):
-    """Embed new tweets with the model and mode (exact or fast) the classifier was trained on."""
-    stage2 = importlib.import_module("02_generate_embeddings")
+    """Embed new tweets with the model and mode (exact or fast) the classifier was trained on; on
+    the CPU when its embeddings were made by OpenVINO there, which needs no torch."""
     meta = classifier["meta"]
-    device = common.pick_device(args.device)
-    model = stage2.load_sentence_model(meta["embedding_model"], device)
-    precision = stage2.pick_precision(device, meta["embedding_mode"] == "fast", model)
+    made_on_cpu = meta.get("embedding_precision", "").startswith("openvino")
+    device = "cpu" if args.device == "auto" and made_on_cpu else common.pick_device(args.device)
+    encoder = stage2.load_encoder(meta["embedding_model"], device, meta["embedding_mode"] == "fast")
     batch_size = args.batch_size or stage2.BATCH_SIZE[device]
-    print(f"embedding {len(table)} new tweets with {meta['embedding_model']} on {device}, {precision}")
+    print(f"embedding {len(table)} new tweets with {meta['embedding_model']} on {device}, {encoder.precision}")
     (content, combined), _ = stage2.embed_unique([list(table["content"]), common.combined_texts(table)],
-                                                 model, meta["embedding_model"], precision, batch_size)
+                                                 encoder, batch_size)
     return {"content": content, "combined": combined}
 
 

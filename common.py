@@ -7,6 +7,7 @@ embedded data/) are found relative to this file, so the pipeline runs from any f
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -195,6 +196,7 @@ def training_provenance(info, embeddings_meta):
     return {"classed_csv_sha256": info["classed_csv_sha256"], "thresholds": info["thresholds"],
             "split": info["split"], "rows": info["rows"], "embeddings_sha256": embeddings_meta["texts_sha256"],
             "embedding_model": embeddings_meta["model"], "embedding_mode": embeddings_meta["mode"],
+            "embedding_precision": embeddings_meta["precision"],
             "embedding_dim": embeddings_meta["dim"]}
 
 
@@ -263,16 +265,20 @@ def save_artifact(path, model, meta):
 # ------------------------------------------------------------------------------------ run context
 
 def pick_device(requested="auto"):
-    """CUDA, then Apple MPS, then CPU; `requested` forces one."""
-    if requested != "auto":
-        return requested
+    """CUDA, then Apple MPS, then CPU; `requested` forces one, which must be there. Torch takes
+    seconds to import, so on Linux without a GPU driver (NVIDIA's or AMD's) it is not asked."""
+    if requested == "cpu" or (requested == "auto" and sys.platform == "linux" and
+                              not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/kfd"))):
+        return "cpu"
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    found = {"cuda": torch.cuda.is_available(),
+             "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if requested == "auto":
+        return next((device for device, present in found.items() if present), "cpu")
+    if not found[requested]:
+        fail(f"--device {requested}, but torch finds no {requested.upper()} device on this machine")
+    return requested
 
 
 def xgboost_device():

@@ -40,7 +40,7 @@ def test_unchanged_input_is_reused_without_loading_the_model(classed, capsys, mo
 
     def no_model(*args):
         raise AssertionError("the model was loaded although nothing changed")
-    monkeypatch.setattr(embeddings, "load_sentence_model", no_model)
+    monkeypatch.setattr(embeddings, "load_encoder", no_model)
     run("02_generate_embeddings")
     assert "up to date" in receipt(capsys)
     for name, matrix in before.items():
@@ -115,11 +115,33 @@ def test_a_model_openvino_cannot_take_runs_exactly_on_torch():
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
     minilm = embeddings.load_sentence_model(common.DEFAULT_MODEL, "cpu")
-    assert embeddings.pick_precision("cpu", False, minilm) == "openvino-fp32"
+    assert embeddings.openvino_can_run(minilm)
     cls_pooled = SentenceTransformer(modules=[minilm[0], Pooling(common.EMBEDDING_DIM, pooling_mode="cls"),
                                               Normalize()], device="cpu")
-    precision = embeddings.pick_precision("cpu", False, cls_pooled)
-    assert precision == "fp32"
+    assert not embeddings.openvino_can_run(cls_pooled)
     texts = ["Big news today! <hyperlink>", "Thanks <mention> for the support", "short"]
-    ours = embeddings.encode(texts, cls_pooled, "cls-pooled MiniLM", precision, batch_size=2)
+    ours = embeddings.encode(texts, embeddings.torch_encoder(cls_pooled, "fp32"), batch_size=2)
     assert np.abs(ours - cls_pooled.encode(texts)).max() < 1e-5
+
+
+def test_the_light_path_tokenizes_and_embeds_as_the_sentence_transformers_tokenizer(small_csv):
+    """Once converted, the OpenVINO encoder tokenizes with the `tokenizers` library alone; its
+    batches, and so its embeddings, are those of the sentence-transformers tokenizer it replaced."""
+    texts = list(pd.read_csv(small_csv, keep_default_na=False)["content"])
+    texts += ["word " * 300, "", "  padded  ", "Ünïcödé ✨ 😞 中文"]  # truncated at 256 tokens, empty, odd
+    light = embeddings.load_encoder(common.DEFAULT_MODEL, "cpu", fast=False)
+    assert light.precision == "openvino-fp32"
+    model = embeddings.load_sentence_model(common.DEFAULT_MODEL, "cpu")
+
+    def hf_prepare(batch):
+        return dict(model.tokenizer(batch, padding=True, truncation=True, max_length=model.max_seq_length,
+                                    return_tensors="np"))
+    for batch in (texts[:64], texts[-8:]):
+        ours, theirs = light.prepare(batch), hf_prepare(batch)
+        assert ours.keys() == {"input_ids", "token_type_ids", "attention_mask"} <= theirs.keys()
+        for name in ours:
+            assert ours[name].dtype == np.int64 and np.array_equal(ours[name], theirs[name])
+    assert light.count_tokens(texts) == embeddings.torch_encoder(model, "fp32").count_tokens(texts)
+    before = light._replace(prepare=hf_prepare)  # the encoder as it was: tokenized by transformers
+    matrix = embeddings.encode(texts, light, batch_size=64)
+    assert np.abs(matrix - embeddings.encode(texts, before, batch_size=64)).max() <= 1e-6
