@@ -4,7 +4,8 @@ predicts log1p(likes); expm1 turns that back into likes.
 Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01),
        embeddings_*.npy (02), classifier_model_improved.joblib (03),
        regressor_model_class_{0,1,2}.joblib and regressor_model_global.joblib (04);
-       with --input, a CSV/.xlsx of new tweets (likes optional), embedded here
+       with --input, a CSV/.xlsx of new tweets (likes optional), embedded here; with --text,
+       one new tweet, whose prediction and account history are printed
 Writes final_predictions.csv         the input columns plus predicted_class, class probabilities
                                      and predicted_likes
        when actual likes are known:
@@ -29,7 +30,8 @@ raw counts would let the viral specialist's thousands swamp every tweet. The pro
 columns of the output are these calibrated probabilities; predicted_class is the classifier's
 (class-weighted) pick, as in the original design.
 
-Usage: python 05_predict_likes.py [--input NEW.csv] [--routing hard|soft] [--output PATH]
+Usage: python 05_predict_likes.py [--input NEW.csv | --text "..." [--username NAME] [--company NAME]]
+                                  [--routing hard|soft] [--output PATH]
 """
 import argparse
 import importlib
@@ -146,6 +148,26 @@ def embed_new_tweets(table, classifier, args):
     return {"content": content, "combined": combined}
 
 
+def draft_table(args):
+    """The one tweet of --text as a table, normalised as common.read_table normalises a file."""
+    return pd.DataFrame({"content": [args.text], "username": [args.username], "company": [args.company]}
+                        ).apply(lambda column: column.str.strip())
+
+
+def describe_draft(tweet, probabilities, predicted_likes, stats, prior):
+    """What the terminal shows for --text: the prediction and what the history features knew."""
+    print(f"\npredicted likes: {predicted_likes:.0f}")
+    print("class probabilities: " + ", ".join(f"{name} {p:.1%}" for name, p in zip(common.CLASS_NAMES, probabilities)))
+    for kind, column in (("user", "username"), ("company", "company")):
+        row = stats[(stats["kind"] == kind) & (stats["key"] == tweet[column])] if tweet[column] else stats[:0]
+        if row.empty:
+            print(f"{column} {tweet[column] or '(none)'!r}: unseen in training; its history features are "
+                  f"the global prior (median {np.expm1(prior['median_log_likes']):.0f} likes)")
+        else:
+            print(f"{column} {tweet[column]!r}: seen in training, {int(row['count'].iloc[0])} tweets, "
+                  f"median {np.expm1(row['median_log_likes'].iloc[0]):.0f} likes")
+
+
 def save_plots(actual_likes, predicted_likes, confusion, routing):
     import matplotlib
 
@@ -214,8 +236,12 @@ def report(table, train, info, predictions, routing):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--input", default=None,
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", default=None,
                         help="CSV/.xlsx of new tweets to predict (default: the test rows of 01's split)")
+    source.add_argument("--text", default=None, help="one new tweet to predict, from the terminal")
+    parser.add_argument("--username", default="", help="the account posting --text")
+    parser.add_argument("--company", default="", help="the company of --text")
     parser.add_argument("--routing", choices=("hard", "soft"), default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows both")
     parser.add_argument("--output", default=common.PREDICTIONS, help="where to write the predictions")
@@ -224,11 +250,13 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=None, help="for embedding new tweets (--input)")
     parser.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
     args = parser.parse_args(argv)
+    if (args.username or args.company) and args.text is None:
+        common.fail("--username and --company describe --text; a file's rows carry their own")
     started = time.perf_counter()
 
     table, info = common.load_classed()
     train = table[table["split"] == "train"]
-    if args.input is None:
+    if args.input is None and args.text is None:
         rows = np.flatnonzero((table["split"] == "test").to_numpy())
         embeddings, embeddings_meta = {}, {}
         for kind in ("content", "combined"):
@@ -240,13 +268,14 @@ def main(argv=None):
     else:
         common.require([common.HISTORY_CSV])
         classifier, regressors, global_regressor = load_models(info)
-        tweets = common.read_table(args.input, required=("content", "username"))
+        tweets = (draft_table(args) if args.text is not None
+                  else common.read_table(args.input, required=("content", "username")))
         if "likes" in tweets.columns:
             tweets["likes"] = common.clean_likes(tweets["likes"])
         stats = pd.read_csv(common.HISTORY_CSV, dtype={"key": str}, keep_default_na=False)
         tweets[common.HISTORY_FEATURES] = common.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
         embeddings = embed_new_tweets(tweets, classifier, args)
-        source = args.input
+        source = args.input or "--text"
     print(f"predicting {len(tweets)} tweets from {source}")
 
     features = classifier["meta"]["features"]
@@ -262,6 +291,9 @@ def main(argv=None):
     output["predicted_likes"] = np.clip(np.expm1(chosen_log), 0, None).round(1)
     common.save_csv(args.output, output)
     print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
+    if args.text is not None:
+        describe_draft(tweets.iloc[0], predictions["probabilities"][0], output["predicted_likes"].iloc[0],
+                       stats, info["history_prior"])
 
     known = tweets["likes"].notna().to_numpy() if "likes" in tweets.columns else np.zeros(len(tweets), bool)
     if known.any():
