@@ -23,12 +23,14 @@ overlaps with the model's work on the current one.
 Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
 """
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -42,7 +44,9 @@ import pandas as pd
 import common
 
 BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 1024}
-CHUNK_TEXTS = 8192  # texts per resumable chunk: ~1 minute of CPU work
+CHUNK_TEXTS = 8192  # most texts per resumable chunk: ~1 minute of CPU work
+MIN_CHUNKS = 8      # fewest chunks: a short run interrupted still keeps most of its work
+PROGRESS_AFTER_S = 3  # encodes shorter than this show no progress
 CACHE_DIR = Path(".embeddings_cache")
 OPENVINO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tweet-likes" / "openvino"
 
@@ -224,18 +228,18 @@ def encode(texts, encoder, batch_size, chunk_dir=None):
     """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
     count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
     there and reused after an interruption."""
-    from tqdm import tqdm
-
     # Counted a slice at a time, so the token ids never pile up in memory.
     counts = np.concatenate([encoder.count_tokens(texts[start:start + 10_000])
                              for start in range(0, len(texts), 10_000)])
     order = np.argsort(counts, kind="stable")
     embeddings = np.empty((len(texts), encoder.dim), dtype=np.float32)
-    progress = tqdm(total=len(texts), unit="text", desc="encoding", disable=len(texts) < 2 * CHUNK_TEXTS)
+    # Several chunks even for a short run, so an interrupted one always leaves work to resume from.
+    chunk_size = min(CHUNK_TEXTS, max(batch_size, -(-len(texts) // MIN_CHUNKS)))
+    progress = progress_bar(len(texts))
     with ThreadPoolExecutor(max_workers=1) as tokenizer_thread:
-        for chunk_start in range(0, len(texts), CHUNK_TEXTS):
-            chunk = order[chunk_start:chunk_start + CHUNK_TEXTS]
-            part = chunk_dir / f"part_{chunk_start // CHUNK_TEXTS:05d}.npy" if chunk_dir else None
+        for chunk_start in range(0, len(texts), chunk_size):
+            chunk = order[chunk_start:chunk_start + chunk_size]
+            part = chunk_dir / f"part_{chunk_start // chunk_size:05d}.npy" if chunk_dir else None
             if part is not None and part.exists():
                 embeddings[chunk] = np.load(part)
                 progress.update(len(chunk))
@@ -254,12 +258,99 @@ def encode(texts, encoder, batch_size, chunk_dir=None):
     return embeddings
 
 
+def progress_bar(total):
+    """tqdm's bar on a terminal; in a log file, where its \\r updates would pile up, a plain line
+    each tenth of the way. Either shows only once an encode has taken PROGRESS_AFTER_S."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="text", desc="encoding", delay=PROGRESS_AFTER_S)
+    return LogProgress(total)
+
+
+class LogProgress:
+    """The few calls of a tqdm bar that encode makes, as plain lines."""
+
+    def __init__(self, total):
+        self.total, self.done, self.tenths, self.started = total, 0, 0, time.perf_counter()
+
+    def update(self, count):
+        self.done += count
+        tenths = 10 * self.done // self.total
+        seconds = time.perf_counter() - self.started
+        if tenths > self.tenths and seconds >= PROGRESS_AFTER_S:
+            print(f"  encoding: {self.done} of {self.total} texts ({tenths}0%) in {seconds:.0f}s", flush=True)
+        self.tenths = tenths
+
+    def close(self):
+        pass
+
+
 def embed_unique(text_lists, encoder, batch_size, chunk_dir=None):
     """Encode each distinct text once; return one matrix per list, row-aligned with it."""
     inverse, unique = pd.factorize(pd.Series([text for texts in text_lists for text in texts], dtype=object))
     matrix = encode(list(unique), encoder, batch_size, chunk_dir)
     bounds = np.cumsum([0] + [len(t) for t in text_lists])
     return [matrix[inverse[a:b]] for a, b in zip(bounds[:-1], bounds[1:])], len(unique)
+
+
+def positive_int(text):
+    """argparse type for counts such as --batch-size: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def folder_lock():
+    """One run of this script at a time in a folder: a second would write the same files. The
+    kernel drops the lock when the process ends, however it ends."""
+    import fcntl
+
+    try:
+        CACHE_DIR.mkdir(exist_ok=True)
+        handle = open(CACHE_DIR / "lock", "w")
+    except OSError as error:
+        common.fail(f"can't write {CACHE_DIR / 'lock'} in this folder: {error.strerror}")
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            common.fail(f"another 02_generate_embeddings.py is running in this folder (it holds "
+                        f"{CACHE_DIR / 'lock'}); wait for it to finish")
+        yield
+
+
+def read_meta():
+    """The record of the last run, or {} (all recomputed) if there is none or it is unreadable."""
+    try:
+        meta = json.loads(Path(common.EMBEDDINGS_META).read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        print(f"  {common.EMBEDDINGS_META} is unreadable; recomputing")
+        return {}
+    return meta
+
+
+def why_stale(path, wanted, recorded):
+    """Why the file at `path` can't be reused, or None if it holds exactly what `wanted` asks for:
+    its record matches and its bytes are the ones recorded when it was written."""
+    if not Path(path).exists():
+        return "no file yet"
+    if not recorded:
+        return f"no record of it in {common.EMBEDDINGS_META}"
+    if {key: recorded.get(key) for key in wanted} != wanted:
+        return "made from other texts, template, model or mode"
+    if recorded.get("npy_sha256") != common.file_sha256(path):
+        return f"its bytes are not those {common.EMBEDDINGS_META} records (truncated, or from another run)"
+    return None
 
 
 def main(argv=None):
@@ -272,37 +363,48 @@ def main(argv=None):
     parser.add_argument("--fast", action="store_true",
                         help="instead of exact float32: bfloat16 on a CPU that has it (OpenVINO, else "
                              "torch), float16 on CUDA")
-    parser.add_argument("--batch-size", type=int, default=None, help="texts per batch (default: by device)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="texts per batch (default: by device)")
     parser.add_argument("--force", action="store_true", help="recompute even if the files are up to date")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
+    try:
+        with folder_lock():
+            generate(args)
+    except KeyboardInterrupt:
+        # Finished chunks are saved and every write is atomic: nothing is lost or half-written.
+        print("interrupted; rerun to resume", file=sys.stderr)
+        raise SystemExit(130) from None
 
+
+def generate(args):
+    started = time.perf_counter()
     table, _ = common.load_classed()
     texts = {"content": list(table["content"]), "combined": common.combined_texts(table)}
     paths = {"content": common.EMBEDDINGS_CONTENT, "combined": common.EMBEDDINGS_COMBINED}
     print(f"read {common.CLASSED_CSV}: {len(table)} rows")
 
     # Decide what is up to date before importing torch: that import alone takes seconds.
-    meta_path = Path(common.EMBEDDINGS_META)
-    old_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    old_meta = read_meta()
     mode = "fast" if args.fast else "exact"
     wanted = {kind: {"texts_sha256": common.texts_fingerprint(texts[kind]), "rows": len(table),
                      "model": args.model, "mode": mode,
                      "template": common.COMBINED_TEMPLATE if kind == "combined" else "{content}"}
               for kind in texts}
-    stale = [kind for kind in texts if args.force or not Path(paths[kind]).exists()
-             or {key: old_meta.get(kind, {}).get(key) for key in wanted[kind]} != wanted[kind]]
+    reasons = {kind: "--force" if args.force else why_stale(paths[kind], wanted[kind], old_meta.get(kind, {}))
+               for kind in texts}
+    stale = [kind for kind in texts if reasons[kind]]
     if not stale:
         print(f"embeddings are up to date ({args.model}, {mode}); nothing to do "
               f"in {common.seconds_since(started)} (--force recomputes)")
         return
+    for kind in stale:
+        print(f"  computing {paths[kind]}: {reasons[kind]}")
 
     device = common.pick_device(args.device)
     batch_size = args.batch_size or BATCH_SIZE[device]
     encoder = load_encoder(args.model, device, args.fast)
     precision = encoder.precision
     print(f"model {args.model} on {device}, {precision}, batch {batch_size}, max {encoder.max_length} tokens")
-    key = hashlib.sha256("|".join([args.model, precision, str(batch_size)]
+    key = hashlib.sha256("|".join([args.model, precision, str(batch_size), f"{CHUNK_TEXTS}/{MIN_CHUNKS}"]
                                   + [wanted[kind]["texts_sha256"] for kind in stale]).encode()).hexdigest()[:16]
     chunk_dir = CACHE_DIR / key
     if chunk_dir.exists():
@@ -314,15 +416,19 @@ def main(argv=None):
     print(f"encoded {n_unique} distinct texts for {len(stale) * len(table)} rows in {encode_seconds:.1f}s "
           f"({n_unique / encode_seconds:.0f} texts/s)")
 
-    meta = {kind: old_meta[kind] for kind in texts if kind not in stale}
+    # A file's record is dropped before the file is replaced and comes back, with the new file's
+    # hash, once all are written: a run stopped in between leaves no record vouching for its files.
+    meta = {kind: old_meta[kind] for kind in texts if kind in old_meta}
+    records = {}
     for kind, matrix in zip(stale, matrices):
+        if meta.pop(kind, None) is not None:
+            common.save_json(common.EMBEDDINGS_META, meta)
         common.save_npy(paths[kind], matrix)
-        meta[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1])}
+        records[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1]),
+                         "npy_sha256": common.file_sha256(paths[kind])}
         print(f"wrote {paths[kind]} {matrix.shape}")
-    common.save_json(common.EMBEDDINGS_META, meta)
+    common.save_json(common.EMBEDDINGS_META, {**meta, **records})
     shutil.rmtree(chunk_dir)
-    if not any(CACHE_DIR.iterdir()):
-        CACHE_DIR.rmdir()
     print(f"wrote {common.EMBEDDINGS_META} in {common.seconds_since(started)}")
 
 

@@ -247,7 +247,8 @@ def main(argv=None):
     parser.add_argument("--output", default=common.PREDICTIONS, help="where to write the predictions")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="for embedding new tweets (--input)")
-    parser.add_argument("--batch-size", type=int, default=None, help="for embedding new tweets (--input)")
+    parser.add_argument("--batch-size", type=stage2.positive_int, default=None,
+                        help="for embedding new tweets (--input, --text)")
     parser.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
     args = parser.parse_args(argv)
     if (args.username or args.company) and args.text is None:
