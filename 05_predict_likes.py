@@ -5,7 +5,8 @@ back into likes.
 Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01),
        embeddings_*.npy (02), classifier_model_improved.joblib (03),
        regressor_model_class_{0,1,2}.joblib, regressor_model_global.joblib and
-       routing_combiner.json (04); with --input, a CSV/.xlsx of new tweets (likes optional)
+       routing_combiner.json (04); with --input, a CSV/.xlsx of new tweets (likes optional),
+       embedded here; with --text, one new tweet, whose prediction and account history are printed
 Writes final_predictions.csv         the input columns as they were, plus predicted_class, class
                                      probabilities, predicted_likes (typical) and expected_likes
                                      (mean) (--output: never onto the input or a pipeline file)
@@ -33,7 +34,8 @@ smearing factor: use it for totals and raw-count scoring, where a median-like gu
 --cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
 of the embeddings from the shared working directory (new tweets of --input are embedded here).
 
-Usage: python 05_predict_likes.py [--input NEW.csv] [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
+Usage: python 05_predict_likes.py [--input NEW.csv | --text "..." [--username NAME] [--company NAME]]
+                                  [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
 """
 import argparse
 import importlib
@@ -46,6 +48,10 @@ import numpy as np
 import pandas as pd
 
 import common
+
+# Stage 2 embeds new tweets exactly as it embedded the training rows. Importing it is cheap: it
+# loads torch or OpenVINO only when asked to encode.
+stage2 = importlib.import_module("02_generate_embeddings")
 
 METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
@@ -123,17 +129,37 @@ def load_models(info, embeddings_meta=None):
 
 
 def embed_new_tweets(table, classifier, args):
-    """Embed new tweets with the model and mode (exact or fast) the classifier was trained on."""
-    stage2 = importlib.import_module("02_generate_embeddings")
+    """Embed new tweets with the model and mode (exact or fast) the classifier was trained on; on
+    the CPU when its embeddings were made by OpenVINO there, which needs no torch."""
     meta = classifier["meta"]
-    device = common.pick_device(args.device)
-    model = stage2.load_sentence_model(meta["embedding_model"], device)
-    precision = stage2.pick_precision(device, meta["embedding_mode"] == "fast", model)
+    made_on_cpu = meta.get("embedding_precision", "").startswith("openvino")
+    device = "cpu" if args.device == "auto" and made_on_cpu else common.pick_device(args.device)
+    encoder = stage2.load_encoder(meta["embedding_model"], device, meta["embedding_mode"] == "fast")
     batch_size = args.batch_size or stage2.BATCH_SIZE[device]
-    print(f"embedding {len(table)} new tweets with {meta['embedding_model']} on {device}, {precision}")
+    print(f"embedding {len(table)} new tweets with {meta['embedding_model']} on {device}, {encoder.precision}")
     (content, combined), _ = stage2.embed_unique([list(table["content"]), common.combined_texts(table)],
-                                                 model, meta["embedding_model"], precision, batch_size)
+                                                 encoder, batch_size)
     return {"content": content, "combined": combined}
+
+
+def draft_table(args):
+    """The one tweet of --text as (table, original), normalised as common.read_table normalises a file."""
+    original = pd.DataFrame({"content": [args.text], "username": [args.username], "company": [args.company]})
+    return original.apply(lambda column: column.str.strip()), original
+
+
+def describe_draft(tweet, probabilities, predicted_likes, stats, prior):
+    """What the terminal shows for --text: the prediction and what the history features knew."""
+    print(f"\npredicted likes: {predicted_likes:.0f}")
+    print("class probabilities: " + ", ".join(f"{name} {p:.1%}" for name, p in zip(common.CLASS_NAMES, probabilities)))
+    for kind, column in (("user", "username"), ("company", "company")):
+        row = stats[(stats["kind"] == kind) & (stats["key"] == tweet[column])] if tweet[column] else stats[:0]
+        if row.empty:
+            print(f"{column} {tweet[column] or '(none)'!r}: unseen in training; its history features are "
+                  f"the global prior (median {np.expm1(prior['median_log_likes']):.0f} likes)")
+        else:
+            print(f"{column} {tweet[column]!r}: seen in training, {int(row['count'].iloc[0])} tweets, "
+                  f"median {np.expm1(row['median_log_likes'].iloc[0]):.0f} likes")
 
 
 def save_plots(actual_likes, predicted_likes, confusion, routing):
@@ -223,18 +249,24 @@ def same_file(a, b):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--input", default=None,
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", default=None,
                         help="CSV/.xlsx of new tweets to predict (default: the test rows of 01's split)")
+    source.add_argument("--text", default=None, help="one new tweet to predict, from the terminal")
+    parser.add_argument("--username", default="", help="the account posting --text")
+    parser.add_argument("--company", default="", help="the company of --text")
     parser.add_argument("--routing", choices=common.ROUTINGS, default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows all")
     parser.add_argument("--output", default=common.PREDICTIONS, help="where to write the predictions")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                        help="for embedding new tweets (--input)")
+                        help="for embedding new tweets (--input, --text)")
     parser.add_argument("--batch-size", type=common.positive_int, default=None,
-                        help="for embedding new tweets (--input)")
+                        help="for embedding new tweets (--input, --text)")
     parser.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
     common.add_cluster_argument(parser)
     args = parser.parse_args(argv)
+    if (args.username or args.company) and args.text is None:
+        common.fail("--username and --company describe --text; a file's rows carry their own")
     started = time.perf_counter()
 
     common.check_writable([args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG])
@@ -247,7 +279,8 @@ def main(argv=None):
     classifier, regressors, global_regressor, combiner = load_models(info)
     features = classifier["meta"]["features"]
     derived = ["split", "popularity_class", *common.feature_columns(common.FEATURE_GROUPS)]
-    if args.input is None:
+    new_tweets = args.input is not None or args.text is not None
+    if not new_tweets:
         rows = np.flatnonzero((table["split"] == "test").to_numpy())
         tweets = table.iloc[rows].reset_index(drop=True)
         original = tweets.drop(columns=derived)
@@ -264,7 +297,8 @@ def main(argv=None):
         source = f"test rows of {common.CLASSED_CSV}"
     else:
         # `original` is what the user gave, returned as it was; `tweets` is what the models read.
-        tweets, original = common.read_table(args.input, required=("content", "username"))
+        tweets, original = (draft_table(args) if args.text is not None
+                            else common.read_table(args.input, required=("content", "username")))
         taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
         if taken:
             common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
@@ -276,10 +310,10 @@ def main(argv=None):
         signals, _, _ = common.signal_features(tweets, stats)
         tweets[signals.columns] = signals.to_numpy()
         embeddings = embed_new_tweets(tweets, classifier, args) if "text" in features else {}
-        source = args.input
+        source = args.input or "--text"
     print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
 
-    index = rows if args.input is None else None
+    index = None if new_tweets else rows
     X_classifier, X_regressor = (common.features(tweets, embeddings.get(kind), features, index)
                                  for kind in ("content", "combined"))
     with common.cluster(args.cluster) as client:
@@ -302,6 +336,9 @@ def main(argv=None):
     output["expected_likes"] = np.clip(np.exp(routes[args.routing]) * smearing - 1, 0, None).round(1)
     common.save_csv(args.output, output)
     print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
+    if args.text is not None:
+        describe_draft(tweets.iloc[0], parts["probabilities"][0], output["predicted_likes"].iloc[0],
+                       stats, info["history_prior"])
 
     likes = common.clean_likes(tweets.get("likes", pd.Series(np.nan, tweets.index)))
     known = likes.notna().to_numpy()

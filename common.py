@@ -391,26 +391,20 @@ def save_artifact(path, model, meta):
 # ------------------------------------------------------------------------------------ run context
 
 def pick_device(requested="auto"):
-    """CUDA, then Apple MPS, then CPU; `requested` forces one, if this machine has it."""
+    """CUDA, then Apple MPS, then CPU; `requested` forces one, which must be there. Torch takes
+    seconds to import, so on Linux without a GPU driver (NVIDIA's or AMD's) it is not asked."""
+    if requested == "cpu" or (requested == "auto" and sys.platform == "linux" and
+                              not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/kfd"))):
+        return "cpu"
     import torch
 
-    available = {"cuda": torch.cuda.is_available(),
-                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
-                 "cpu": True}
+    found = {"cuda": torch.cuda.is_available(),
+             "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
     if requested == "auto":
-        return next(device for device, present in available.items() if present)
-    if not available[requested]:
-        fail(f"--device {requested}: this machine has no {requested.upper()} device that torch can "
-             f"use; pick --device auto or cpu")
+        return next((device for device, present in found.items() if present), "cpu")
+    if not found[requested]:
+        fail(f"--device {requested}, but torch finds no {requested.upper()} device on this machine")
     return requested
-
-
-# ------------------------------------------------------------------ Dask cluster (--cluster, 02-05)
-
-# `local:N` starts N worker processes, one thread each (XGBoost and the encoder thread within a
-# worker); the tests switch to threads, which start in 0.03 s instead of 3.
-LOCAL_PROCESSES = True
-CONNECT_TIMEOUT = "30s"  # for a scheduler, and for its first worker
 
 
 def cluster_address(text):
@@ -558,7 +552,8 @@ def training_inputs(args, embedding_kinds):
         if "text" in groups:
             embeddings, meta = load_embeddings(kind, table)
             provenance.update({f"embeddings_{kind}_sha256": meta["texts_sha256"], "embedding_model": meta["model"],
-                               "embedding_mode": meta["mode"], "embedding_dim": meta["dim"]})
+                               "embedding_mode": meta["mode"], "embedding_precision": meta["precision"],
+                               "embedding_dim": meta["dim"]})
         inputs[kind] = features(table, embeddings, groups)
     print(f"read {CLASSED_CSV}{' and ' + ' and '.join(embedding_kinds) + ' embeddings' if 'text' in groups else ''}: "
           f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"

@@ -46,10 +46,11 @@ def compare_encoders(texts, fast):
     --fast, on the same texts. Plain encode is timed before and after ours; its mean is the base."""
     stage2 = importlib.import_module("02_generate_embeddings")
     model = stage2.load_sentence_model(common.DEFAULT_MODEL, "cpu")
-    modes = list(dict.fromkeys([stage2.pick_precision("cpu", False, model), "fp32"]
-                               + ([stage2.pick_precision("cpu", True, model)] if fast else [])))
-    for precision in modes:  # warm-up: one-time costs (an OpenVINO conversion) are not throughput
-        stage2.encode(texts[:BATCH_SIZE], model, common.DEFAULT_MODEL, precision, BATCH_SIZE)
+    encoders = [stage2.load_encoder(common.DEFAULT_MODEL, "cpu", False), stage2.torch_encoder(model, "fp32")]
+    encoders += [stage2.load_encoder(common.DEFAULT_MODEL, "cpu", True)] if fast else []
+    encoders = {encoder.precision: encoder for encoder in encoders}
+    for encoder in encoders.values():  # warm-up: one-time costs are not throughput
+        stage2.encode(texts[:BATCH_SIZE], encoder, BATCH_SIZE)
     model.encode(texts[:BATCH_SIZE], batch_size=BATCH_SIZE)
 
     def plain_rate():
@@ -59,9 +60,9 @@ def compare_encoders(texts, fast):
 
     plain, rate_before = plain_rate()
     figures = {}
-    for precision in modes:
+    for precision, encoder in encoders.items():
         started = time.perf_counter()
-        ours = stage2.encode(texts, model, common.DEFAULT_MODEL, precision, BATCH_SIZE)
+        ours = stage2.encode(texts, encoder, BATCH_SIZE)
         rate = len(texts) / (time.perf_counter() - started)
         agreement = cosine(ours, plain)
         figures[precision] = {"texts_per_s": rate, "cosine_mean": float(agreement.mean()),
@@ -69,7 +70,7 @@ def compare_encoders(texts, fast):
                               "max_abs_diff": float(np.abs(ours - plain).max())}
     _, rate_after = plain_rate()
     base = (rate_before + rate_after) / 2
-    for precision in modes:
+    for precision in encoders:
         figures[precision]["ratio_to_plain"] = figures[precision]["texts_per_s"] / base
     return {"texts": len(texts), "batch_size": BATCH_SIZE, "plain_encode_texts_per_s": base,
             "plain_encode_before_after": [rate_before, rate_after], **figures}

@@ -1,5 +1,8 @@
 """End to end: 01 to 05 on a few hundred synthetic tweets with the real MiniLM model."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -120,3 +123,20 @@ def test_company_column_name_is_accepted(small_csv, workdir):
     tweets.to_csv(workdir / "renamed.csv", index=False)
     run("01_create_classes", "--input", "renamed.csv")
     assert "company" in pd.read_csv(workdir / common.CLASSED_CSV).columns
+
+
+def test_a_draft_is_predicted_without_torch(pipeline_copy):
+    """With the model converted (the pipeline above did it), predicting one new tweet loads neither
+    torch nor sentence-transformers, and prints what the history features knew."""
+    script = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+              "importlib.import_module('05_predict_likes').main(['--text', 'New Photoshop <hyperlink>', "
+              "'--username', 'adobe', '--company', 'a company never seen']); "
+              "print(sorted(name for name in ('torch', 'sentence_transformers', 'transformers', "
+              "'matplotlib') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script, str(common.PROJECT_DIR)], cwd=pipeline_copy,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
+    assert "username 'adobe': seen in training" in done.stdout
+    assert "company 'a company never seen': unseen in training" in done.stdout
+    assert "predicted likes: " in done.stdout and "class probabilities: common " in done.stdout
+    assert len(pd.read_csv(pipeline_copy / common.PREDICTIONS)) == 1
