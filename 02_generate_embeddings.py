@@ -231,6 +231,12 @@ def openvino_encoder(files, precision):
     return Encoder(precision, settings["max_length"], dim, count_tokens, prepare, forward)
 
 
+def chunk_length(n_texts, batch_size):
+    """Texts per resumable chunk: at most CHUNK_TEXTS, and at least MIN_CHUNKS chunks even for a
+    short run, so an interrupted one always leaves work to resume from."""
+    return min(CHUNK_TEXTS, max(batch_size, -(-n_texts // MIN_CHUNKS)))
+
+
 def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
     """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
     count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
@@ -241,8 +247,7 @@ def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
                              for start in range(0, len(texts), 10_000)])
     order = np.argsort(counts, kind="stable")
     embeddings = np.empty((len(texts), encoder.dim), dtype=np.float32)
-    # Several chunks even for a short run, so an interrupted one always leaves work to resume from.
-    chunk_size = min(CHUNK_TEXTS, max(batch_size, -(-len(texts) // MIN_CHUNKS)))
+    chunk_size = chunk_length(len(texts), batch_size)
     if on_cluster is not None:
         on_cluster(texts, {chunk_dir.absolute() / f"part_{start // chunk_size:05d}.npy": order[start:start + chunk_size]
                            for start in range(0, len(texts), chunk_size)}, batch_size)

@@ -145,6 +145,6 @@ def test_cluster_encode_resumes_after_a_lost_worker(small_csv, pipeline_dir, wor
     assert not finished & encoded  # no finished chunk is encoded again
     table, _ = common.load_classed()
     unique = len(set(table["content"]) | set(common.combined_texts(table)))
-    assert len(finished | encoded) == -(-unique // SMALL_CHUNK)
+    assert len(finished | encoded) == -(-unique // stage2.chunk_length(unique, stage2.BATCH_SIZE["cpu"]))
     for name in (common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED):
         assert np.abs(np.load(name) - np.load(pipeline_dir / name)).max() <= 1e-6

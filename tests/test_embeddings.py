@@ -159,8 +159,8 @@ def test_a_second_run_in_the_same_folder_is_refused(classed):
     run("02_generate_embeddings")  # released: runs
 
 
-@pytest.mark.parametrize("args, message", [(["--batch-size", "0"], "positive whole number"),
-                                            (["--batch-size", "-5"], "positive whole number"),
+@pytest.mark.parametrize("args, message", [(["--batch-size", "0"], "expected an integer > 0"),
+                                            (["--batch-size", "-5"], "expected an integer > 0"),
                                             (["--device", "cuda"], "error: --device cuda, but torch finds no CUDA")])
 def test_bad_settings_are_one_line_errors(classed, capsys, args, message):
     if args[0] == "--device" and common.pick_device() == "cuda":

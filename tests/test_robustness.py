@@ -249,7 +249,7 @@ def test_a_missing_gpu_is_a_clear_error(pipeline_copy):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     write_csv(pipeline_copy / "new.csv", "content,username,company\nhello,bob,acme\n")
-    expect_error("--device cuda: this machine has no CUDA device", "05_predict_likes",
+    expect_error("--device cuda, but torch finds no CUDA device", "05_predict_likes",
                  "--input", "new.csv", "--device", "cuda")
 
 
