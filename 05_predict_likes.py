@@ -105,23 +105,16 @@ def classifier_metrics(true_class, predicted_class, majority_class):
     }
 
 
-def load_models(info, embeddings_meta=None):
-    """Classifier, regressors and combiner, checked against the current classed CSV, against each
-    other (one run of 04, made after the current classifier), and, when predicting stored rows,
-    against the current embeddings."""
+def load_models(info):
+    """Classifier, regressors and combiner, checked against the current classed CSV and history
+    stats, and against each other: one run of 04, made after the current classifier."""
     expect = {"classed_csv_sha256": info["classed_csv_sha256"], "history_stats_sha256": info["history_stats_sha256"]}
     classifier = common.load_artifact(common.CLASSIFIER, expect)
     features = classifier["meta"]["features"]
-    if embeddings_meta is not None and "text" in features:
-        common.check_provenance(common.CLASSIFIER, classifier["meta"], {
-            "embedding_model": embeddings_meta["content"]["model"], "embedding_mode": embeddings_meta["content"]["mode"],
-            "embeddings_content_sha256": embeddings_meta["content"]["texts_sha256"]})
     common.require([common.COMBINER])
     combiner = common.read_json(common.COMBINER)
     regressor_expect = {**expect, "features": features, "run_id": combiner.get("run_id"),
                         **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
-    if embeddings_meta is not None and "text" in features:
-        regressor_expect["embeddings_combined_sha256"] = embeddings_meta["combined"]["texts_sha256"]
     regressors = [common.load_artifact(common.REGRESSOR.format(k=k), regressor_expect) for k in range(3)]
     global_regressor = common.load_artifact(common.GLOBAL_REGRESSOR, regressor_expect)
     common.check_provenance(common.COMBINER, combiner, {"classifier_sha256": common.file_sha256(common.CLASSIFIER)})
@@ -291,7 +284,7 @@ def main(argv=None):
                 matrix, meta = common.load_embeddings(kind, table)
                 common.check_provenance(common.CLASSIFIER if kind == "content" else common.GLOBAL_REGRESSOR,
                                         (classifier if kind == "content" else global_regressor)["meta"],
-                                        {f"embeddings_{kind}_sha256": meta["texts_sha256"],
+                                        {f"embeddings_{kind}_sha256": meta["npy_sha256"],
                                          "embedding_model": meta["model"], "embedding_mode": meta["mode"]})
                 embeddings[kind] = matrix  # row i of `tweets` is its row rows[i]
         source = f"test rows of {common.CLASSED_CSV}"

@@ -258,16 +258,20 @@ def load_history_stats():
 
 
 def load_embeddings(kind, table):
-    """Memory-map embeddings_{kind}.npy and check that it encodes exactly the texts of `table`."""
+    """Memory-map embeddings_{kind}.npy and check that it is the file 02 recorded (its sha256) and
+    encodes exactly the texts of `table`."""
     path = EMBEDDINGS_CONTENT if kind == "content" else EMBEDDINGS_COMBINED
     require([path, EMBEDDINGS_META])
     meta = read_json(EMBEDDINGS_META).get(kind, {})
-    if not {"texts_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
+    if not {"texts_sha256", "npy_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
         fail(f"{EMBEDDINGS_META} lacks a complete record of {path} (an older or damaged file); "
              "rerun 02_generate_embeddings.py")
     texts = list(table["content"]) if kind == "content" else combined_texts(table)
     if meta["texts_sha256"] != texts_fingerprint(texts):
         fail(f"{path} was made from other texts than {CLASSED_CSV} holds now; "
+             "rerun 02_generate_embeddings.py")
+    if meta["npy_sha256"] != file_sha256(path):
+        fail(f"{path} is not the file {EMBEDDINGS_META} records (copied from another run, or cut short); "
              "rerun 02_generate_embeddings.py")
     try:
         matrix = np.load(path, mmap_mode="r")
@@ -559,7 +563,7 @@ def training_inputs(args, embedding_kinds):
         embeddings = None
         if "text" in groups:
             embeddings, meta = load_embeddings(kind, table)
-            provenance.update({f"embeddings_{kind}_sha256": meta["texts_sha256"], "embedding_model": meta["model"],
+            provenance.update({f"embeddings_{kind}_sha256": meta["npy_sha256"], "embedding_model": meta["model"],
                                "embedding_mode": meta["mode"], "embedding_precision": meta["precision"],
                                "embedding_dim": meta["dim"]})
         inputs[kind] = features(table, embeddings, groups)

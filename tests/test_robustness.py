@@ -378,3 +378,20 @@ def test_two_runs_give_identical_predictions(small_csv, pipeline_dir, workdir):
     for name in ("03b_train_classifier_improved", "04_train_regressors", "05_predict_likes"):
         run(name)
     assert (workdir / common.PREDICTIONS).read_bytes() == (pipeline_dir / common.PREDICTIONS).read_bytes()
+
+
+def test_embeddings_copied_from_another_run_are_refused(pipeline_copy):
+    """Same shape, other vectors: alone they don't match 02's record; with a record forged to
+    match, they are not the files the models were trained on."""
+    import json
+
+    content = np.load(common.EMBEDDINGS_CONTENT)
+    foreign = np.roll(content, 1, axis=0)  # another run's rows, same shape and dtype
+    np.save(common.EMBEDDINGS_CONTENT, foreign)
+    expect_error(f"{common.EMBEDDINGS_CONTENT} is not the file {common.EMBEDDINGS_META} records", "05_predict_likes")
+    expect_error(f"{common.EMBEDDINGS_CONTENT} is not the file {common.EMBEDDINGS_META} records",
+                 "03b_train_classifier_improved")
+    meta = json.loads(open(common.EMBEDDINGS_META).read())
+    meta["content"]["npy_sha256"] = common.file_sha256(common.EMBEDDINGS_CONTENT)
+    open(common.EMBEDDINGS_META, "w").write(json.dumps(meta))
+    expect_error(f"{common.CLASSIFIER} is stale: it was made with embeddings_content_sha256=", "05_predict_likes")
