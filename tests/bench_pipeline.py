@@ -96,7 +96,8 @@ def write_fake_embeddings(folder, seed=0, block=50_000):
         meta[kind] = {"texts_sha256": common.texts_fingerprint(texts), "rows": len(table),
                       "model": common.DEFAULT_MODEL, "mode": "exact",
                       "template": common.COMBINED_TEMPLATE if kind == "combined" else "{content}",
-                      "precision": "random (benchmark)", "device": "cpu", "dim": common.EMBEDDING_DIM}
+                      "precision": "random (benchmark)", "device": "cpu", "dim": common.EMBEDDING_DIM,
+                      "npy_sha256": common.file_sha256(folder / name)}
     (folder / common.EMBEDDINGS_META).write_text(json.dumps(meta, indent=2) + "\n")
     return (folder / common.EMBEDDINGS_CONTENT).stat().st_size
 
