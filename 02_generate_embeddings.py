@@ -401,13 +401,8 @@ def main(argv=None):
     common.add_cluster_argument(parser)
     args = parser.parse_args(argv)
     common.check_writable([common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED, common.EMBEDDINGS_META])
-    try:
-        with folder_lock():
-            generate(args)
-    except KeyboardInterrupt:
-        # Finished chunks are saved and every write is atomic: nothing is lost or half-written.
-        print("interrupted; rerun to resume", file=sys.stderr)
-        raise SystemExit(130) from None
+    with folder_lock():  # Ctrl-C: common.run says so; finished chunks stay for the rerun
+        generate(args)
 
 
 def generate(args):

@@ -113,6 +113,11 @@ def load_models(info):
     features = classifier["meta"]["features"]
     common.require([common.COMBINER])
     combiner = common.read_json(common.COMBINER)
+    common.check_fields(common.COMBINER, combiner, {
+        "coefficients": lambda v: isinstance(v, list) and len(v) == len(common.COMBINER_INPUTS)
+                                  and all(map(common.is_number, v)),
+        "intercept": common.is_number,
+        "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in common.ROUTINGS)})
     regressor_expect = {**expect, "features": features, "run_id": combiner.get("run_id"),
                         **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
     regressors = [common.load_artifact(common.REGRESSOR.format(k=k), regressor_expect) for k in range(3)]
@@ -260,6 +265,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if (args.username or args.company) and args.text is None:
         common.fail("--username and --company describe --text; a file's rows carry their own")
+    if (args.device != "auto" or args.batch_size) and args.input is None and args.text is None:
+        common.fail("--device and --batch-size are for embedding new tweets (--input or --text); "
+                    "the test rows' embeddings are already made")
     started = time.perf_counter()
 
     common.check_writable([args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG])
@@ -300,8 +308,11 @@ def main(argv=None):
             pd.MultiIndex.from_frame(train[["content", "username"]]))
         tweets = tweets.drop(columns=derived, errors="ignore")  # a user's own `split` stays in `original`
         tweets[common.HISTORY_FEATURES] = common.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
-        signals, _, _ = common.signal_features(tweets, stats)
+        signals, _, malformed = common.signal_features(tweets, stats)
         tweets[signals.columns] = signals.to_numpy()
+        for group, count in malformed.items():
+            if count:
+                print(f"signals: {count} unreadable `{common.SIGNAL_SOURCE[group]}` cells left missing")
         embeddings = embed_new_tweets(tweets, classifier, args) if "text" in features else {}
         source = args.input or "--text"
     print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")

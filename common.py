@@ -239,6 +239,14 @@ def load_classed():
     recorded of it and of history_stats.csv (so a half-finished 01 run is never used)."""
     require([CLASSED_CSV, THRESHOLDS_JSON, HISTORY_CSV])
     info = read_json(THRESHOLDS_JSON)
+    check_fields(THRESHOLDS_JSON, info, {
+        "thresholds": lambda v: isinstance(v, list) and len(v) == 2 and all(map(is_number, v)),
+        "history_prior": lambda v: isinstance(v, dict) and all(is_number(v.get(k)) for k in
+                                                               ("mean_log_likes", "median_log_likes")),
+        "signal_groups": lambda v: isinstance(v, list) and set(v) <= set(SIGNAL_FEATURES),
+        "class_counts": lambda v: isinstance(v, dict) and all(isinstance(v.get(name), dict) and
+                                                              isinstance(v[name].get("train"), int)
+                                                              for name in CLASS_NAMES)})
     for path, key in ((CLASSED_CSV, "classed_csv_sha256"), (HISTORY_CSV, "history_stats_sha256")):
         if info.get(key) != file_sha256(path):
             fail(f"{path} is not the file {THRESHOLDS_JSON} was written with; rerun 01_create_classes.py")
@@ -281,6 +289,19 @@ def load_embeddings(kind, table):
         fail(f"{path} has shape {matrix.shape}, expected ({len(table)}, {meta['dim']}); "
              "rerun 02_generate_embeddings.py")
     return matrix, meta
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_fields(path, data, fields):
+    """Fail in one line when a JSON file this pipeline wrote lacks a field or holds another kind of
+    value there (edited by hand, or from another version), instead of failing later, deep inside."""
+    for key, valid in fields.items():
+        if key not in data or not valid(data[key]):
+            fail(f"{path} has no valid `{key}` (edited, or written by another version); "
+                 f"rerun {MAKERS.get(Path(path).name)}")
 
 
 def read_json(path):

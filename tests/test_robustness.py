@@ -395,3 +395,25 @@ def test_embeddings_copied_from_another_run_are_refused(pipeline_copy):
     meta["content"]["npy_sha256"] = common.file_sha256(common.EMBEDDINGS_CONTENT)
     open(common.EMBEDDINGS_META, "w").write(json.dumps(meta))
     expect_error(f"{common.CLASSIFIER} is stale: it was made with embeddings_content_sha256=", "05_predict_likes")
+
+
+@pytest.mark.parametrize("name, edit, stage", [
+    (common.COMBINER, lambda d: d.update(coefficients="x"), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.update(coefficients=d["coefficients"][:3]), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.update(intercept=None), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.pop("smearing"), "05_predict_likes"),
+    (common.THRESHOLDS_JSON, lambda d: d.update(thresholds="abc"), "05_predict_likes"),
+    (common.THRESHOLDS_JSON, lambda d: d.pop("history_prior"), "03b_train_classifier_improved"),
+    (common.THRESHOLDS_JSON, lambda d: d.update(signal_groups=5), "03b_train_classifier_improved"),
+])
+def test_hand_edited_json_that_still_parses_is_one_line(pipeline_copy, name, edit, stage):
+    import json
+
+    data = json.loads(open(name).read())
+    edit(data)
+    open(name, "w").write(json.dumps(data))
+    expect_error(f"{name} has no valid", stage)
+
+
+def test_embedding_settings_without_new_tweets_are_refused(pipeline_copy):
+    expect_error("--device and --batch-size are for embedding new tweets", "05_predict_likes", "--device", "cpu")
