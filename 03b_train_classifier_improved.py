@@ -10,7 +10,7 @@ only used for the report printed at the end.
 
 --features all      content embeddings, the history features and every signal 01 found (default)
 --features seed     the original design: content embeddings only
-See common.add_training_arguments for the groups; 04 must be run with the same --features.
+--help lists the groups; 04 must be run with the same --features.
 
 The feature matrix is never built whole: XGBoost bins it a block of rows at a time from the
 memory-mapped embeddings. --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
@@ -18,7 +18,6 @@ the same settings, weights, validation slice and early stopping; the model file 
 
 Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
 """
-import argparse
 import time
 
 import numpy as np
@@ -27,11 +26,7 @@ import common
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_training_arguments(parser)
-    common.add_cluster_argument(parser)
-    args = parser.parse_args(argv)
+    args = common.parse_training_arguments(__doc__, argv)
     common.check_writable([common.CLASSIFIER])
     started = time.perf_counter()
 

@@ -24,7 +24,6 @@ workers; the combiner, a small ridge on the validation slice, is fitted here eit
 
 Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
 """
-import argparse
 import time
 import uuid
 
@@ -68,11 +67,7 @@ def rmse(predicted, actual):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_training_arguments(parser)
-    common.add_cluster_argument(parser)
-    args = parser.parse_args(argv)
+    args = common.parse_training_arguments(__doc__, argv)
     common.check_writable([*(common.REGRESSOR.format(k=k) for k in range(3)), common.GLOBAL_REGRESSOR,
                            common.COMBINER])
     started = time.perf_counter()

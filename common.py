@@ -558,8 +558,11 @@ SUBSAMPLE = 0.8
 COLSAMPLE_BYTREE = 0.5
 
 
-def add_training_arguments(parser):
-    """The settings 03b and 04 share; both must get the same --features for 05 to combine them."""
+def parse_training_arguments(doc, argv):
+    """03b's and 04's command line: the settings they share (both must get the same --features
+    for 05 to combine them) and --cluster; `doc` is the script's docstring."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--features", default=DEFAULT_FEATURES,
                         help=f"model inputs: {', '.join(FEATURE_PRESETS)} (seed: embeddings only, the original "
                              f"design; history: embeddings + history) or a comma list of {', '.join(FEATURE_GROUPS)}; "
@@ -568,6 +571,8 @@ def add_training_arguments(parser):
     parser.add_argument("--learning-rate", type=positive_float, default=LEARNING_RATE)
     parser.add_argument("--max-depth", type=positive_int, default=MAX_DEPTH)
     parser.add_argument("--seed", type=non_negative_int, default=SEED, help="seed for the validation slice and XGBoost")
+    add_cluster_argument(parser)
+    return parser.parse_args(argv)
 
 
 def training_inputs(args, embedding_kinds):
