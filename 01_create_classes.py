@@ -156,7 +156,8 @@ def history_before(table, is_train, days):
         keys = table[column].to_numpy()
         count, total, median = np.zeros(len(table)), np.zeros(len(table)), np.full(len(table), np.nan)
         for key in np.unique(keys[keys != ""]):
-            rows, sources = keys == key, (keys == key) & is_train
+            rows = keys == key
+            sources = rows & is_train
             count[rows], total[rows], median[rows], _ = expanding_stats(days[sources], log_likes[sources], days[rows])
         features.update(common.history_columns(kind, count, total, median, prior_mean, prior_median))
     return pd.DataFrame(features, index=table.index)[common.HISTORY_FEATURES]

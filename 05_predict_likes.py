@@ -151,13 +151,13 @@ def describe_draft(tweet, probabilities, predicted_likes, stats, prior):
     print(f"\npredicted likes: {predicted_likes:.0f}")
     print("class probabilities: " + ", ".join(f"{name} {p:.1%}" for name, p in zip(common.CLASS_NAMES, probabilities)))
     for kind, column in (("user", "username"), ("company", "company")):
-        row = stats[(stats["kind"] == kind) & (stats["key"] == tweet[column])] if tweet[column] else stats[:0]
-        if row.empty:
+        found = common.key_stats(stats, kind, pd.Series([tweet[column]])).iloc[0]
+        if found["count"] == 0:
             print(f"{column} {tweet[column] or '(none)'!r}: unseen in training; its history features are "
                   f"the global prior (median {np.expm1(prior['median_log_likes']):.0f} likes)")
         else:
-            print(f"{column} {tweet[column]!r}: seen in training, {int(row['count'].iloc[0])} tweets, "
-                  f"median {np.expm1(row['median_log_likes'].iloc[0]):.0f} likes")
+            print(f"{column} {tweet[column]!r}: seen in training, {int(found['count'])} tweets, "
+                  f"median {np.expm1(found['median_log_likes']):.0f} likes")
 
 
 def save_plots(actual_likes, predicted_likes, confusion, routing):
