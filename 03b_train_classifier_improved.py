@@ -62,10 +62,10 @@ def main(argv=None):
           f"{f1_score(y[test_rows], np.full(len(test_rows), majority), labels=[0, 1, 2], average='macro', zero_division=0):.3f} "
           f"always answering '{common.CLASS_NAMES[majority]}'")
 
-    common.save_artifact(common.CLASSIFIER, model, {
+    common.save_artifact(common.CLASSIFIER, common.artifact(model, {
         **provenance, "settings": settings, "n_features": X.width, "train_rows": len(train_rows),
         "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
-        **on_cluster})
+        **on_cluster}))
     print(f"wrote {common.CLASSIFIER} in {common.seconds_since(started)}")
 
 

@@ -102,8 +102,8 @@ def main(argv=None):
                   f"{rmse(common.predict_rows(model.predict, X, validation), target[validation]):10.3f} "
                   f"{rmse(common.predict_rows(model.predict, X, test_rows), target[test_rows]):6.3f} "
                   f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
-            models[name] = {"model": model, "meta": {**provenance, "popularity_class": k, "rounds": int(rounds),
-                                                     "train_rows": len(fit) + len(validation), **on_cluster}}
+            models[name] = common.artifact(model, {**provenance, "popularity_class": k, "rounds": int(rounds),
+                                                   "train_rows": len(fit) + len(validation), **on_cluster})
 
     parts = common.predict_parts(classifier, [models[name] for name in common.CLASS_NAMES], models["global"],
                                  inputs["content"].block(validation_rows), X.block(validation_rows))
@@ -120,7 +120,7 @@ def main(argv=None):
 
     for k, name in [*enumerate(common.CLASS_NAMES), (None, "global")]:
         path = common.GLOBAL_REGRESSOR if k is None else common.REGRESSOR.format(k=k)
-        common.save_artifact(path, models[name]["model"], models[name]["meta"])
+        common.save_artifact(path, models[name])
     common.save_json(common.COMBINER, combiner)
     print(f"wrote {', '.join(common.REGRESSOR.format(k=k) for k in range(3))}, {common.GLOBAL_REGRESSOR}, "
           f"{common.COMBINER} in {common.seconds_since(started)}")

@@ -9,7 +9,8 @@ Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01
        embedded here; with --text, one new tweet, whose prediction and account history are printed
 Writes final_predictions.csv         the input columns as they were, plus predicted_class, class
                                      probabilities, predicted_likes (typical) and expected_likes
-                                     (mean) (--output: never onto the input or a pipeline file)
+                                     (mean) (--output: never onto the input or a pipeline file;
+                                     with --text, written only when --output is given)
        when actual likes are known (else an earlier run's copies are removed):
        metrics.json                  every figure below, with the settings that produced it
        predicted_vs_actual.png       predicted against actual likes, log-log
@@ -255,7 +256,9 @@ def main(argv=None):
     parser.add_argument("--company", default="", help="the company of --text")
     parser.add_argument("--routing", choices=common.ROUTINGS, default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows all")
-    parser.add_argument("--output", default=common.PREDICTIONS, help="where to write the predictions")
+    parser.add_argument("--output", default=None,
+                        help=f"where to write the predictions (default: {common.PREDICTIONS}; with --text, "
+                             "nothing is written unless this is given)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="for embedding new tweets (--input, --text)")
     parser.add_argument("--batch-size", type=common.positive_int, default=None,
@@ -268,12 +271,14 @@ def main(argv=None):
     if (args.device != "auto" or args.batch_size) and args.input is None and args.text is None:
         common.fail("--device and --batch-size are for embedding new tweets (--input or --text); "
                     "the test rows' embeddings are already made")
+    if args.output is None and args.text is None:
+        args.output = common.PREDICTIONS
     started = time.perf_counter()
 
-    common.check_writable([args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG])
+    common.check_writable([path for path in (args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG) if path])
     table, info = common.load_classed()
     for path in (*PIPELINE_FILES, info["input"], args.input):
-        if path is not None and same_file(args.output, path):
+        if path is not None and args.output is not None and same_file(args.output, path):
             common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
                         "its inputs or its own files: pick another name")
     stats = common.load_history_stats()
@@ -338,8 +343,9 @@ def main(argv=None):
         output[f"probability_{name}"] = parts["probabilities"][:, k].round(4)
     output["predicted_likes"] = np.clip(np.expm1(routes[args.routing]), 0, None).round(1)
     output["expected_likes"] = np.clip(np.exp(routes[args.routing]) * smearing - 1, 0, None).round(1)
-    common.save_csv(args.output, output)
-    print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
+    if args.output is not None:
+        common.save_csv(args.output, output)
+        print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
     if args.text is not None:
         describe_draft(tweets.iloc[0], parts["probabilities"][0], output["predicted_likes"].iloc[0],
                        stats, info["history_prior"])
@@ -347,7 +353,8 @@ def main(argv=None):
     likes = common.clean_likes(tweets.get("likes", pd.Series(np.nan, tweets.index)))
     known = likes.notna().to_numpy()
     if "likes" not in tweets.columns:
-        print("no likes column: predicted, nothing to score")
+        if args.text is None:
+            print("no likes column: predicted, nothing to score")
     elif not known.all():
         print(f"{(~known).sum()} rows have no usable likes ({common.bad_likes(tweets['likes'])}): "
               "predicted but not scored")
@@ -383,8 +390,9 @@ def main(argv=None):
             written += [SCATTER_PNG, CONFUSION_PNG]
         print(f"wrote {', '.join(written)}" + (f" ({in_sample} in-sample rows)" if in_sample else ""))
     # The evaluation files describe one prediction run: an older one's would pass for this one's.
+    # A draft from the terminal writes nothing, so it leaves the last run's files as they are.
     stale = [path for path in (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
-             if path not in written and Path(path).exists()]
+             if args.output is not None and path not in written and Path(path).exists()]
     for path in stale:
         Path(path).unlink()
     if stale:

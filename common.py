@@ -328,8 +328,8 @@ def load_artifact(path, expect):
     except Exception as error:  # unpickling a damaged file fails in any of a dozen ways
         fail(f"{path} could not be loaded ({error!r}): it is damaged or "
              f"was written by other library versions; rerun {MAKERS.get(Path(path).name)}")
-    if not isinstance(bundle, dict) or "model" not in bundle or "meta" not in bundle:
-        fail(f"{path} is not an artifact of this pipeline; rerun {MAKERS.get(Path(path).name)}")
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("model"), bytes) or "meta" not in bundle:
+        fail(f"{path} is not an artifact of this version of the pipeline; rerun {MAKERS.get(Path(path).name)}")
     check_provenance(path, bundle["meta"], expect)
     return bundle
 
@@ -407,10 +407,30 @@ def save_npy(path, array):
     atomic_write(path, write)
 
 
-def save_artifact(path, model, meta):
+def artifact(model, meta):
+    """A trained XGBoost model as our .joblib files hold it: its booster in XGBoost's own binary
+    format (UBJSON), cut to the rounds early stopping kept, beside its provenance. Plain bytes, not
+    the pickled sklearn object: loading a bundle imports neither xgboost nor scikit-learn (05
+    embeds a draft before it needs them, which keeps its peak memory down), and XGBoost reads
+    its own format across versions, where its pickles are tied to one."""
+    booster = model.get_booster()
+    try:
+        booster = booster[: booster.best_iteration + 1]  # what the sklearn model's predict uses
+    except AttributeError:  # trained for a fixed number of rounds: all of them
+        pass
+    return {"model": bytes(booster.save_raw("ubj")), "meta": meta}
+
+
+def load_booster(bundle):
+    import xgboost
+
+    return xgboost.Booster(model_file=bytearray(bundle["model"]))
+
+
+def save_artifact(path, bundle):
     import joblib
 
-    atomic_write(path, lambda tmp: joblib.dump({"model": model, "meta": meta}, tmp))
+    atomic_write(path, lambda tmp: joblib.dump(bundle, tmp))
 
 
 # ------------------------------------------------------------------------------------ run context
@@ -731,13 +751,13 @@ def predict_parts(classifier, regressors, global_regressor, X_classifier, X_regr
     """What each trained model says about each row: the classifier's probabilities with its class
     weights divided out (they inflate rare classes on purpose, right for recall and wrong for a
     probability) and its class-weighted pick, each specialist's and the global regressor's log1p."""
-    weighted = classifier["model"].predict_proba(X_classifier)
+    weighted = load_booster(classifier).inplace_predict(X_classifier)
     probabilities = weighted / np.asarray(classifier["meta"]["class_weight"])
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return {"probabilities": probabilities, "predicted_class": weighted.argmax(axis=1),
-            "specialist_log": np.column_stack([np.asarray(r["model"].predict(X_regressor), dtype=float)
+            "specialist_log": np.column_stack([np.asarray(load_booster(r).inplace_predict(X_regressor), dtype=float)
                                                for r in regressors]),
-            "global": np.asarray(global_regressor["model"].predict(X_regressor), dtype=float)}
+            "global": np.asarray(load_booster(global_regressor).inplace_predict(X_regressor), dtype=float)}
 
 
 def cluster_predict_parts(client, models, classifier_inputs, regressor_inputs):

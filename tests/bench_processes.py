@@ -117,7 +117,7 @@ def main(argv=None):
         (folder / "texts.json").write_text(json.dumps(texts))
         results["distinct_texts"] = len(texts)
 
-        draft = stage("05_predict_likes.py", *DRAFT, "--output", "draft.csv")
+        draft = stage("05_predict_likes.py", *DRAFT)
         timed(draft, folder)  # warm: files in the page cache, as for a user's second draft
         print(f"one new tweet, {args.repeats} runs each, alternating:", flush=True)
         results["one_tweet"] = alternate({"import torch, sentence_transformers": IMPORT_BASELINE,

@@ -243,6 +243,17 @@ def test_truncated_files_name_the_script_to_rerun(pipeline_copy, damaged, name):
     assert message.startswith(f"error: {damaged} ") and "\n" not in message
 
 
+def test_a_model_saved_by_an_older_version_names_the_script_to_rerun(pipeline_copy):
+    """Bundles hold the booster's own bytes; an older bundle held the pickled sklearn model."""
+    import joblib
+
+    path = pipeline_copy / common.REGRESSOR.format(k=2)
+    bundle = joblib.load(path)
+    joblib.dump({**bundle, "model": {"pickled": "estimator"}}, path)
+    message = expect_error(f"rerun {common.MAKERS[path.name]}", "05_predict_likes")
+    assert message.startswith(f"error: {path.name} is not an artifact of this version")
+
+
 def test_a_missing_gpu_is_a_clear_error(pipeline_copy):
     import torch
 
