@@ -408,7 +408,7 @@ def main(argv=None):
 def generate(args):
     started = time.perf_counter()
     table, _ = common.load_classed()
-    texts = {"content": list(table["content"]), "combined": common.combined_texts(table)}
+    texts = {kind: common.embedded_texts(kind, table) for kind in ("content", "combined")}
     paths = {"content": common.EMBEDDINGS_CONTENT, "combined": common.EMBEDDINGS_COMBINED}
     print(f"read {common.CLASSED_CSV}: {len(table)} rows")
 

@@ -6,6 +6,7 @@ embedded data/) are found relative to this file, so the pipeline runs from any f
 """
 import argparse
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -218,11 +219,19 @@ def file_sha256(path):
 
 def texts_fingerprint(texts):
     """Order-sensitive hash of a list of texts: the embeddings' link to the rows they encode."""
-    digest = hashlib.sha256()
+    return _hash_texts(hashlib.sha256(), texts).hexdigest()
+
+
+def _hash_texts(digest, texts):
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
-    return digest.hexdigest()
+    return digest
+
+
+def embedded_texts(kind, table):
+    """The texts 02 encodes into embeddings_{kind}.npy, one per row of `table`."""
+    return list(table["content"]) if kind == "content" else combined_texts(table)
 
 
 def require(paths):
@@ -234,9 +243,10 @@ def require(paths):
             fail(f"{path} not found{hint}")
 
 
-def load_classed():
-    """The classed CSV written by 01, with its thresholds, checked against the fingerprints 01
-    recorded of it and of history_stats.csv (so a half-finished 01 run is never used)."""
+def load_classed(columns=None):
+    """The classed CSV written by 01 (only `columns` of it, when given), with its thresholds,
+    checked against the fingerprints 01 recorded of it and of history_stats.csv (so a half-finished
+    01 run is never used)."""
     require([CLASSED_CSV, THRESHOLDS_JSON, HISTORY_CSV])
     info = read_json(THRESHOLDS_JSON)
     check_fields(THRESHOLDS_JSON, info, {
@@ -250,14 +260,49 @@ def load_classed():
     for path, key in ((CLASSED_CSV, "classed_csv_sha256"), (HISTORY_CSV, "history_stats_sha256")):
         if info.get(key) != file_sha256(path):
             fail(f"{path} is not the file {THRESHOLDS_JSON} was written with; rerun 01_create_classes.py")
-    table = pd.read_csv(CLASSED_CSV, dtype=str, keep_default_na=False, na_values=[""])
-    for column in TEXT_COLUMNS:
-        table[column] = table[column].fillna("")
-    table["likes"] = table["likes"].astype(float)
-    table["popularity_class"] = table["popularity_class"].astype(int)
-    columns = feature_columns(FEATURE_GROUPS)
-    table[columns] = table[columns].astype(float)
-    return table, info
+    if columns is None:
+        return _typed(_read_classed()), info
+    # A chunk at a time: every cell is text until _typed converts it, and text takes far more
+    # memory than the float it becomes.
+    return pd.concat(map(_typed, _read_classed(columns, CHUNK_ROWS)), ignore_index=True), info
+
+
+CHUNK_ROWS = 50_000  # rows of the classed CSV parsed at a time when only some columns are kept
+
+
+def _read_classed(columns=None, chunk_rows=None):
+    """The classed CSV's `columns` (all by default), every cell as text (empty -> missing); with
+    `chunk_rows`, an iterator of frames of that many rows."""
+    try:
+        return pd.read_csv(CLASSED_CSV, usecols=columns, chunksize=chunk_rows, dtype=str, keep_default_na=False,
+                           na_values=[""])
+    except ValueError as error:  # a column missing: the file matches its record, but an older 01 wrote it
+        fail(f"{CLASSED_CSV} is not what this version of 01_create_classes.py writes ({error}); rerun it")
+
+
+def _typed(table):
+    """The classed CSV's cells as 02-05 use them: texts with "" for missing, likes and the feature
+    columns as float, the class as int; for the columns `table` has."""
+    numbers = ["likes", *feature_columns(FEATURE_GROUPS)]
+    for column in table.columns:
+        if column in TEXT_COLUMNS:
+            table[column] = table[column].fillna("")
+        elif column == "popularity_class":
+            table[column] = table[column].astype(int)
+        elif column in numbers:
+            table[column] = table[column].astype(float)
+    return table
+
+
+def classed_fingerprints(kinds):
+    """texts_fingerprint of each kind's embedded_texts over the classed CSV, as load_embeddings
+    checks them, read CHUNK_ROWS rows at a time: the texts are most of the file, and 03b and 04
+    need them for nothing else."""
+    digests = {kind: hashlib.sha256() for kind in kinds}
+    for chunk in map(_typed, _read_classed(list(TEXT_COLUMNS), CHUNK_ROWS)):
+        for kind, digest in digests.items():
+            _hash_texts(digest, embedded_texts(kind, chunk))
+    return {kind: digest.hexdigest() for kind, digest in digests.items()}
 
 
 def load_history_stats():
@@ -265,17 +310,17 @@ def load_history_stats():
     return pd.read_csv(HISTORY_CSV, dtype={"key": str}, keep_default_na=False, na_values={"first_day": [""]})
 
 
-def load_embeddings(kind, table):
+def load_embeddings(kind, table, texts_sha256=None):
     """Memory-map embeddings_{kind}.npy and check that it is the file 02 recorded (its sha256) and
-    encodes exactly the texts of `table`."""
+    encodes exactly the texts of `table` (of which `texts_sha256` is the fingerprint, for a table
+    read without its texts: see classed_fingerprints)."""
     path = EMBEDDINGS_CONTENT if kind == "content" else EMBEDDINGS_COMBINED
     require([path, EMBEDDINGS_META])
     meta = read_json(EMBEDDINGS_META).get(kind, {})
     if not {"texts_sha256", "npy_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
         fail(f"{EMBEDDINGS_META} lacks a complete record of {path} (an older or damaged file); "
              "rerun 02_generate_embeddings.py")
-    texts = list(table["content"]) if kind == "content" else combined_texts(table)
-    if meta["texts_sha256"] != texts_fingerprint(texts):
+    if meta["texts_sha256"] != (texts_sha256 or texts_fingerprint(embedded_texts(kind, table))):
         fail(f"{path} was made from other texts than {CLASSED_CSV} holds now; "
              "rerun 02_generate_embeddings.py")
     if meta["npy_sha256"] != file_sha256(path):
@@ -595,12 +640,33 @@ def parse_training_arguments(doc, argv):
     return parser.parse_args(argv)
 
 
+# glibc's malloc gives a request of 128 KiB or more a mapping of its own, returned when freed, but
+# raises that threshold (up to 32 MB) whenever such a block is freed, and with it the free memory
+# it keeps. After the first feature block has come and gone, XGBoost's quantile sketch (hundreds
+# of MB of per-column buffers, grown and freed by its threads) would come from the heap, and what
+# it frees would stay in the process: about 290 MB more peak RSS at 300K rows. Training pins both
+# thresholds at glibc's default.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's options, from glibc's malloc.h
+MALLOC_THRESHOLD = 128 * 1024
+
+
+def pin_malloc_thresholds():
+    """Keep glibc's malloc from holding on to the memory XGBoost frees; elsewhere, nothing."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None
+    if mallopt:  # musl has one that does nothing
+        for option in (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD):
+            mallopt(option, MALLOC_THRESHOLD)
+
+
 def training_inputs(args, embedding_kinds):
-    """Everything 03b and 04 train from: the classed table, its thresholds record, the feature
-    groups, the model input for each embedding kind (as Features: never built whole), and the
-    provenance every artifact records."""
-    table, info = load_classed()
+    """Everything 03b and 04 train from: the columns of the classed table they read, its thresholds
+    record, the feature groups, the model input for each embedding kind (as Features: never built
+    whole), and the provenance every artifact records."""
+    pin_malloc_thresholds()
+    # Only the columns training reads: the texts are only hashed, as they stream past.
+    table, info = load_classed(["split", "popularity_class", "likes", *feature_columns(FEATURE_GROUPS)])
     groups, left_out = parse_features(args.features, info.get("signal_groups", ()))
+    fingerprints = classed_fingerprints(embedding_kinds) if "text" in groups else {}
     inputs, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
                               "history_stats_sha256": info["history_stats_sha256"],
                               "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
@@ -608,7 +674,7 @@ def training_inputs(args, embedding_kinds):
     for kind in embedding_kinds:
         embeddings = None
         if "text" in groups:
-            embeddings, meta = load_embeddings(kind, table)
+            embeddings, meta = load_embeddings(kind, table, fingerprints[kind])
             provenance.update({f"embeddings_{kind}_sha256": meta["npy_sha256"], "embedding_model": meta["model"],
                                "embedding_mode": meta["mode"], "embedding_precision": meta["precision"],
                                "embedding_dim": meta["dim"]})

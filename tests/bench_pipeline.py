@@ -102,16 +102,25 @@ def write_fake_embeddings(folder, seed=0, block=50_000):
     return (folder / common.EMBEDDINGS_CONTENT).stat().st_size
 
 
+# Starts a command and writes its peak RSS (KB) to the file named first. Linux counts in a child's
+# peak RSS the memory of the process it was started from (it keeps the larger across exec), and
+# this one has held whole tables (the synthetic tweets, the fake embeddings' texts): started from
+# this small process instead, a stage's figure is its own.
+LAUNCHER = """import os, subprocess, sys
+_, status, usage = os.wait4(subprocess.Popen(sys.argv[2:]).pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))"""
+
+
 def run_stage(script, args, folder, log, project=PROJECT_DIR):
     """Run one stage as its own process; return wall seconds and its peak RSS in MB."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(project / script), *args], cwd=folder,
-                               stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"{script} failed with exit code {process.returncode}; see {log.name}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    peak_file = folder / ".peak_rss_kb"
+    code = subprocess.call([sys.executable, "-c", LAUNCHER, str(peak_file), sys.executable, str(project / script),
+                            *args], cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+    if code:
+        raise SystemExit(f"{script} failed with exit code {code}; see {log.name}")
+    return time.perf_counter() - started, int(peak_file.read_text()) / 1024
 
 
 def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, project=PROJECT_DIR):
