@@ -141,6 +141,17 @@ def embed_new_tweets(table, classifier, args):
     return {"content": content, "combined": combined}
 
 
+def training_rows_among(tweets):
+    """Which of `tweets` are training rows of the classed CSV (same content and username), read a
+    chunk at a time, so the texts of a big training set never sit whole in memory."""
+    wanted = pd.MultiIndex.from_frame(tweets[["content", "username"]])
+    found = np.zeros(len(tweets), dtype=bool)
+    for chunk in common.classed_chunks(["split", "content", "username"]):
+        train = chunk.loc[chunk["split"] == "train", ["content", "username"]]
+        found |= wanted.isin(pd.MultiIndex.from_frame(train))
+    return found
+
+
 def draft_table(args):
     """The one tweet of --text as (table, original), normalised as common.read_table normalises a file."""
     original = pd.DataFrame({"content": [args.text], "username": [args.username], "company": [args.company]})
@@ -276,7 +287,10 @@ def main(argv=None):
     started = time.perf_counter()
 
     common.check_writable([path for path in (args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG) if path])
-    table, info = common.load_classed()
+    new_tweets = args.input is not None or args.text is not None
+    # New tweets need of the training table only the report's class medians (and, streamed by
+    # training_rows_among, its texts): a draft stays quick and small however big training was.
+    table, info = common.load_classed(["split", "likes", "popularity_class"] if new_tweets else None)
     for path in (*PIPELINE_FILES, info["input"], args.input):
         if path is not None and args.output is not None and same_file(args.output, path):
             common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
@@ -285,7 +299,6 @@ def main(argv=None):
     classifier, regressors, global_regressor, combiner = load_models(info)
     features = classifier["meta"]["features"]
     derived = ["split", "popularity_class", *common.feature_columns(common.FEATURE_GROUPS)]
-    new_tweets = args.input is not None or args.text is not None
     if not new_tweets:
         rows = np.flatnonzero((table["split"] == "test").to_numpy())
         tweets = table.iloc[rows].reset_index(drop=True)
@@ -308,9 +321,7 @@ def main(argv=None):
         taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
         if taken:
             common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
-        train = table[table["split"] == "train"]
-        in_training = pd.MultiIndex.from_frame(tweets[["content", "username"]]).isin(
-            pd.MultiIndex.from_frame(train[["content", "username"]]))
+        in_training = training_rows_among(tweets)
         tweets = tweets.drop(columns=derived, errors="ignore")  # a user's own `split` stays in `original`
         tweets[common.HISTORY_FEATURES] = common.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
         signals, _, malformed = common.signal_features(tweets, stats)

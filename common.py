@@ -264,10 +264,16 @@ def load_classed(columns=None):
         return _typed(_read_classed()), info
     # A chunk at a time: every cell is text until _typed converts it, and text takes far more
     # memory than the float it becomes.
-    return pd.concat(map(_typed, _read_classed(columns, CHUNK_ROWS)), ignore_index=True), info
+    return pd.concat(classed_chunks(columns), ignore_index=True), info
 
 
 CHUNK_ROWS = 50_000  # rows of the classed CSV parsed at a time when only some columns are kept
+
+
+def classed_chunks(columns):
+    """The classed CSV's `columns`, typed as load_classed types them, CHUNK_ROWS rows at a time
+    (read after load_classed has checked the file)."""
+    return map(_typed, _read_classed(columns, CHUNK_ROWS))
 
 
 def _read_classed(columns=None, chunk_rows=None):
@@ -299,7 +305,7 @@ def classed_fingerprints(kinds):
     checks them, read CHUNK_ROWS rows at a time: the texts are most of the file, and 03b and 04
     need them for nothing else."""
     digests = {kind: hashlib.sha256() for kind in kinds}
-    for chunk in map(_typed, _read_classed(list(TEXT_COLUMNS), CHUNK_ROWS)):
+    for chunk in classed_chunks(list(TEXT_COLUMNS)):
         for kind, digest in digests.items():
             _hash_texts(digest, embedded_texts(kind, chunk))
     return {kind: digest.hexdigest() for kind, digest in digests.items()}
