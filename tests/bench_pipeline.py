@@ -112,15 +112,20 @@ open(sys.argv[1], "w").write(str(usage.ru_maxrss))
 sys.exit(os.waitstatus_to_exitcode(status))"""
 
 
-def run_stage(script, args, folder, log, project=PROJECT_DIR):
-    """Run one stage as its own process; return wall seconds and its peak RSS in MB."""
+def measured(command, folder, log):
+    """Run `command` in `folder` from the launcher, output to `log`; return its wall seconds and
+    its own peak RSS in MB, or stop naming the log when it fails."""
     started = time.perf_counter()
     peak_file = folder / ".peak_rss_kb"
-    code = subprocess.call([sys.executable, "-c", LAUNCHER, str(peak_file), sys.executable, str(project / script),
-                            *args], cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    if code:
-        raise SystemExit(f"{script} failed with exit code {code}; see {log.name}")
+    if subprocess.call([sys.executable, "-c", LAUNCHER, str(peak_file), *map(str, command)], cwd=folder, stdout=log,
+                       stderr=subprocess.STDOUT):
+        raise SystemExit(f"{' '.join(map(str, command))} failed; see {log.name}")
     return time.perf_counter() - started, int(peak_file.read_text()) / 1024
+
+
+def run_stage(script, args, folder, log, project=PROJECT_DIR):
+    """Run one stage as its own process; return wall seconds and its peak RSS in MB."""
+    return measured([sys.executable, project / script, *args], folder, log)
 
 
 def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, project=PROJECT_DIR):

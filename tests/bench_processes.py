@@ -18,10 +18,8 @@ import argparse
 import importlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ import pandas as pd
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "data")]
 import common  # noqa: E402
+from bench_pipeline import measured  # noqa: E402
 
 DRAFT = ["--text", "Big news today: the new release is out <hyperlink>", "--username", "adobe"]
 IMPORT_BASELINE = [sys.executable, "-c", "import torch, sentence_transformers"]
@@ -43,14 +42,9 @@ np.save(sys.argv[2], model.encode(texts, batch_size=64))
 
 
 def timed(command, folder):
-    """Wall seconds and peak RSS (MB) of one process."""
-    started = time.perf_counter()
+    """Wall seconds and peak RSS (MB) of one process (bench_pipeline.measured)."""
     with open(folder / "processes.log", "a") as log:
-        process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(map(str, command))} failed; see {folder / 'processes.log'}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+        return measured(command, folder, log)
 
 
 def stage(script, *args):
