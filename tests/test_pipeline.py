@@ -143,3 +143,11 @@ def test_a_draft_is_predicted_without_torch(pipeline_copy):
     assert "company 'a company never seen': unseen in training" in done.stdout
     assert "predicted likes: " in done.stdout and "class probabilities: common " in done.stdout
     assert len(evaluation) == 2 and all(path.read_bytes() == data for path, data in evaluation.items())
+
+
+def test_a_draft_is_written_only_when_asked(pipeline_copy):
+    run("05_predict_likes", "--text", "New Photoshop <hyperlink>", "--username", "adobe", "--output", "draft.csv")
+    draft = pd.read_csv(pipeline_copy / "draft.csv")
+    assert len(draft) == 1 and draft["content"].iloc[0] == "New Photoshop <hyperlink>"
+    assert draft["predicted_likes"].iloc[0] >= 0 and np.isclose(draft.filter(like="probability_").sum(axis=1), 1,
+                                                                atol=1e-3).all()
