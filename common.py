@@ -381,6 +381,8 @@ def load_artifact(path, expect):
              f"was written by other library versions; rerun {MAKERS.get(Path(path).name)}")
     if not isinstance(bundle, dict) or not isinstance(bundle.get("model"), bytes) or "meta" not in bundle:
         fail(f"{path} is not an artifact of this version of the pipeline; rerun {MAKERS.get(Path(path).name)}")
+    if bundle["meta"].get("booster_sha256") != hashlib.sha256(bundle["model"]).hexdigest():
+        fail(f"{path} is damaged: its booster is not the one it recorded; rerun {MAKERS.get(Path(path).name)}")
     check_provenance(path, bundle["meta"], expect)
     return bundle
 
@@ -469,7 +471,9 @@ def artifact(model, meta):
         booster = booster[: booster.best_iteration + 1]  # what the sklearn model's predict uses
     except AttributeError:  # trained for a fixed number of rounds: all of them
         pass
-    return {"model": bytes(booster.save_raw("ubj")), "meta": meta}
+    raw = bytes(booster.save_raw("ubj"))
+    # Checked on loading: a damaged booster would otherwise surface deep inside XGBoost.
+    return {"model": raw, "meta": {**meta, "booster_sha256": hashlib.sha256(raw).hexdigest()}}
 
 
 def load_booster(bundle):

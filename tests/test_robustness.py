@@ -254,6 +254,16 @@ def test_a_model_saved_by_an_older_version_names_the_script_to_rerun(pipeline_co
     assert message.startswith(f"error: {path.name} is not an artifact of this version")
 
 
+def test_a_damaged_booster_names_the_script_to_rerun(pipeline_copy):
+    import joblib
+
+    path = pipeline_copy / common.REGRESSOR.format(k=1)
+    bundle = joblib.load(path)
+    joblib.dump({**bundle, "model": bundle["model"][:-100] + bytes(100)}, path)
+    message = expect_error(f"rerun {common.MAKERS[path.name]}", "05_predict_likes", "--text", "hello")
+    assert message.startswith(f"error: {path.name} is damaged") and "\n" not in message
+
+
 def test_a_missing_gpu_is_a_clear_error(pipeline_copy):
     import torch
 
