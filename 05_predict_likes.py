@@ -401,9 +401,9 @@ def main(argv=None):
             written += [SCATTER_PNG, CONFUSION_PNG]
         print(f"wrote {', '.join(written)}" + (f" ({in_sample} in-sample rows)" if in_sample else ""))
     # The evaluation files describe one prediction run: an older one's would pass for this one's.
-    # A draft from the terminal writes nothing, so it leaves the last run's files as they are.
+    # A draft from the terminal has no likes to score: it leaves the last run's files as they are.
     stale = [path for path in (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
-             if args.output is not None and path not in written and Path(path).exists()]
+             if args.text is None and path not in written and Path(path).exists()]
     for path in stale:
         Path(path).unlink()
     if stale:

@@ -146,7 +146,9 @@ def test_a_draft_is_predicted_without_torch(pipeline_copy):
 
 
 def test_a_draft_is_written_only_when_asked(pipeline_copy):
+    report = (pipeline_copy / "metrics.json").read_bytes()
     run("05_predict_likes", "--text", "New Photoshop <hyperlink>", "--username", "adobe", "--output", "draft.csv")
+    assert (pipeline_copy / "metrics.json").read_bytes() == report  # the test run's, still beside its predictions
     draft = pd.read_csv(pipeline_copy / "draft.csv")
     assert len(draft) == 1 and draft["content"].iloc[0] == "New Photoshop <hyperlink>"
     assert draft["predicted_likes"].iloc[0] >= 0 and np.isclose(draft.filter(like="probability_").sum(axis=1), 1,
