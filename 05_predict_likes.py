@@ -11,7 +11,7 @@ Writes final_predictions.csv         the input columns as they were, plus predic
                                      probabilities, predicted_likes (typical) and expected_likes
                                      (mean) (--output: never onto the input or a pipeline file;
                                      with --text, written only when --output is given)
-       when actual likes are known (else an earlier run's copies are removed):
+       when actual likes are known (else an earlier run's copies are removed; --text leaves them):
        metrics.json                  every figure below, with the settings that produced it
        predicted_vs_actual.png       predicted against actual likes, log-log
        confusion_matrix.png          the classifier's confusion matrix
