@@ -73,7 +73,7 @@ def main(argv=None):
     started = time.perf_counter()
 
     table, info, groups, inputs, provenance = common.training_inputs(args, ["combined", "content"])
-    classifier = common.load_artifact(common.CLASSIFIER, {key: provenance[key] for key in provenance
+    classifier = common.load_classifier({key: provenance[key] for key in provenance
                                                           if key != "embeddings_combined_sha256"})
     X = inputs["combined"]
     target = np.log1p(table["likes"].to_numpy())

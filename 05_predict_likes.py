@@ -59,7 +59,8 @@ SCATTER_PNG = "predicted_vs_actual.png"
 CONFUSION_PNG = "confusion_matrix.png"
 DEFAULT_ROUTING = "learned"
 # The user's files and the pipeline's own: --output may never land on one of them.
-PIPELINE_FILES = (*common.MAKERS, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
+REPORT_FILES = (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
+PIPELINE_FILES = (*common.MAKERS, *REPORT_FILES)
 OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
                   "expected_likes"]
 
@@ -110,7 +111,7 @@ def load_models(info):
     """Classifier, regressors and combiner, checked against the current classed CSV and history
     stats, and against each other: one run of 04, made after the current classifier."""
     expect = {"classed_csv_sha256": info["classed_csv_sha256"], "history_stats_sha256": info["history_stats_sha256"]}
-    classifier = common.load_artifact(common.CLASSIFIER, expect)
+    classifier = common.load_classifier(expect)
     features = classifier["meta"]["features"]
     common.require([common.COMBINER])
     combiner = common.read_json(common.COMBINER)
@@ -121,8 +122,10 @@ def load_models(info):
         "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in common.ROUTINGS)})
     regressor_expect = {**expect, "features": features, "run_id": combiner.get("run_id"),
                         **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
-    regressors = [common.load_artifact(common.REGRESSOR.format(k=k), regressor_expect) for k in range(3)]
-    global_regressor = common.load_artifact(common.GLOBAL_REGRESSOR, regressor_expect)
+    # Each file must hold its own class's specialist: swapped files would load and mispredict.
+    regressors = [common.load_artifact(common.REGRESSOR.format(k=k), {**regressor_expect, "popularity_class": k})
+                  for k in range(3)]
+    global_regressor = common.load_artifact(common.GLOBAL_REGRESSOR, {**regressor_expect, "popularity_class": None})
     common.check_provenance(common.COMBINER, combiner, {"classifier_sha256": common.file_sha256(common.CLASSIFIER)})
     return classifier, regressors, global_regressor, combiner
 
@@ -165,7 +168,7 @@ def describe_draft(tweet, probabilities, predicted_likes, stats, prior):
     for kind, column in (("user", "username"), ("company", "company")):
         found = common.key_stats(stats, kind, pd.Series([tweet[column]])).iloc[0]
         if found["count"] == 0:
-            print(f"{column} {tweet[column] or '(none)'!r}: unseen in training; its history features are "
+            print(f"{column} {repr(tweet[column]) if tweet[column] else '(none)'}: unseen in training; its history features are "
                   f"the global prior (median {np.expm1(prior['median_log_likes']):.0f} likes)")
         else:
             print(f"{column} {tweet[column]!r}: seen in training, {int(found['count'])} tweets, "
@@ -282,11 +285,23 @@ def main(argv=None):
     if (args.device != "auto" or args.batch_size) and args.input is None and args.text is None:
         common.fail("--device and --batch-size are for embedding new tweets (--input or --text); "
                     "the test rows' embeddings are already made")
+    if args.text is not None:
+        for name in ("text", "username", "company"):
+            try:
+                getattr(args, name).encode("utf-8")
+            except UnicodeEncodeError:  # bytes the terminal's encoding could not decode
+                common.fail(f"--{name} is not valid UTF-8 text")
+        if not args.text.strip():
+            common.fail("--text is empty")
     if args.output is None and args.text is None:
         args.output = common.PREDICTIONS
+    # The report (metrics.json and the plots) describes final_predictions.csv: a draft from the
+    # terminal leaves it as it is, unless it writes over final_predictions.csv itself.
+    replaces_report = args.text is None or (args.output is not None and same_file(args.output, common.PREDICTIONS))
     started = time.perf_counter()
 
-    common.check_writable([path for path in (args.output, METRICS_JSON, SCATTER_PNG, CONFUSION_PNG) if path])
+    common.check_writable([path for path in (args.output, *(REPORT_FILES if replaces_report else ()))
+                           if path is not None])
     new_tweets = args.input is not None or args.text is not None
     # New tweets need of the training table only the report's class medians (and, streamed by
     # training_rows_among, its texts): a draft stays quick and small however big training was.
@@ -371,7 +386,10 @@ def main(argv=None):
               "predicted but not scored")
     # A tweet the models trained on scores far better than a new one: never let that pass unseen.
     in_sample = int((in_training & known).sum())
-    if in_training.any():
+    if in_training.any() and args.text is not None:
+        print(f"warning: this draft is a training row of {common.CLASSED_CSV} (same content and username): "
+              "the models have seen it, so its prediction flatters them", file=sys.stderr)
+    elif in_training.any():
         print(f"warning: {in_training.sum()} of {len(tweets)} rows are training rows of {common.CLASSED_CSV} "
               f"(same content and username); {in_sample} of them are scored, so the figures are "
               "partly in-sample and flatter the model", file=sys.stderr)
@@ -401,9 +419,7 @@ def main(argv=None):
             written += [SCATTER_PNG, CONFUSION_PNG]
         print(f"wrote {', '.join(written)}" + (f" ({in_sample} in-sample rows)" if in_sample else ""))
     # The evaluation files describe one prediction run: an older one's would pass for this one's.
-    # A draft from the terminal has no likes to score: it leaves the last run's files as they are.
-    stale = [path for path in (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)
-             if args.text is None and path not in written and Path(path).exists()]
+    stale = [path for path in REPORT_FILES if replaces_report and path not in written and Path(path).exists()]
     for path in stale:
         Path(path).unlink()
     if stale:

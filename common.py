@@ -379,7 +379,8 @@ def load_artifact(path, expect):
     except Exception as error:  # unpickling a damaged file fails in any of a dozen ways
         fail(f"{path} could not be loaded ({error!r}): it is damaged or "
              f"was written by other library versions; rerun {MAKERS.get(Path(path).name)}")
-    if not isinstance(bundle, dict) or not isinstance(bundle.get("model"), bytes) or "meta" not in bundle:
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("model"), bytes) or \
+            not isinstance(bundle.get("meta"), dict) or "booster_sha256" not in bundle["meta"]:
         fail(f"{path} is not an artifact of this version of the pipeline; rerun {MAKERS.get(Path(path).name)}")
     if bundle["meta"].get("booster_sha256") != hashlib.sha256(bundle["model"]).hexdigest():
         fail(f"{path} is damaged: its booster is not the one it recorded; rerun {MAKERS.get(Path(path).name)}")
@@ -405,6 +406,8 @@ def check_writable(paths):
     """Fail before any expensive work if an output could not be written: its folder is missing
     or read-only (a stage should not train for minutes and then fail to save)."""
     for path in paths:
+        if not Path(path).name or Path(path).name == "..":
+            fail(f"cannot write {str(path)!r}: it names no file")
         folder = Path(path).absolute().parent
         if not folder.is_dir():
             fail(f"cannot write {path}: folder {folder} does not exist")
@@ -412,6 +415,8 @@ def check_writable(paths):
             fail(f"cannot write {path}: folder {folder} is not writable")
         if Path(path).is_dir():
             fail(f"cannot write {path}: it is a folder")
+        if Path(path).exists() and not Path(path).is_file():  # a device, a pipe: the rename would replace it
+            fail(f"cannot write {path}: it is not a regular file")
 
 
 def atomic_write(path, write):
@@ -476,10 +481,23 @@ def artifact(model, meta):
     return {"model": raw, "meta": {**meta, "booster_sha256": hashlib.sha256(raw).hexdigest()}}
 
 
+def load_classifier(expect):
+    """The classifier bundle of 03b, checked against `expect` and to be a classifier (a regressor
+    copied over it would otherwise pass as one)."""
+    classifier = load_artifact(CLASSIFIER, expect)
+    check_fields(CLASSIFIER, classifier["meta"], {
+        "class_weight": lambda v: isinstance(v, list) and len(v) == len(CLASS_NAMES) and all(map(is_number, v))})
+    return classifier
+
+
 def load_booster(bundle):
     import xgboost
 
-    return xgboost.Booster(model_file=bytearray(bundle["model"]))
+    try:
+        return xgboost.Booster(model_file=bytearray(bundle["model"]))
+    except xgboost.core.XGBoostError as error:  # intact bytes this xgboost cannot read
+        fail(f"a model file's booster could not be read by xgboost {xgboost.__version__} "
+             f"({str(error).splitlines()[0][:120]}); rerun {MAKERS[CLASSIFIER]} and {MAKERS[GLOBAL_REGRESSOR]}")
 
 
 def save_artifact(path, bundle):

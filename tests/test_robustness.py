@@ -4,6 +4,7 @@ honour the umask; the user's files are never written over; runs are deterministi
 import errno
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -254,6 +255,27 @@ def test_a_model_saved_by_an_older_version_names_the_script_to_rerun(pipeline_co
     assert message.startswith(f"error: {path.name} is not an artifact of this version")
 
 
+def test_swapped_or_misplaced_models_are_refused(pipeline_copy):
+    first, second = (pipeline_copy / common.REGRESSOR.format(k=k) for k in (0, 1))
+    first_bytes = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(first_bytes)
+    expect_error(f"{first.name} is stale: it was made with popularity_class=1", "05_predict_likes")
+    shutil.copy(pipeline_copy / common.GLOBAL_REGRESSOR, pipeline_copy / common.CLASSIFIER)
+    expect_error(f"{common.CLASSIFIER} has no valid `class_weight`", "04_train_regressors")
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--text", "   "], "--text is empty"),
+    (["--text", "caf\udce9"], "--text is not valid UTF-8"),  # how Python hands over the byte 0xe9
+    (["--output", ""], "names no file"),
+    (["--text", "hi", "--output", "pipe"], "pipe: it is not a regular file"),  # the rename would replace it
+])
+def test_bad_draft_and_output_arguments(pipeline_copy, args, match):
+    os.mkfifo(pipeline_copy / "pipe")
+    expect_error(match, "05_predict_likes", *args)
+
+
 def test_a_damaged_booster_names_the_script_to_rerun(pipeline_copy):
     import joblib
 
@@ -329,6 +351,15 @@ def test_read_only_folder_is_refused_before_any_work(workdir, monkeypatch, name)
     for reader in ("read_table", "load_classed"):
         monkeypatch.setattr(common, reader, lambda *args, **kwargs: pytest.fail("read its inputs first"))
     expect_error(f"folder {workdir} is not writable", name)
+
+
+def test_a_draft_runs_in_a_read_only_trained_folder(pipeline_copy, monkeypatch, capsys):
+    """--text writes nothing, so a shared folder others trained in, read-only to us, is enough."""
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and not (
+        mode & os.W_OK and os.path.samefile(path, pipeline_copy)))
+    run("05_predict_likes", "--text", "hello world")
+    assert "predicted likes: " in capsys.readouterr().out
 
 
 def test_full_disk_names_the_file_and_keeps_the_previous_one(pipeline_copy, monkeypatch):
