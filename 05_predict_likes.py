@@ -144,15 +144,17 @@ def embed_new_tweets(table, classifier, args):
     return {"content": content, "combined": combined}
 
 
-def training_rows_among(tweets):
-    """Which of `tweets` are training rows of the classed CSV (same content and username), read a
-    chunk at a time, so the texts of a big training set never sit whole in memory."""
+def training_rows(tweets):
+    """The classed CSV's training rows, their likes and class (for the report), and which of
+    `tweets` are among them (same content and username). One pass, a chunk at a time: the texts
+    of a big training set never sit whole in memory."""
     wanted = pd.MultiIndex.from_frame(tweets[["content", "username"]])
-    found = np.zeros(len(tweets), dtype=bool)
-    for chunk in common.classed_chunks(["split", "content", "username"]):
-        train = chunk.loc[chunk["split"] == "train", ["content", "username"]]
-        found |= wanted.isin(pd.MultiIndex.from_frame(train))
-    return found
+    found, kept = np.zeros(len(tweets), dtype=bool), []
+    for chunk in common.classed_chunks(["split", "content", "username", "likes", "popularity_class"]):
+        train = chunk[chunk["split"] == "train"]
+        found |= wanted.isin(pd.MultiIndex.from_frame(train[["content", "username"]]))
+        kept.append(train[["likes", "popularity_class"]])
+    return pd.concat(kept, ignore_index=True), found
 
 
 def draft_table(args):
@@ -303,9 +305,9 @@ def main(argv=None):
     common.check_writable([path for path in (args.output, *(REPORT_FILES if replaces_report else ()))
                            if path is not None])
     new_tweets = args.input is not None or args.text is not None
-    # New tweets need of the training table only the report's class medians (and, streamed by
-    # training_rows_among, its texts): a draft stays quick and small however big training was.
-    table, info = common.load_classed(["split", "likes", "popularity_class"] if new_tweets else None)
+    # New tweets read the classed CSV later, in one streamed pass (training_rows): a draft stays
+    # quick and small however big training was.
+    table, info = (None, common.check_classed()) if new_tweets else common.load_classed()
     for path in (*PIPELINE_FILES, info["input"], args.input):
         if path is not None and args.output is not None and same_file(args.output, path):
             common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
@@ -316,7 +318,7 @@ def main(argv=None):
     derived = ["split", "popularity_class", *common.feature_columns(common.FEATURE_GROUPS)]
     if not new_tweets:
         rows = np.flatnonzero((table["split"] == "test").to_numpy())
-        tweets = table.iloc[rows].reset_index(drop=True)
+        tweets, train = table.iloc[rows].reset_index(drop=True), table[table["split"] == "train"]
         original = tweets.drop(columns=derived)
         in_training = np.zeros(len(tweets), dtype=bool)  # held out by 01's split
         embeddings = {}
@@ -336,7 +338,7 @@ def main(argv=None):
         taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
         if taken:
             common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
-        in_training = training_rows_among(tweets)
+        train, in_training = training_rows(tweets)
         tweets = tweets.drop(columns=derived, errors="ignore")  # a user's own `split` stays in `original`
         tweets[common.HISTORY_FEATURES] = common.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
         signals, _, malformed = common.signal_features(tweets, stats)
@@ -397,7 +399,7 @@ def main(argv=None):
     if known.any():
         actual = likes.to_numpy()[known]
         subset = {key: value[known] for key, value in parts.items()}
-        metrics = report(tweets[known].reset_index(drop=True), actual, table[table["split"] == "train"], stats, info, subset,
+        metrics = report(tweets[known].reset_index(drop=True), actual, train, stats, info, subset,
                          {name: value[known] for name, value in routes.items()}, args.routing, smearing)
         metrics["settings"] = {
             "source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import ctypes
 import errno
+import functools
 import hashlib
 import json
 import math
@@ -245,8 +246,18 @@ def require(paths):
 
 def load_classed(columns=None):
     """The classed CSV written by 01 (only `columns` of it, when given), with its thresholds,
-    checked against the fingerprints 01 recorded of it and of history_stats.csv (so a half-finished
-    01 run is never used)."""
+    checked as check_classed checks them."""
+    info = check_classed()
+    if columns is None:
+        return _typed(_read_classed()), info
+    # A chunk at a time: every cell is text until _typed converts it, and text takes far more
+    # memory than the float it becomes.
+    return pd.concat(classed_chunks(columns), ignore_index=True), info
+
+
+def check_classed():
+    """01's thresholds record, checked against the fingerprints 01 recorded of the classed CSV and
+    of history_stats.csv (so a half-finished 01 run is never used)."""
     require([CLASSED_CSV, THRESHOLDS_JSON, HISTORY_CSV])
     info = read_json(THRESHOLDS_JSON)
     check_fields(THRESHOLDS_JSON, info, {
@@ -260,11 +271,7 @@ def load_classed(columns=None):
     for path, key in ((CLASSED_CSV, "classed_csv_sha256"), (HISTORY_CSV, "history_stats_sha256")):
         if info.get(key) != file_sha256(path):
             fail(f"{path} is not the file {THRESHOLDS_JSON} was written with; rerun 01_create_classes.py")
-    if columns is None:
-        return _typed(_read_classed()), info
-    # A chunk at a time: every cell is text until _typed converts it, and text takes far more
-    # memory than the float it becomes.
-    return pd.concat(classed_chunks(columns), ignore_index=True), info
+    return info
 
 
 CHUNK_ROWS = 50_000  # rows of the classed CSV parsed at a time when only some columns are kept
@@ -272,7 +279,7 @@ CHUNK_ROWS = 50_000  # rows of the classed CSV parsed at a time when only some c
 
 def classed_chunks(columns):
     """The classed CSV's `columns`, typed as load_classed types them, CHUNK_ROWS rows at a time
-    (read after load_classed has checked the file)."""
+    (read after check_classed has checked the file)."""
     return map(_typed, _read_classed(columns, CHUNK_ROWS))
 
 
@@ -491,10 +498,16 @@ def load_classifier(expect):
 
 
 def load_booster(bundle):
+    return _booster(bundle["model"])
+
+
+# A run's five models, parsed once per process: a cluster worker predicts many blocks with them.
+@functools.lru_cache(maxsize=len(CLASS_NAMES) + 2)
+def _booster(raw):
     import xgboost
 
     try:
-        return xgboost.Booster(model_file=bytearray(bundle["model"]))
+        return xgboost.Booster(model_file=bytearray(raw))
     except xgboost.core.XGBoostError as error:  # intact bytes this xgboost cannot read
         fail(f"a model file's booster could not be read by xgboost {xgboost.__version__} "
              f"({str(error).splitlines()[0][:120]}); rerun {MAKERS[CLASSIFIER]} and {MAKERS[GLOBAL_REGRESSOR]}")
