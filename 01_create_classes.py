@@ -28,6 +28,20 @@ cell that can't be read is missing and counted in the receipt): `surface` (lengt
 an `is_reply` column.
 
 Usage: python 01_create_classes.py [--input PATH] [--split random|account|company|time]
+
+A good run on the embedded sample prints:
+
+    read data/train_data.csv: 5000 rows, columns ['id', 'date', 'likes', 'content', 'username', 'media', 'company']
+    split (random): 4000 train, 1000 test
+    thresholds from training likes: common <= 252.25 < popular <= 2447.7 < viral
+      common   train    3000  test     760
+      popular  train     800  test     181
+      viral    train     200  test      59
+    signals: surface from `content`
+    signals: media from `media`
+    signals: time from `date`
+    signals: reply off (no `is_reply` column)
+    wrote train_data_with_classes.csv, class_thresholds.json, history_stats.csv in 1.0s
 """
 import argparse
 import time
@@ -36,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 import common
+from tweetlikes import features, tables
 
 TEST_FRACTION = 0.2
 HISTORY_FOLDS = 5
@@ -44,7 +59,6 @@ MIN_TRAIN_ROWS_PER_CLASS = 2
 # Whole groups move in one piece, so a group split lands near --test-fraction, not on it; beyond
 # 5 percentage points (a quarter of the default 20%) the split is not what was asked for.
 SPLIT_TOLERANCE = 0.05
-DERIVED_COLUMNS = ("split", "popularity_class", *common.feature_columns(common.FEATURE_GROUPS))
 
 
 def assign_split(table, how, test_fraction, seed, days=None):
@@ -93,7 +107,7 @@ def group_stats(table, days=None):
     frame = pd.DataFrame({"log_likes": np.log1p(table["likes"].to_numpy(dtype=float)),
                           "day": np.nan if days is None else np.asarray(days, dtype=float)})
     parts = []
-    for kind, column in (("user", "username"), ("company", "company")):
+    for kind, column in features.HISTORY_KEYS:
         keyed = frame.assign(key=table[column].to_numpy())
         keyed = keyed[keyed["key"] != ""]
         stats = keyed.groupby("key", sort=True).agg(count=("log_likes", "count"), sum_log_likes=("log_likes", "sum"),
@@ -114,8 +128,8 @@ def history_features(table, is_train, split_how, seed, days=None):
     if split_how == "time":
         return history_before(table, is_train, days)
     train = table[is_train]
-    features = pd.DataFrame(index=table.index, columns=common.HISTORY_FEATURES, dtype=float)
-    features[~is_train] = common.lookup_history(table[~is_train], group_stats(train), prior_of(train["likes"]))
+    history = pd.DataFrame(index=table.index, columns=features.HISTORY_FEATURES, dtype=float)
+    history[~is_train] = features.lookup_history(table[~is_train], group_stats(train), prior_of(train["likes"]))
     rng = np.random.default_rng(seed)
     if split_how == "random":
         fold = rng.integers(0, HISTORY_FOLDS, size=len(train))
@@ -127,9 +141,9 @@ def history_features(table, is_train, split_how, seed, days=None):
     for k in range(HISTORY_FOLDS):
         held_out, rest = train[fold == k], train[fold != k]
         if len(held_out):
-            features.loc[held_out.index] = common.lookup_history(held_out, group_stats(rest),
-                                                                 prior_of(rest["likes"])).to_numpy()
-    return features
+            history.loc[held_out.index] = features.lookup_history(held_out, group_stats(rest),
+                                                                  prior_of(rest["likes"])).to_numpy()
+    return history
 
 
 def expanding_stats(days, log_likes, query_days):
@@ -151,19 +165,19 @@ def history_before(table, is_train, days):
     log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
     days = np.asarray(days, dtype=float)
     _, _, prior_median, prior_mean = expanding_stats(days[is_train], log_likes[is_train], days)
-    features = {}
-    for kind, column in (("user", "username"), ("company", "company")):
+    history = {}
+    for kind, column in features.HISTORY_KEYS:
         keys = table[column].to_numpy()
         count, total, median = np.zeros(len(table)), np.zeros(len(table)), np.full(len(table), np.nan)
         for key in np.unique(keys[keys != ""]):
             rows = keys == key
             sources = rows & is_train
             count[rows], total[rows], median[rows], _ = expanding_stats(days[sources], log_likes[sources], days[rows])
-        features.update(common.history_columns(kind, count, total, median, prior_mean, prior_median))
-    return pd.DataFrame(features, index=table.index)[common.HISTORY_FEATURES]
+        history.update(features.history_columns(kind, count, total, median, prior_mean, prior_median))
+    return pd.DataFrame(history, index=table.index)[features.HISTORY_FEATURES]
 
 
-def main(argv=None):
+def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--input", default=str(common.DEFAULT_INPUT), help="CSV or .xlsx of tweets")
@@ -175,22 +189,25 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not 0 < args.test_fraction < 1:
         common.fail(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
-    common.check_writable([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
-    started = time.perf_counter()
+    return args
 
-    table, _ = common.read_table(args.input)
-    clash = [column for column in DERIVED_COLUMNS if column in table.columns]
+
+def read_usable_rows(args):
+    """The input's rows with usable likes (and, for --split time, a usable date), their posting
+    days, and how many rows were refused (each reason printed)."""
+    table, _ = tables.read_table(args.input)
+    clash = [column for column in features.DERIVED_COLUMNS if column in table.columns]
     if clash:
         common.fail(f"{args.input} already has column(s) {clash}, which this stage derives and would "
                     "overwrite; rename them")
-    likes = common.clean_likes(table["likes"])
+    likes = tables.clean_likes(table["likes"])
     refused = int(likes.isna().sum())
     print(f"read {args.input}: {len(table)} rows, columns {list(table.columns)}")
     if refused:
         # One bad cell in a large export should not sink the run, but it must not pass unseen.
-        print(f"  refused {refused} rows whose likes are unusable: {common.bad_likes(table['likes'])}")
+        print(f"  refused {refused} rows whose likes are unusable: {tables.bad_likes(table['likes'])}")
     usable = likes.notna()
-    days = common.parse_dates(table["date"]) if "date" in table.columns else pd.Series(np.nan, index=table.index)
+    days = features.parse_dates(table["date"]) if "date" in table.columns else pd.Series(np.nan, index=table.index)
     if args.split == "time":
         if "date" not in table.columns:
             common.fail("--split time needs a `date` column; this input has none (try --split random)")
@@ -200,29 +217,56 @@ def main(argv=None):
             refused += undated
         usable &= days.notna()
     table = table.assign(likes=likes)[usable].reset_index(drop=True)
-    days = days[usable].reset_index(drop=True)
     if len(table) < MIN_ROWS:
         common.fail(f"only {len(table)} usable rows; at least {MIN_ROWS} are needed to train three classes")
+    return table, days[usable].reset_index(drop=True), refused
 
+
+def print_receipt(args, is_train, thresholds, counts, found, malformed):
+    print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test")
+    print(f"thresholds from training likes: common <= {thresholds[0]:g} < popular <= {thresholds[1]:g} < viral")
+    for name, count in counts.items():
+        print(f"  {name:8s} train {count['train']:7d}  test {count['test']:7d}")
+    for group, source in features.SIGNAL_SOURCE.items():
+        if group not in found:
+            print(f"signals: {group} off (no `{source}` column)")
+        elif malformed[group]:
+            print(f"signals: {group} from `{source}`, {malformed[group]} unreadable cells left missing")
+        else:
+            print(f"signals: {group} from `{source}`")
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    common.check_writable([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
+    started = time.perf_counter()
+
+    # 1. The rows, less those whose likes (or date, for --split time) can't be used.
+    table, days, refused = read_usable_rows(args)
+
+    # 2. Split, then the class thresholds from the training rows alone.
     split = assign_split(table, args.split, args.test_fraction, args.seed, days.to_numpy())
     is_train = split == "train"
     thresholds = class_thresholds(table["likes"][is_train])
     classes = common.assign_classes(table["likes"], thresholds)
-    train_counts = np.bincount(classes[is_train], minlength=3)
+    train_counts = np.bincount(classes[is_train], minlength=len(common.CLASS_NAMES))
     if train_counts.min() < MIN_TRAIN_ROWS_PER_CLASS:
         common.fail(f"training rows per class {train_counts.tolist()}: each class needs at least "
                     f"{MIN_TRAIN_ROWS_PER_CLASS}; use more rows")
 
+    # 3. History (out of fold for training rows) and the signals.
     table["split"] = split
     table["popularity_class"] = classes
-    table[common.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed, days.to_numpy()).to_numpy()
+    table[features.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed,
+                                                        days.to_numpy()).to_numpy()
     stats = group_stats(table[is_train], days[is_train])
-    signals, found, malformed = common.signal_features(table, stats)
+    signals, found, malformed = features.signal_features(table, stats)
     table[signals.columns] = signals.to_numpy()
+
+    # 4. Write the history and the classed CSV, then the record that vouches for both, last.
     common.save_csv(common.HISTORY_CSV, stats)
     whole_counts = (table["likes"] % 1 == 0).all()
     common.save_csv(common.CLASSED_CSV, table.assign(likes=table["likes"].astype("int64")) if whole_counts else table)
-
     counts = {name: {"train": int(((classes == k) & is_train).sum()), "test": int(((classes == k) & ~is_train).sum())}
               for k, name in enumerate(common.CLASS_NAMES)}
     common.save_json(common.THRESHOLDS_JSON, {
@@ -235,17 +279,7 @@ def main(argv=None):
         "history_stats_sha256": common.file_sha256(common.HISTORY_CSV),
     })
 
-    print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test")
-    print(f"thresholds from training likes: common <= {thresholds[0]:g} < popular <= {thresholds[1]:g} < viral")
-    for name, count in counts.items():
-        print(f"  {name:8s} train {count['train']:7d}  test {count['test']:7d}")
-    for group, source in common.SIGNAL_SOURCE.items():
-        if group not in found:
-            print(f"signals: {group} off (no `{source}` column)")
-        elif malformed[group]:
-            print(f"signals: {group} from `{source}`, {malformed[group]} unreadable cells left missing")
-        else:
-            print(f"signals: {group} from `{source}`")
+    print_receipt(args, is_train, thresholds, counts, found, malformed)
     print(f"wrote {common.CLASSED_CSV}, {common.THRESHOLDS_JSON}, {common.HISTORY_CSV} "
           f"in {common.seconds_since(started)}")
 

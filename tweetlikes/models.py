@@ -1,0 +1,152 @@
+"""Model bundles and what 05 does with them: the .joblib files of 03b and 04 (a booster in
+XGBoost's own format beside its provenance, checked on loading), the predictions of the five
+models on some rows (ModelOutputs), and the routings that turn them into one log1p(likes).
+"""
+import functools
+import hashlib
+from typing import NamedTuple
+
+import numpy as np
+
+import common
+
+
+def load_artifact(path, expect):
+    """Load one of our .joblib bundles and check its recorded provenance against `expect`.
+    joblib runs code when loading: only ever load files this pipeline wrote."""
+    import joblib
+
+    common.require([path])
+    try:
+        bundle = joblib.load(path)
+    except Exception as error:  # unpickling a damaged file fails in any of a dozen ways
+        common.fail(f"{path} could not be loaded ({error!r}): it is damaged or "
+                    f"was written by other library versions; rerun {common.maker(path)}")
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("model"), bytes) or \
+            not isinstance(bundle.get("meta"), dict) or "booster_sha256" not in bundle["meta"]:
+        common.fail(f"{path} is not an artifact of this version of the pipeline; rerun {common.maker(path)}")
+    if bundle["meta"].get("booster_sha256") != hashlib.sha256(bundle["model"]).hexdigest():
+        common.fail(f"{path} is damaged: its booster is not the one it recorded; rerun {common.maker(path)}")
+    check_provenance(path, bundle["meta"], expect)
+    return bundle
+
+
+def check_provenance(path, meta, expect):
+    for key, wanted in expect.items():
+        found = meta.get(key)
+        if found != wanted:
+            common.fail(f"{path} is stale: it was made with {key}={_short(found)}, but the current files have "
+                        f"{_short(wanted)}; rerun {common.maker(path)}")
+
+
+def _short(value):
+    return value[:12] + "…" if isinstance(value, str) and len(value) > 16 else value
+
+
+def artifact(model, meta):
+    """A trained XGBoost model as our .joblib files hold it: its booster in XGBoost's own binary
+    format (UBJSON), cut to the rounds early stopping kept, beside its provenance. Plain bytes, not
+    the pickled sklearn object: loading a bundle imports neither xgboost nor scikit-learn (05
+    embeds a draft before it needs them, which keeps its peak memory down), and XGBoost reads
+    its own format across versions, where its pickles are tied to one."""
+    booster = model.get_booster()
+    try:
+        booster = booster[: booster.best_iteration + 1]  # what the sklearn model's predict uses
+    except AttributeError:  # trained for a fixed number of rounds: all of them
+        pass
+    raw = bytes(booster.save_raw("ubj"))
+    # Checked on loading: a damaged booster would otherwise surface deep inside XGBoost.
+    return {"model": raw, "meta": {**meta, "booster_sha256": hashlib.sha256(raw).hexdigest()}}
+
+
+def load_classifier(expect):
+    """The classifier bundle of 03b, checked against `expect` and to be a classifier (a regressor
+    copied over it would otherwise pass as one)."""
+    classifier = load_artifact(common.CLASSIFIER, expect)
+    common.check_fields(common.CLASSIFIER, classifier["meta"], {
+        "class_weight": lambda v: isinstance(v, list) and len(v) == len(common.CLASS_NAMES)
+                                  and all(map(common.is_number, v))})
+    return classifier
+
+
+def load_booster(bundle):
+    return _booster(bundle["model"])
+
+
+# A run's five models, parsed once per process: a cluster worker predicts many blocks with them.
+@functools.lru_cache(maxsize=len(common.CLASS_NAMES) + 2)
+def _booster(raw):
+    import xgboost
+
+    try:
+        return xgboost.Booster(model_file=bytearray(raw))
+    except xgboost.core.XGBoostError as error:  # intact bytes this xgboost cannot read
+        common.fail(f"a model file's booster could not be read by xgboost {xgboost.__version__} "
+                    f"({str(error).splitlines()[0][:120]}); rerun {common.maker(common.CLASSIFIER)} and "
+                    f"{common.maker(common.GLOBAL_REGRESSOR)}")
+
+
+def save_artifact(path, bundle):
+    import joblib
+
+    common.atomic_write(path, lambda tmp: joblib.dump(bundle, tmp))
+
+
+# ------------------------------------------------------------------- predictions and routings
+
+ROUTINGS = ("learned", "soft", "hard")
+# The learned routing corrects the global regressor: its inputs are each specialist's difference
+# from it, alone and weighted by its class probability, and the rare classes' probabilities. So
+# a shift that moves every model alike moves the result alike (a time split shifts the level),
+# and the ridge penalty shrinks towards the global regressor, the safe answer when the
+# specialists add nothing.
+COMBINER_INPUTS = [*[f"specialist_{name} - global" for name in common.CLASS_NAMES],
+                   *[f"probability_{name} x (specialist_{name} - global)" for name in common.CLASS_NAMES],
+                   *[f"probability_{name}" for name in common.CLASS_NAMES[1:]]]
+
+
+class ModelOutputs(NamedTuple):
+    """What the five trained models say about some rows, one entry per row."""
+    probabilities: np.ndarray    # (rows, 3): the classifier's, class weights divided out
+    predicted_class: np.ndarray  # its class-weighted pick, as in the original design
+    specialist_log: np.ndarray   # (rows, 3): each specialist's log1p(likes)
+    global_log: np.ndarray       # the global regressor's log1p(likes)
+
+    def rows(self, which):
+        """The outputs of some rows (an index or a boolean mask)."""
+        return ModelOutputs(*(values[which] for values in self))
+
+    @staticmethod
+    def concatenate(blocks):
+        return ModelOutputs(*(np.concatenate(values) for values in zip(*blocks)))
+
+
+def predict(classifier, regressors, global_regressor, X_classifier, X_regressor):
+    """ModelOutputs of the rows of X_classifier and X_regressor. The classifier's class weights
+    are divided out of its probabilities: they inflate rare classes on purpose, right for recall
+    and wrong for a probability."""
+    weighted = load_booster(classifier).inplace_predict(X_classifier)
+    probabilities = weighted / np.asarray(classifier["meta"]["class_weight"])
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return ModelOutputs(probabilities, weighted.argmax(axis=1),
+                        np.column_stack([np.asarray(load_booster(r).inplace_predict(X_regressor), dtype=float)
+                                         for r in regressors]),
+                        np.asarray(load_booster(global_regressor).inplace_predict(X_regressor), dtype=float))
+
+
+def combiner_inputs(outputs):
+    """The learned routing's inputs, in COMBINER_INPUTS order."""
+    p, gap = outputs.probabilities, outputs.specialist_log - outputs.global_log[:, None]
+    return np.column_stack([gap, p * gap, p[:, 1:]])
+
+
+def routed_log_likes(outputs, combiner):
+    """log1p(likes) by each of ROUTINGS: `hard` takes the classifier's pick's specialist (the
+    original design), `soft` the probability-weighted mean of the specialists, `learned` the global
+    regressor plus the correction 04 fitted on rows none of the models trained on."""
+    s = outputs.specialist_log
+    return {"hard": s[np.arange(len(s)), outputs.predicted_class],
+            "soft": (outputs.probabilities * s).sum(axis=1),
+            "learned": outputs.global_log + combiner_inputs(outputs) @ np.asarray(combiner["coefficients"])
+            + combiner["intercept"]}
+

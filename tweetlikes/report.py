@@ -1,0 +1,150 @@
+"""What 05 reports when the likes of the predicted rows are known: every routing beside simple
+alternatives (the global median, per-account and per-company medians, the global regressor
+alone, oracle routing), each scored by figures that mean something on skewed counts, the
+classifier's figures, and the two plots.
+"""
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+import common
+from tweetlikes import features, models
+
+METRICS_JSON = "metrics.json"
+SCATTER_PNG = "predicted_vs_actual.png"
+CONFUSION_PNG = "confusion_matrix.png"
+REPORT_FILES = (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)  # one run's report: written, or removed, together
+
+
+class Scored(NamedTuple):
+    """The rows whose likes are known, with what the models said of them."""
+    tweets: pd.DataFrame
+    actual: np.ndarray      # their likes
+    outputs: models.ModelOutputs
+    by_routing: dict        # log1p(likes) by each of models.ROUTINGS
+
+
+def regression_metrics(predicted_log, actual_likes, true_class, viral_log_threshold):
+    """Figures that mean something on skewed counts: errors of log1p(likes), rank correlation,
+    raw RMSE for reference, the log MAE within each true class, and how well the prediction
+    finds the viral tweets (precision and recall of predicting above the viral threshold)."""
+    from scipy.stats import spearmanr
+
+    actual_log = np.log1p(actual_likes)
+    error = predicted_log - actual_log
+    # A constant prediction has no ranking at all: call its correlation 0, not undefined.
+    spearman = 0.0 if np.ptp(predicted_log) == 0 else float(spearmanr(predicted_log, actual_log).statistic)
+    predicted_viral, viral = predicted_log > viral_log_threshold, true_class == 2
+    return {
+        "log_rmse": float(np.sqrt(np.mean(error ** 2))),
+        "log_mae": float(np.mean(np.abs(error))),
+        "spearman": spearman,
+        "raw_rmse": float(np.sqrt(np.mean((np.expm1(predicted_log) - actual_likes) ** 2))),
+        "log_mae_by_class": {name: float(np.mean(np.abs(error[true_class == k])))
+                             if (true_class == k).any() else None
+                             for k, name in enumerate(common.CLASS_NAMES)},
+        "viral_precision": float(np.mean(viral[predicted_viral])) if predicted_viral.any() else None,
+        "viral_recall": float(np.mean(predicted_viral[viral])) if viral.any() else None,
+    }
+
+
+def classifier_metrics(true_class, predicted_class, majority_class):
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    precision, recall, _, support = precision_recall_fscore_support(
+        true_class, predicted_class, labels=common.CLASS_LABELS, zero_division=0)
+    return {
+        "macro_f1": float(f1_score(true_class, predicted_class, labels=common.CLASS_LABELS, average="macro",
+                                   zero_division=0)),
+        "majority_baseline_macro_f1": float(f1_score(true_class, np.full(len(true_class), majority_class),
+                                                     labels=common.CLASS_LABELS, average="macro", zero_division=0)),
+        "accuracy": float(np.mean(true_class == predicted_class)),
+        "per_class": {name: {"precision": float(precision[k]), "recall": float(recall[k]), "support": int(support[k])}
+                      for k, name in enumerate(common.CLASS_NAMES)},
+        "confusion_matrix": confusion_matrix(true_class, predicted_class, labels=common.CLASS_LABELS).tolist(),
+    }
+
+
+def save_plots(actual_likes, predicted_likes, confusion, routing):
+    """The scatter of predicted against actual likes, and the confusion matrix, as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    axes.scatter(actual_likes + 1, predicted_likes + 1, s=6, alpha=0.4)
+    top = max(actual_likes.max(), predicted_likes.max()) + 1
+    axes.plot([1, top], [1, top], color="grey", linewidth=1, label="perfect")
+    axes.set(xscale="log", yscale="log", xlabel="actual likes + 1", ylabel="predicted likes + 1",
+             title=f"Test tweets: predicted vs actual ({routing} routing)")
+    axes.legend()
+    figure.tight_layout()
+    common.atomic_write(SCATTER_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    plt.close(figure)
+
+    figure, axes = plt.subplots(figsize=(4.8, 4.2))
+    confusion = np.asarray(confusion)
+    axes.imshow(confusion, cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        axes.text(j, i, str(count), ha="center", va="center",
+                  color="white" if count > confusion.max() / 2 else "black")
+    axes.set(xticks=common.CLASS_LABELS, yticks=common.CLASS_LABELS, xticklabels=common.CLASS_NAMES,
+             yticklabels=common.CLASS_NAMES, xlabel="predicted class", ylabel="true class",
+             title="Classifier confusion matrix")
+    figure.tight_layout()
+    common.atomic_write(CONFUSION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    plt.close(figure)
+
+
+def evaluate(scored, train, stats, info, routing, smearing):
+    """Side-by-side figures on the rows whose likes are known (`scored`: a Scored), printed;
+    returns the metrics dict. `train` holds the training rows' likes and class."""
+    tweets, actual, outputs, by_routing = scored
+    true_class = common.assign_classes(actual, info["thresholds"])
+    # What knowing the class alone is worth: each row gets its true class's training median. Set
+    # beside oracle routing, it shows how much of that ceiling is the specialists' skill.
+    class_median = np.log1p(train["likes"]).groupby(train["popularity_class"]).median()
+    global_median = info["history_prior"]["median_log_likes"]
+    methods = {
+        "global median": np.full(len(tweets), global_median),
+        "per-account median": features.key_stats(stats, "user", tweets["username"])["median_log_likes"]
+        .fillna(global_median).to_numpy(),
+        "per-company median": features.key_stats(stats, "company", tweets["company"])["median_log_likes"]
+        .fillna(global_median).to_numpy(),
+        "single regressor": outputs.global_log,
+        **{f"two-stage, {name} routing": by_routing[name] for name in models.ROUTINGS},
+        "two-stage, oracle routing": outputs.specialist_log[np.arange(len(tweets)), true_class],
+        "oracle class median": class_median.reindex(true_class).to_numpy(),
+    }
+    viral_log = float(np.log1p(info["thresholds"][1]))
+    scores = {name: regression_metrics(predicted, actual, true_class, viral_log) for name, predicted in methods.items()}
+    train_counts = [info["class_counts"][name]["train"] for name in common.CLASS_NAMES]
+    majority = int(np.argmax(train_counts))
+    classification = classifier_metrics(true_class, outputs.predicted_class, majority)
+    typical, mean = np.expm1(by_routing[routing]), np.exp(by_routing[routing]) * smearing - 1
+    likes_scale = {"actual_total": float(actual.sum()),
+                   **{name: {"raw_rmse": float(np.sqrt(np.mean((values - actual) ** 2))), "total": float(values.sum())}
+                      for name, values in (("predicted_likes", typical), ("expected_likes", mean))}}
+
+    print(f"\n{len(tweets)} rows with known likes; errors of log1p(likes), lower is better:")
+    print(f"{'':27s} {'RMSE':>6s} {'MAE':>6s} {'Spearman':>8s} {'raw RMSE':>9s}  viral P/R   MAE by class: "
+          + " ".join(f"{name:>7s}" for name in common.CLASS_NAMES))
+    for name, score in scores.items():
+        by_class = " ".join("    n/a" if v is None else f"{v:7.3f}" for v in score["log_mae_by_class"].values())
+        viral = " ".join("  n/a" if v is None else f"{v:.2f}"
+                         for v in (score["viral_precision"], score["viral_recall"]))
+        print(f"{name:27s} {score['log_rmse']:6.3f} {score['log_mae']:6.3f} {score['spearman']:8.3f} "
+              f"{score['raw_rmse']:9.1f}  {viral:9s}  {'':12s}{by_class}")
+    print(f"\nraw counts ({routing} routing): predicted_likes RMSE {likes_scale['predicted_likes']['raw_rmse']:.1f}, "
+          f"total {likes_scale['predicted_likes']['total']:.0f}; expected_likes RMSE "
+          f"{likes_scale['expected_likes']['raw_rmse']:.1f}, total {likes_scale['expected_likes']['total']:.0f}; "
+          f"actual total {likes_scale['actual_total']:.0f}")
+    print(f"classifier: macro-F1 {classification['macro_f1']:.3f} (always '{common.CLASS_NAMES[majority]}': "
+          f"{classification['majority_baseline_macro_f1']:.3f}), accuracy {classification['accuracy']:.3f}")
+    for name, figures in classification["per_class"].items():
+        print(f"  {name:8s} precision {figures['precision']:.3f}  recall {figures['recall']:.3f}  "
+              f"({figures['support']} rows)")
+    print("  confusion (rows true, columns predicted):", classification["confusion_matrix"])
+    return {"regression": scores, "likes_scale": likes_scale, "classifier": classification}

@@ -1,0 +1,213 @@
+"""The tables the stages read: the user's CSV or .xlsx export (read_table, with its likes cleaned
+and refused ones counted), and 01's classed CSV, history statistics and 02's embeddings as later
+stages read them, each checked against the record of the stage that wrote it. Also the texts
+that 02 embeds for each row, and their fingerprint.
+"""
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import common
+from tweetlikes import features
+
+# Columns: the company column is called `inferred company` in the Adobe data, `company` elsewhere.
+TEXT_COLUMNS = ("content", "company", "username")
+COMPANY_ALIASES = ("company", "inferred company")
+COMBINED_TEMPLATE = "{content} | company: {company} | user: {username}"
+
+# A like is one account's click: 1e10 is more than there are people on Earth, and the most-liked
+# tweets ever have about 1e7. A bigger count is a broken cell, not a tweet (and 1e19 would
+# overflow int64 on its way into the classed CSV).
+MAX_LIKES = 1e10
+
+
+def read_table(path, required=("content", "username", "likes")):
+    """Read a CSV or .xlsx export: (table, original). `table` has the company column named
+    `company` and the text columns as plain stripped strings (missing -> ""); `original` is the
+    file as read, every cell as text, for outputs that must give the user's columns back
+    unchanged. `required` may omit `likes` for new tweets."""
+    path = Path(path)
+    if not path.is_file():
+        common.fail(f"input file not found: {path}")
+    if path.suffix.lower() == ".xls":
+        common.fail(f"{path} is a legacy Excel file (.xls), which this pipeline does not read; "
+                    "save it as .xlsx or as UTF-8 CSV")
+    # Everything as text, so ids and usernames like "007" pass through unchanged; only empty
+    # cells are missing ("NA" is a username); utf-8-sig strips a byte-order mark.
+    as_text = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+    try:
+        if path.suffix.lower() == ".xlsx":
+            original = pd.read_excel(path, **as_text)
+        else:
+            original = pd.read_csv(path, encoding="utf-8-sig", **as_text)
+    except pd.errors.EmptyDataError:
+        common.fail(f"{path} is empty: expected a header row and tweets")
+    except UnicodeDecodeError as error:
+        common.fail(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                    "re-save it as UTF-8 CSV")
+    except (pd.errors.ParserError, ValueError, OSError, zipfile.BadZipFile) as error:
+        common.fail(f"could not read {path}: {error}")
+    table = original.copy()
+    table.columns = [str(column).strip() for column in table.columns]
+    doubled = sorted(set(table.columns[table.columns.duplicated()]))
+    if doubled:
+        common.fail(f"{path} has more than one column named {doubled} once surrounding spaces are "
+                    f"removed ({[c for c in original.columns if str(c).strip() in doubled]}); "
+                    "rename or drop the extra one")
+    if "company" not in table.columns and "inferred company" in table.columns:
+        table = table.rename(columns={"inferred company": "company"})
+    missing = [c for c in (*required, "company") if c not in table.columns]
+    if missing:
+        common.fail(f"{path} lacks column(s) {missing}; found {list(table.columns)} "
+                    f"(the company column may be named {' or '.join(map(repr, COMPANY_ALIASES))})")
+    if table.empty:
+        common.fail(f"{path} has a header but no rows")
+    for column in TEXT_COLUMNS:
+        table[column] = table[column].fillna("").astype(str).str.strip()
+    return table.reset_index(drop=True), original.reset_index(drop=True)
+
+
+def clean_likes(likes):
+    """Likes as float; missing, text, negative and too large (> MAX_LIKES, or infinite) counts
+    become NaN (the caller decides)."""
+    numeric = pd.to_numeric(likes, errors="coerce").astype(float)
+    return numeric.where((numeric >= 0) & (numeric <= MAX_LIKES))
+
+
+def bad_likes(likes):
+    """Why clean_likes refuses the values it refuses, counted, as "2 missing, 1 negative"."""
+    numeric = pd.to_numeric(likes, errors="coerce").astype(float)
+    reasons = {"missing": likes.isna(), "not a number": likes.notna() & numeric.isna(),
+               "negative": numeric < 0, f"above {MAX_LIKES:.0e} or infinite": numeric > MAX_LIKES}
+    return ", ".join(f"{int(rows.sum())} {reason}" for reason, rows in reasons.items() if rows.any())
+
+
+def combined_texts(table):
+    return [COMBINED_TEMPLATE.format(content=c, company=o, username=u)
+            for c, o, u in zip(table["content"], table["company"], table["username"])]
+
+
+def texts_fingerprint(texts):
+    """Order-sensitive hash of a list of texts: the embeddings' link to the rows they encode."""
+    return _hash_texts(hashlib.sha256(), texts).hexdigest()
+
+
+def _hash_texts(digest, texts):
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest
+
+
+def embedded_texts(kind, table):
+    """The texts 02 encodes into embeddings_{kind}.npy, one per row of `table`."""
+    return list(table["content"]) if kind == "content" else combined_texts(table)
+
+
+def load_classed(columns=None):
+    """The classed CSV written by 01 (only `columns` of it, when given), with its thresholds,
+    checked as check_classed checks them."""
+    info = check_classed()
+    if columns is None:
+        return _typed(_read_classed()), info
+    # A chunk at a time: every cell is text until _typed converts it, and text takes far more
+    # memory than the float it becomes.
+    return pd.concat(classed_chunks(columns), ignore_index=True), info
+
+
+def check_classed():
+    """01's thresholds record, checked against the fingerprints 01 recorded of the classed CSV and
+    of history_stats.csv (so a half-finished 01 run is never used)."""
+    common.require([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
+    info = common.read_json(common.THRESHOLDS_JSON)
+    common.check_fields(common.THRESHOLDS_JSON, info, {
+        "thresholds": lambda v: isinstance(v, list) and len(v) == 2 and all(map(common.is_number, v)),
+        "history_prior": lambda v: isinstance(v, dict) and all(common.is_number(v.get(k)) for k in
+                                                               ("mean_log_likes", "median_log_likes")),
+        "signal_groups": lambda v: isinstance(v, list) and set(v) <= set(features.SIGNAL_FEATURES),
+        "class_counts": lambda v: isinstance(v, dict) and all(isinstance(v.get(name), dict) and
+                                                              isinstance(v[name].get("train"), int)
+                                                              for name in common.CLASS_NAMES)})
+    for path, key in ((common.CLASSED_CSV, "classed_csv_sha256"), (common.HISTORY_CSV, "history_stats_sha256")):
+        if info.get(key) != common.file_sha256(path):
+            common.fail(f"{path} is not the file {common.THRESHOLDS_JSON} was written with; rerun 01_create_classes.py")
+    return info
+
+
+CHUNK_ROWS = 50_000  # rows of the classed CSV parsed at a time when only some columns are kept
+
+
+def classed_chunks(columns):
+    """The classed CSV's `columns`, typed as load_classed types them, CHUNK_ROWS rows at a time
+    (read after check_classed has checked the file)."""
+    return map(_typed, _read_classed(columns, CHUNK_ROWS))
+
+
+def _read_classed(columns=None, chunk_rows=None):
+    """The classed CSV's `columns` (all by default), every cell as text (empty -> missing); with
+    `chunk_rows`, an iterator of frames of that many rows."""
+    try:
+        return pd.read_csv(common.CLASSED_CSV, usecols=columns, chunksize=chunk_rows, dtype=str, keep_default_na=False,
+                           na_values=[""])
+    except ValueError as error:  # a column missing: the file matches its record, but an older 01 wrote it
+        common.fail(f"{common.CLASSED_CSV} is not what this version of 01_create_classes.py writes ({error}); rerun it")
+
+
+def _typed(table):
+    """The classed CSV's cells as 02-05 use them: texts with "" for missing, likes and the feature
+    columns as float, the class as int; for the columns `table` has."""
+    numbers = ["likes", *features.feature_columns(features.FEATURE_GROUPS)]
+    for column in table.columns:
+        if column in TEXT_COLUMNS:
+            table[column] = table[column].fillna("")
+        elif column == "popularity_class":
+            table[column] = table[column].astype(int)
+        elif column in numbers:
+            table[column] = table[column].astype(float)
+    return table
+
+
+def classed_fingerprints(kinds):
+    """texts_fingerprint of each kind's embedded_texts over the classed CSV, as load_embeddings
+    checks them, read CHUNK_ROWS rows at a time: the texts are most of the file, and 03b and 04
+    need them for nothing else."""
+    digests = {kind: hashlib.sha256() for kind in kinds}
+    for chunk in classed_chunks(list(TEXT_COLUMNS)):
+        for kind, digest in digests.items():
+            _hash_texts(digest, embedded_texts(kind, chunk))
+    return {kind: digest.hexdigest() for kind, digest in digests.items()}
+
+
+def load_history_stats():
+    """history_stats.csv (01): per-key count, sum and median of log1p(likes), first posting day."""
+    return pd.read_csv(common.HISTORY_CSV, dtype={"key": str}, keep_default_na=False, na_values={"first_day": [""]})
+
+
+def load_embeddings(kind, table, texts_sha256=None):
+    """Memory-map embeddings_{kind}.npy and check that it is the file 02 recorded (its sha256) and
+    encodes exactly the texts of `table` (of which `texts_sha256` is the fingerprint, for a table
+    read without its texts: see classed_fingerprints)."""
+    path = common.EMBEDDINGS_CONTENT if kind == "content" else common.EMBEDDINGS_COMBINED
+    common.require([path, common.EMBEDDINGS_META])
+    meta = common.read_json(common.EMBEDDINGS_META).get(kind, {})
+    if not {"texts_sha256", "npy_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
+        common.fail(f"{common.EMBEDDINGS_META} lacks a complete record of {path} (an older or damaged file); "
+                    "rerun 02_generate_embeddings.py")
+    if meta["texts_sha256"] != (texts_sha256 or texts_fingerprint(embedded_texts(kind, table))):
+        common.fail(f"{path} was made from other texts than {common.CLASSED_CSV} holds now; "
+                    "rerun 02_generate_embeddings.py")
+    if meta["npy_sha256"] != common.file_sha256(path):
+        common.fail(f"{path} is not the file {common.EMBEDDINGS_META} records (copied from another run, or cut short); "
+                    "rerun 02_generate_embeddings.py")
+    try:
+        matrix = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as error:  # a truncated or overwritten file
+        common.fail(f"{path} is damaged ({error}); rerun 02_generate_embeddings.py")
+    if matrix.shape != (len(table), meta["dim"]):
+        common.fail(f"{path} has shape {matrix.shape}, expected ({len(table)}, {meta['dim']}); "
+                    "rerun 02_generate_embeddings.py")
+    return matrix, meta
+

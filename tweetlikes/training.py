@@ -1,0 +1,203 @@
+"""How 03b and 04 train: their shared command line and XGBoost settings, the inputs they read (the
+classed CSV's training columns and the memory-mapped embeddings), the validation slice, and
+XGBoost trained from a QuantileDMatrix built a block of rows at a time (or on a Dask cluster), so
+the feature matrix never sits whole in memory.
+"""
+import argparse
+import ctypes
+import sys
+
+import numpy as np
+
+import common
+from tweetlikes import cluster, features, tables
+
+# The XGBoost settings of 03b and 04 alike (--help shows them; every model file records them).
+VALIDATION_FRACTION = 0.1   # of the training rows, for early stopping and 04's combiner; never test rows
+N_ESTIMATORS = 1000         # a ceiling, not a choice: early stopping picks the rounds
+LEARNING_RATE = 0.05        # small steps, so the round early stopping keeps lies close to the best one
+MAX_DEPTH = 6               # XGBoost's default: room for history x signal interactions
+EARLY_STOPPING_ROUNDS = 50  # patience: a validation slice of a few hundred rows stalls for dozens of rounds
+SUBSAMPLE = 0.8             # rows per tree: a little bagging against the heavy-tailed likes
+COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen non-text columns is offered
+
+
+def parse_training_arguments(doc, argv):
+    """03b's and 04's command line: the settings they share (both must get the same --features
+    for 05 to combine them) and --cluster; `doc` is the script's docstring."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--features", default=features.DEFAULT_FEATURES,
+                        help=f"model inputs: {', '.join(features.FEATURE_PRESETS)} (seed: embeddings only, the "
+                             "original design; history: embeddings + history) or a comma list of "
+                             f"{', '.join(features.FEATURE_GROUPS)}; '-GROUP' drops one, e.g. all,-text")
+    parser.add_argument("--n-estimators", type=common.positive_int, default=N_ESTIMATORS, help="most boosting rounds")
+    parser.add_argument("--learning-rate", type=common.positive_float, default=LEARNING_RATE)
+    parser.add_argument("--max-depth", type=common.positive_int, default=MAX_DEPTH)
+    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED,
+                        help="seed for the validation slice and XGBoost")
+    cluster.add_cluster_argument(parser)
+    return parser.parse_args(argv)
+
+
+# glibc's malloc gives a request of 128 KiB or more a mapping of its own, returned when freed, but
+# raises that threshold (up to 32 MB) whenever such a block is freed, and with it the free memory
+# it keeps. After the first feature block has come and gone, XGBoost's quantile sketch (hundreds
+# of MB of per-column buffers, grown and freed by its threads) would come from the heap, and what
+# it frees would stay in the process: about 290 MB more peak RSS at 300K rows. Training pins both
+# thresholds at glibc's default.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's options, from glibc's malloc.h
+MALLOC_THRESHOLD = 128 * 1024
+
+
+def pin_malloc_thresholds():
+    """Keep glibc's malloc from holding on to the memory XGBoost frees; elsewhere, nothing."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None
+    if mallopt:  # musl has one that does nothing
+        for option in (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD):
+            mallopt(option, MALLOC_THRESHOLD)
+
+
+def training_inputs(args, embedding_kinds):
+    """Everything 03b and 04 train from: the columns of the classed table they read, the model
+    input for each embedding kind (as ModelInput: never built whole), and the provenance every
+    artifact records (with the feature groups)."""
+    pin_malloc_thresholds()
+    # Only the columns training reads: the texts are only hashed, as they stream past.
+    table, info = tables.load_classed(["split", "popularity_class", "likes",
+                                       *features.feature_columns(features.FEATURE_GROUPS)])
+    groups, left_out = features.parse_features(args.features, info.get("signal_groups", ()))
+    fingerprints = tables.classed_fingerprints(embedding_kinds) if "text" in groups else {}
+    inputs, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
+                              "history_stats_sha256": info["history_stats_sha256"],
+                              "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
+                              "features": list(groups)}
+    for kind in embedding_kinds:
+        embeddings = None
+        if "text" in groups:
+            embeddings, meta = tables.load_embeddings(kind, table, fingerprints[kind])
+            provenance.update({f"embeddings_{kind}_sha256": meta["npy_sha256"], "embedding_model": meta["model"],
+                               "embedding_mode": meta["mode"], "embedding_precision": meta["precision"],
+                               "embedding_dim": meta["dim"]})
+        inputs[kind] = features.model_input(table, embeddings, groups)
+    embedded = f" and {' and '.join(embedding_kinds)} embeddings" if "text" in groups else ""
+    print(f"read {common.CLASSED_CSV}{embedded}: "
+          f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"
+          + (f"; no column for {', '.join(left_out)} in the input" if left_out else ""))
+    return table, inputs, provenance
+
+
+def training_settings(args):
+    return {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
+            "subsample": SUBSAMPLE, "colsample_bytree": COLSAMPLE_BYTREE,
+            "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "seed": args.seed}
+
+
+def new_xgboost(task, settings, device, rounds=None):
+    """The one XGBoost setup of 03b and 04. `rounds` fixes the number of trees and turns off
+    early stopping (for slices too small to stop on)."""
+    from xgboost import XGBClassifier, XGBRegressor
+
+    options = dict(n_estimators=rounds or settings["n_estimators"], learning_rate=settings["learning_rate"],
+                   max_depth=settings["max_depth"], subsample=settings["subsample"],
+                   colsample_bytree=settings["colsample_bytree"], tree_method="hist", device=device,
+                   random_state=settings["seed"],
+                   early_stopping_rounds=None if rounds else settings["early_stopping_rounds"])
+    if task == "classifier":
+        return XGBClassifier(objective="multi:softprob", eval_metric="mlogloss", **options)
+    return XGBRegressor(**options)
+
+
+def train_xgboost(task, settings, device, inputs, label, fit_rows, validation_rows=(), weight=None,
+                  rounds=None, client=None):
+    """new_xgboost(...).fit(X[fit_rows], label[fit_rows], sample_weight=weight[fit_rows],
+    eval_set=[validation rows], sample_weight_eval_set=...), without ever building X: XGBoost's
+    QuantileDMatrix is built from `inputs` a block of rows at a time (here, or on a Dask cluster's
+    workers with `client`), the same bins as the sklearn call on this machine. Returns the same
+    sklearn model, so the artifacts and 05 cannot tell how it was trained."""
+    import xgboost
+
+    model = new_xgboost(task, settings, device, rounds)
+    params = model.get_xgb_params()
+    if task == "classifier":
+        params["num_class"] = len(common.CLASS_NAMES)  # what XGBClassifier.fit adds
+    train, evals = quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client)
+    options = dict(evals=evals, early_stopping_rounds=model.early_stopping_rounds, verbose_eval=False)
+    if client is None:
+        booster = xgboost.train(params, train, model.get_num_boosting_rounds(), **options)
+    else:
+        import xgboost.dask
+
+        booster = xgboost.dask.train(client, params, train, model.get_num_boosting_rounds(), **options)["booster"]
+    model.load_model(bytearray(booster.save_raw("ubj")))  # sets what fit would: classes, best iteration
+    return model
+
+
+def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=None):
+    """The training QuantileDMatrix of `fit_rows` and, for early stopping, the validation one
+    (binned with the training one's cuts), named as XGBClassifier.fit names it."""
+    import xgboost
+
+    def parts(rows):
+        return {"label": label[rows], "weight": None if weight is None else weight[rows]}
+
+    if client is not None:
+        train = cluster.cluster_matrix(client, inputs, fit_rows, parts)
+        return train, [(cluster.cluster_matrix(client, inputs, validation_rows, parts, ref=train), "validation_0")] \
+            if len(validation_rows) else []
+
+    class RowBlocks(xgboost.DataIter):
+        """`rows` of `inputs`, a block at a time: XGBoost reads them twice (sketch, then bins)."""
+
+        def __init__(self, rows):
+            self.blocks, self.next_block = inputs.blocks(rows), 0
+            super().__init__()
+
+        def next(self, input_data):
+            if self.next_block == len(self.blocks):
+                return False
+            rows = self.blocks[self.next_block]
+            input_data(data=inputs.block(rows), **parts(rows))
+            self.next_block += 1
+            return True
+
+        def reset(self):
+            self.next_block = 0
+
+    train = xgboost.QuantileDMatrix(RowBlocks(fit_rows))
+    return train, [(xgboost.QuantileDMatrix(RowBlocks(validation_rows), ref=train), "validation_0")] \
+        if len(validation_rows) else []
+
+
+def predict_rows(predict, inputs, rows):
+    """predict(X) for `rows` of `inputs`, a block at a time (predictions are row by row)."""
+    blocks = [predict(inputs.block(block)) for block in inputs.blocks(rows)]
+    return np.concatenate(blocks) if blocks else predict(inputs.block(rows))
+
+
+def xgboost_device():
+    """XGBoost trains on CUDA only if its wheel was built with CUDA (the `xgboost` package,
+    not `xgboost-cpu`) and a GPU is present."""
+    import xgboost
+
+    if not xgboost.build_info().get("USE_CUDA"):
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def training_split(table, seed):
+    """(fit rows, validation rows): the training rows, less a seeded slice for early stopping and
+    for fitting 04's combiner, the same in 03b and 04. A class whose training rows all fell into
+    the slice gets them back, so every class is seen in fitting (tiny inputs)."""
+    train_rows = np.flatnonzero((table["split"] == "train").to_numpy())
+    rng = np.random.default_rng(seed)
+    in_validation = np.zeros(len(train_rows), dtype=bool)
+    in_validation[rng.permutation(len(train_rows))[: max(1, round(len(train_rows) * VALIDATION_FRACTION))]] = True
+    classes = table["popularity_class"].to_numpy()[train_rows]
+    for k in range(len(common.CLASS_NAMES)):
+        if not (classes[~in_validation] == k).any():
+            in_validation[classes == k] = False
+    return train_rows[~in_validation], train_rows[in_validation]
+
