@@ -31,10 +31,12 @@ import numpy as np
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "data")]
 import common  # noqa: E402
+from tweetlikes import encoder as encoding, tables  # noqa: E402
 
 STAGES = ("01_create_classes.py", "02_generate_embeddings.py", "03b_train_classifier_improved.py",
           "04_train_regressors.py", "05_predict_likes.py")
 BATCH_SIZE = 64
+EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
 
 
 def cosine(a, b):
@@ -44,13 +46,12 @@ def cosine(a, b):
 def compare_encoders(texts, fast):
     """Throughput of plain encode, our exact encoder (and torch float32 beside it) and optionally
     --fast, on the same texts. Plain encode is timed before and after ours; its mean is the base."""
-    stage2 = importlib.import_module("02_generate_embeddings")
-    model = stage2.load_sentence_model(common.DEFAULT_MODEL, "cpu")
-    encoders = [stage2.load_encoder(common.DEFAULT_MODEL, "cpu", False), stage2.torch_encoder(model, "fp32")]
-    encoders += [stage2.load_encoder(common.DEFAULT_MODEL, "cpu", True)] if fast else []
+    model = encoding.load_sentence_model(encoding.DEFAULT_MODEL, "cpu")
+    encoders = [encoding.load_encoder(encoding.DEFAULT_MODEL, "cpu", False), encoding.torch_encoder(model, "fp32")]
+    encoders += [encoding.load_encoder(encoding.DEFAULT_MODEL, "cpu", True)] if fast else []
     encoders = {encoder.precision: encoder for encoder in encoders}
     for encoder in encoders.values():  # warm-up: one-time costs are not throughput
-        stage2.encode(texts[:BATCH_SIZE], encoder, BATCH_SIZE)
+        encoding.encode(texts[:BATCH_SIZE], encoder, BATCH_SIZE)
     model.encode(texts[:BATCH_SIZE], batch_size=BATCH_SIZE)
 
     def plain_rate():
@@ -62,7 +63,7 @@ def compare_encoders(texts, fast):
     figures = {}
     for precision, encoder in encoders.items():
         started = time.perf_counter()
-        ours = stage2.encode(texts, encoder, BATCH_SIZE)
+        ours = encoding.encode(texts, encoder, BATCH_SIZE)
         rate = len(texts) / (time.perf_counter() - started)
         agreement = cosine(ours, plain)
         figures[precision] = {"texts_per_s": rate, "cosine_mean": float(agreement.mean()),
@@ -85,18 +86,18 @@ def write_fake_embeddings(folder, seed=0, block=50_000):
     rng = np.random.default_rng(seed)
     meta = {}
     for kind, name, texts in (("content", common.EMBEDDINGS_CONTENT, list(table["content"])),
-                              ("combined", common.EMBEDDINGS_COMBINED, common.combined_texts(table))):
+                              ("combined", common.EMBEDDINGS_COMBINED, tables.combined_texts(table))):
         matrix = np.lib.format.open_memmap(folder / name, mode="w+", dtype=np.float32,
-                                           shape=(len(table), common.EMBEDDING_DIM))
+                                           shape=(len(table), EMBEDDING_DIM))
         for start in range(0, len(table), block):
-            rows = rng.standard_normal((min(block, len(table) - start), common.EMBEDDING_DIM), dtype=np.float32)
+            rows = rng.standard_normal((min(block, len(table) - start), EMBEDDING_DIM), dtype=np.float32)
             matrix[start:start + len(rows)] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
         matrix.flush()
         del matrix
-        meta[kind] = {"texts_sha256": common.texts_fingerprint(texts), "rows": len(table),
-                      "model": common.DEFAULT_MODEL, "mode": "exact",
-                      "template": common.COMBINED_TEMPLATE if kind == "combined" else "{content}",
-                      "precision": "random (benchmark)", "device": "cpu", "dim": common.EMBEDDING_DIM,
+        meta[kind] = {"texts_sha256": tables.texts_fingerprint(texts), "rows": len(table),
+                      "model": encoding.DEFAULT_MODEL, "mode": "exact",
+                      "template": tables.COMBINED_TEMPLATE if kind == "combined" else "{content}",
+                      "precision": "random (benchmark)", "device": "cpu", "dim": EMBEDDING_DIM,
                       "npy_sha256": common.file_sha256(folder / name)}
     (folder / common.EMBEDDINGS_META).write_text(json.dumps(meta, indent=2) + "\n")
     return (folder / common.EMBEDDINGS_CONTENT).stat().st_size

@@ -28,6 +28,7 @@ import pandas as pd
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "data")]
 import common  # noqa: E402
+from tweetlikes import tables  # noqa: E402
 from bench_pipeline import measured  # noqa: E402
 
 DRAFT = ["--text", "Big news today: the new release is out <hyperlink>", "--username", "adobe"]
@@ -75,7 +76,7 @@ def summary(runs, base):
 
 def row_texts(table):
     """What stage 2 encodes, in the order of its two files: every content, then every combined text."""
-    return list(table["content"]) + common.combined_texts(table)
+    return list(table["content"]) + tables.combined_texts(table)
 
 
 def cosine(a, b):

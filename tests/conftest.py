@@ -1,32 +1,41 @@
-"""Shared fixtures: the scripts are loaded by module name and run in-process in a temporary
-folder, on a small deterministic sample made by data/make_synthetic_tweets.py, with the real
-MiniLM model."""
+"""Shared fixtures and helpers: the scripts are loaded by module name and run in-process in a
+temporary folder, on a small deterministic sample made by data/make_synthetic_tweets.py, with the
+real MiniLM model.
+
+A test that runs the model or a pipeline carries `@pytest.mark.slow` itself (or its module's
+`pytestmark`); collection fails if one that reads the session's pipeline run (pipeline_dir,
+pipeline_copy) lacks it, so `-m "not slow"` never waits for that run."""
 import importlib
+import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "data")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model comes from a package, never a hub
+# OpenMP threads (XGBoost's, torch's) that wait by spinning crawl when the cores are shared with
+# other work: a 30-round fit took 4 s instead of 0.04 s beside two busy processes on 2 cores.
+# Waiting asleep changes no result. Set before anything loads libgomp (subprocesses inherit it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 STAGES = ("01_create_classes", "02_generate_embeddings", "03b_train_classifier_improved",
           "04_train_regressors", "05_predict_likes")
 SMALL_ROWS = 400
+EMBEDDING_DIM = 384  # all-MiniLM-L6-v2's output size
+PIPELINE_FIXTURES = ("pipeline_dir", "pipeline_copy")  # they wait for the session's pipeline run
 
 
-# Every test in these modules encodes tweets with MiniLM, and every test that reads the session's
-# pipeline run waits for it: both are slow.
-SLOW_MODULES = ("test_embeddings",)
-SLOW_FIXTURES = ("pipeline_dir",)
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.module.__name__ in SLOW_MODULES or set(SLOW_FIXTURES) & set(item.fixturenames):
-            item.add_marker(pytest.mark.slow)
+    unmarked = [item.nodeid for item in items
+                if set(PIPELINE_FIXTURES) & set(item.fixturenames) and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"these tests use {' or '.join(PIPELINE_FIXTURES)} but are not marked "
+                                "@pytest.mark.slow: " + ", ".join(unmarked))
 
 
 def stage(name):
@@ -42,6 +51,33 @@ def run_all(*input_args):
     run("01_create_classes", *input_args)
     for name in STAGES[1:]:
         run(name)
+
+
+def expect_error(match, name, *args):
+    """Run a script that must stop with a one-line `error: ...` containing `match`; the message."""
+    with pytest.raises(SystemExit) as stopped:
+        run(name, *args)
+    message = str(stopped.value.code)
+    assert message.startswith("error: ") and match in message, message
+    return message
+
+
+def write_csv(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def sample(small_csv, rows=200):
+    """The first `rows` tweets of the small sample, every cell as read (empty stays "")."""
+    return pd.read_csv(small_csv, keep_default_na=False).head(rows)
+
+
+def read_only(folder, monkeypatch):
+    """Make `folder` read-only as access(2) answers for it: root ignores the permission bits, so
+    the answer access(2) gives in a read-only folder is stood in."""
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and not (
+        mode & os.W_OK and os.path.samefile(path, folder)))
 
 
 @pytest.fixture(scope="session")
@@ -70,10 +106,21 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def copy_files(source, target):
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+    return target
+
+
 @pytest.fixture
 def pipeline_copy(pipeline_dir, workdir):
     """A private copy of the finished pipeline folder, for tests that change files."""
-    for path in pipeline_dir.iterdir():
-        if path.is_file():
-            shutil.copy2(path, workdir / path.name)
-    return workdir
+    return copy_files(pipeline_dir, workdir)
+
+
+def strict_json(text):
+    """json.loads that refuses NaN and Infinity, as strict readers do."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)

@@ -30,7 +30,8 @@ import pandas as pd
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
-import common  # noqa: E402
+from tweetlikes import tables  # noqa: E402
+from tweetlikes.features import DEFAULT_FEATURES  # noqa: E402
 
 DEFAULT_ABLATIONS = ("all,-text", "all,-history", "all,-surface", "all,-media", "all,-time", "history", "seed")
 METHODS = ("global median", "per-account median", "per-company median", "single regressor",
@@ -86,7 +87,7 @@ def main(argv=None):
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     if args.rows:
-        _, tweets = common.read_table(source)  # the file as read, all text: sampled rows stay as they were
+        _, tweets = tables.read_table(source)  # the file as read, all text: sampled rows stay as they were
         tweets.sample(n=min(args.rows, len(tweets)), random_state=0).to_csv("sample.csv", index=False)
         source = Path("sample.csv").resolve()
     started = time.perf_counter()
@@ -96,7 +97,7 @@ def main(argv=None):
             stage("01_create_classes", "--input", source, "--split", args.split, "--seed", seed, log=log)
             stage("02_generate_embeddings", log=log)
             for features in ["default", *(args.ablations if index < (args.ablation_seeds or len(seeds)) else [])]:
-                results[features].append(run_config(common.DEFAULT_FEATURES if features == "default" else features,
+                results[features].append(run_config(DEFAULT_FEATURES if features == "default" else features,
                                                     seed, log))
                 print(f"  seed {seed}, features {features}: done at {time.perf_counter() - started:.0f}s",
                       file=sys.stderr)

@@ -28,8 +28,7 @@ import pandas as pd
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "data")]
 import common  # noqa: E402
-
-stage2 = importlib.import_module("02_generate_embeddings")
+from tweetlikes import encoder as encoding, tables  # noqa: E402
 
 
 def cosine(a, b):
@@ -51,10 +50,10 @@ def synchronized(device, work):
 
 def compare_encoders(texts, device, batch_size):
     """Texts per second of plain encode (before and after ours), ours exact and ours --fast."""
-    model = stage2.load_sentence_model(common.DEFAULT_MODEL, device)
-    encoders = {mode: stage2.load_encoder(common.DEFAULT_MODEL, device, mode == "fast") for mode in ("exact", "fast")}
+    model = encoding.load_sentence_model(encoding.DEFAULT_MODEL, device)
+    encoders = {mode: encoding.load_encoder(encoding.DEFAULT_MODEL, device, mode == "fast") for mode in ("exact", "fast")}
     for encoder in encoders.values():  # warm-up: kernel choice and one-time costs are not throughput
-        stage2.encode(texts[:batch_size], encoder, batch_size)
+        encoding.encode(texts[:batch_size], encoder, batch_size)
     model.encode(texts[:batch_size], batch_size=batch_size)
 
     def plain():
@@ -62,7 +61,7 @@ def compare_encoders(texts, device, batch_size):
     before, reference = plain()
     figures = {}
     for mode, encoder in encoders.items():
-        seconds, ours = synchronized(device, lambda: stage2.encode(texts, encoder, batch_size))
+        seconds, ours = synchronized(device, lambda: encoding.encode(texts, encoder, batch_size))
         agreement = cosine(ours, reference)
         figures[mode] = {"precision": encoder.precision, "texts_per_s": len(texts) / seconds,
                          "cosine_to_plain_mean": float(agreement.mean()),
@@ -127,7 +126,7 @@ def main(argv=None):
     if cuda and not xgboost_cuda:
         print("this xgboost wheel has no CUDA support (xgboost-cpu): pip uninstall xgboost-cpu && "
               "pip install xgboost==3.2.0 for the CUDA figures of stages 3 and 4")
-    batch_size = args.batch_size or stage2.BATCH_SIZE[device]
+    batch_size = args.batch_size or encoding.BATCH_SIZE[device]
     rows = args.rows or args.texts // 2
     results = {"device": device, "card": card, "cpu_count": os.cpu_count(), "batch_size": batch_size,
                "xgboost_has_cuda": xgboost_cuda}
@@ -140,7 +139,7 @@ def main(argv=None):
         tweets = pd.read_csv(tweets_csv, dtype=str, keep_default_na=False).rename(
             columns={"inferred company": "company"})
         texts = list(dict.fromkeys(list(tweets["content"][:args.texts // 2])
-                                   + common.combined_texts(tweets[:args.texts // 2])))
+                                   + tables.combined_texts(tweets[:args.texts // 2])))
         print(f"encoders on {len(texts)} distinct texts, {device}, batch {batch_size}:", flush=True)
         results["encoders"] = {"distinct_texts": len(texts), **compare_encoders(texts, device, batch_size)}
         tweets.head(rows).to_csv(folder / "rows.csv", index=False)

