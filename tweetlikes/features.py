@@ -96,7 +96,7 @@ class ModelInput:
     array or a .npy path (what training reads, a block at a time, here or on a cluster's workers)."""
 
     def __init__(self, embeddings, columns, index=None):
-        self.embeddings = embeddings.filename if isinstance(embeddings, np.memmap) else embeddings
+        self.embeddings = str(embeddings.filename) if isinstance(embeddings, np.memmap) else embeddings
         self.columns, self.index = columns, index
         self.rows = len(columns) if columns is not None else len(index if index is not None else embeddings)
         self.width = (0 if embeddings is None else embeddings.shape[1]) + (0 if columns is None else columns.shape[1])
