@@ -9,7 +9,9 @@ Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on trai
        regressor_model_global.joblib          one regressor for all classes
        routing_combiner.json                  the learned routing: a ridge correction of the global
                                               regressor from the specialists and the classifier's
-                                              probabilities, with its fitting record
+                                              probabilities; the calibration of those probabilities;
+                                              the chance model of one draft beating another; with its
+                                              fitting record
 
 The target is log1p(likes): likes span six orders of magnitude, and squared error on raw counts
 would let a handful of viral tweets decide everything. Early stopping watches a seeded
@@ -17,6 +19,12 @@ validation slice of the training rows (the same slice as 03). The combiner is fi
 slice: training rows that none of the models was fitted on, so it learns how far to trust each
 one on tweets it has not seen. It also records the smearing factor, mean(exp(residual)) on that
 slice, which turns the typical prediction into an expected count (05's expected_likes).
+
+Three more things are fitted on that slice, for 05: the calibration of the classifier's
+probabilities (the one of tweetlikes.calibration with the lowest cross-validated log loss there;
+the combiner is fitted on the calibrated probabilities, the ones 05 applies it to), and per
+routing the chance that one tweet beats another of the same account, a logistic model of their
+predicted gap over the slice's same-account pairs (tweetlikes.pairs).
 
 As in 03, the feature matrices are never built whole (XGBoost bins them a block of rows at a time
 from the memory-mapped embeddings), and --cluster trains the regressors on a Dask cluster's
@@ -34,17 +42,21 @@ A good run on the embedded sample prints:
       popular           800      1      0.603  0.606   0.614
       viral             200      1      0.976  0.740   0.720
       global           4000    194      1.487  1.353   2.671
-    combiner fitted on the 400 validation rows (ridge alpha 10); log1p RMSE there: global 1.487,
-      hard 1.741, soft 1.587, learned 1.461
+    calibration of the class probabilities: vector (cross-validated log loss none 0.484,
+      temperature 0.479, vector 0.458, sigmoid 0.460, isotonic 0.567)
+    combiner fitted on the 400 validation rows (ridge alpha 31.6228); log1p RMSE there: global 1.487,
+      hard 1.741, soft 1.534, learned 1.464
+    chance of beating another draft fitted on 1192 same-account pairs: slope 0.79
     wrote regressor_model_class_0.joblib, ..., routing_combiner.json in 25.1s
 """
 import time
 import uuid
 
 import numpy as np
+import pandas as pd
 
 import common
-from tweetlikes import cluster, models, training
+from tweetlikes import calibration, cluster, models, pairs, tables, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
 ROUNDS_WITHOUT_VALIDATION = 200  # then a fixed number of trees: a fifth of the ceiling, at the default rate
@@ -77,6 +89,34 @@ def fit_combiner(outputs, target):
     coefficients = ridge.coef_ / scale
     return {"inputs": models.COMBINER_INPUTS, "coefficients": coefficients.tolist(),
             "intercept": float(ridge.intercept_ - mean @ coefficients), "alpha": float(ridge.alpha_)}
+
+
+def fit_routing(outputs, validation, keys, seed):
+    """What 05 needs beside the models, from their raw outputs on the validation rows: the
+    calibration of the class probabilities, the learned routing's combiner fitted on the
+    calibrated ones, the smearing factors, and per routing the chance model of one tweet beating
+    another of the same account."""
+    target = np.log1p(validation["likes"].to_numpy())
+    calibrator = calibration.fit(outputs.uncalibrated, validation["popularity_class"].to_numpy(), seed)
+    outputs = models.calibrated(outputs, {"calibration": calibrator})
+    combiner = {**fit_combiner(outputs, target), "calibration": calibrator}
+    routed = models.routed_log_likes(outputs, combiner)
+    key_values, within = keys
+    # Smearing (Duan 1983): E[1 + likes] = exp(predicted log1p) * mean(exp(residual)), per routing.
+    combiner.update({"smearing": {name: float(np.mean(np.exp(target - predicted)))
+                                  for name, predicted in routed.items()},
+                     "pair_chance": {"within": within, **{name: pairs.fit_chance(key_values, target, predicted, seed)
+                                                           for name, predicted in routed.items()}},
+                     "fitted_rows": len(target),
+                     "validation_log_rmse": {name: rmse(predicted, target) for name, predicted
+                                             in [("global", outputs.global_log), *routed.items()]}})
+    return combiner
+
+
+def pair_keys_of(rows):
+    """pairs.pair_keys of these rows of the classed CSV (read here: training reads no texts)."""
+    keys = pd.concat(tables.classed_chunks(["username", "company"]), ignore_index=True)
+    return pairs.pair_keys(keys.iloc[rows])
 
 
 def rmse(predicted, actual):
@@ -132,22 +172,20 @@ def main(argv=None):
         bundles = train_regressors(X, table, fit_rows, validation_rows, settings, device,
                                    {**provenance, **on_cluster}, client)
 
-    # 3. The learned routing, fitted on the validation slice that none of the models was fitted on.
-    target = np.log1p(table["likes"].to_numpy())[validation_rows]
+    # 3. The calibration, the learned routing and the chance that one draft beats another, fitted
+    #    on the validation slice that none of the models was fitted on.
     outputs = models.predict(classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"],
                              inputs["content"].block(validation_rows), X.block(validation_rows))
-    combiner = fit_combiner(outputs, target)
-    routed = models.routed_log_likes(outputs, combiner)
-    # Smearing (Duan 1983): E[1 + likes] = exp(predicted log1p) * mean(exp(residual)), per routing.
-    combiner.update({"smearing": {name: float(np.mean(np.exp(target - predicted)))
-                                  for name, predicted in routed.items()},
-                     "fitted_rows": len(validation_rows),
-                     "validation_log_rmse": {name: rmse(predicted, target) for name, predicted
-                                             in [("global", outputs.global_log), *routed.items()]},
-                     "classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster})
+    combiner = fit_routing(outputs, table.iloc[validation_rows], pair_keys_of(validation_rows), args.seed)
+    combiner.update({"classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster})
+    losses = combiner["calibration"]["cross_validated_log_loss"]
+    print(f"calibration of the class probabilities: {combiner['calibration']['method']} (cross-validated log loss "
+          + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()) + ")")
     print(f"combiner fitted on the {len(validation_rows)} validation rows (ridge alpha {combiner['alpha']:g}); "
           "log1p RMSE there: " + ", ".join(f"{name} {value:.3f}"
                                            for name, value in combiner["validation_log_rmse"].items()))
+    print(f"chance of beating another draft fitted on {combiner['pair_chance']['learned']['pairs']} same-"
+          f"{combiner['pair_chance']['within']} pairs: slope {combiner['pair_chance']['learned']['slope']:.2f}")
 
     # 4. The model files, the combiner last: it names the run they belong to.
     for name, path in paths.items():

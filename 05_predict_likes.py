@@ -6,27 +6,39 @@ Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01
        embeddings_*.npy (02), classifier_model_improved.joblib (03),
        regressor_model_class_{0,1,2}.joblib, regressor_model_global.joblib and
        routing_combiner.json (04); with --input, a CSV/.xlsx of new tweets (likes optional),
-       embedded here; with --text, one new tweet, whose prediction and account history are printed
-Writes final_predictions.csv         the input columns as they were, plus predicted_class, class
-                                     probabilities, predicted_likes (typical) and expected_likes
-                                     (mean) (--output: never onto the input or a pipeline file;
-                                     with --text, written only when --output is given)
-       when actual likes are known (else an earlier run's copies are removed; --text leaves them):
+       embedded here; with --text (once or more) or --drafts FILE, drafts, printed with why
+Writes final_predictions.csv         the input columns as they were, plus predicted_class, the
+                                     calibrated class probabilities, predicted_likes (typical) and
+                                     expected_likes (mean), with --explain why_<group> columns
+                                     (--output: never onto the input or a pipeline file; for
+                                     drafts, written only when --output is given)
+       when actual likes are known (else an earlier run's copies are removed; drafts leave them):
        metrics.json                  every figure below, with the settings that produced it
        predicted_vs_actual.png       predicted against actual likes, log-log
        confusion_matrix.png          the classifier's confusion matrix
+       calibration.png               reliability of the class probabilities, before and after
+       explanations.png              each feature group's mean |contribution| over the rows
 
 By default it predicts the test rows of 01's split, reusing their stored embeddings. When likes
 are known it prints, on the same rows, every routing beside simple alternatives: the global
 median, per-account and per-company medians, the global regressor alone, and oracle routing
-(the true class: the ceiling a perfect classifier would reach). Rows of --input that are
-training rows (same content and username) are counted and flagged: their figures are in-sample.
+(the true class: the ceiling a perfect classifier would reach), each with its within-account
+pairwise accuracy (tweetlikes.pairs). Rows of --input that are training rows (same content and
+username) are counted and flagged: their figures are in-sample.
+
+Why (--explain, and always for drafts): the global regressor's exact per-feature contributions,
+summed by group (text, account and company history, surface, media, time, reply), its bias
+(`base`) and the routing's correction of it (`routing`) add up to the predicted log1p(likes); a
+draft prints them as factors on likes. Several drafts (--text A --text B, --drafts FILE) come back
+ranked with the chance that each beats the best one; --when scores one draft at every hour of the
+week. A draft carries --media, --date (now by default) and --reply into its signals.
 
 Routing (--routing): `learned` (the default) is 04's combiner, a ridge regression fitted on
 training rows none of the models saw; `soft` averages the specialists' log1p predictions
 weighted by the class probabilities; `hard` sends a tweet to the class the classifier picks (the
-original design). The probabilities are the classifier's with its class weights divided out
-(see models.predict); predicted_class is its class-weighted pick, as in the original design.
+original design). The probabilities are the classifier's with its class weights divided out,
+then calibrated as 04 fitted on the validation slice (tweetlikes.calibration); predicted_class is
+its class-weighted pick, as in the original design.
 
 predicted_likes is the typical count, expm1 of the predicted log1p(likes): the best guess under
 log error, a median-like figure. expected_likes is the mean, predicted_likes scaled by 04's
@@ -35,8 +47,10 @@ smearing factor: use it for totals and raw-count scoring, where a median-like gu
 --cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
 of the embeddings from the shared working directory (new tweets of --input are embedded here).
 
-Usage: python 05_predict_likes.py [--input NEW.csv | --text "..." [--username NAME] [--company NAME]]
-                                  [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
+Usage: python 05_predict_likes.py [--input NEW.csv | --text "..." [--text "..."] | --drafts FILE]
+                                  [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
+                                  [--reply] [--when] [--explain] [--routing learned|soft|hard]
+                                  [--output PATH] [--cluster ADDRESS]
 
 A good run on the embedded sample's test rows prints (the table abridged):
 
@@ -71,13 +85,13 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import cluster, encoder, features, models, report, tables
+from tweetlikes import calibration, cluster, drafts, encoder, features, models, report, tables
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
 PIPELINE_FILES = (*common.MAKERS, *report.REPORT_FILES)
 OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
-                  "expected_likes"]
+                  "expected_likes"]  # and, with --explain, why_<group> for each explanation group
 
 
 def parse_arguments(argv):
@@ -86,37 +100,74 @@ def parse_arguments(argv):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", default=None,
                         help="CSV/.xlsx of new tweets to predict (default: the test rows of 01's split)")
-    source.add_argument("--text", default=None, help="one new tweet to predict, from the terminal")
-    parser.add_argument("--username", default="", help="the account posting --text")
-    parser.add_argument("--company", default="", help="the company of --text")
+    source.add_argument("--text", action="append", default=None,
+                        help="a draft to predict, from the terminal; give it several times to rank several drafts")
+    source.add_argument("--drafts", default=None, metavar="FILE",
+                        help="drafts to rank: one per line, or a .csv with `content` and any of media, date, is_reply")
+    draft = parser.add_argument_group("drafts (--text, --drafts)", "what every draft shares unless a --drafts CSV "
+                                      "column says otherwise")
+    draft.add_argument("--username", default="", help="the account posting the drafts")
+    draft.add_argument("--company", default="", help="the company of the drafts")
+    draft.add_argument("--media", default="", help="what the drafts carry: a comma list of photo, video, gif")
+    draft.add_argument("--date", default=None, help="when they go out, ISO 8601, UTC unless it says (default: now)")
+    draft.add_argument("--reply", action="store_true", help="the drafts are replies")
+    draft.add_argument("--when", action="store_true",
+                       help="score the one draft at every hour of the coming week from --date and print the best "
+                            "hours and the worst: what past tweets' likes correlate with, not a promise")
     parser.add_argument("--routing", choices=models.ROUTINGS, default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows all")
+    parser.add_argument("--explain", action="store_true",
+                        help="add why_<group> columns: each feature group's contribution to log1p(likes), with "
+                             "why_base and why_routing, summing to the prediction (drafts always print theirs)")
     parser.add_argument("--output", default=None,
-                        help=f"where to write the predictions (default: {common.PREDICTIONS}; with --text, "
-                             "nothing is written unless this is given)")
+                        help=f"where to write the predictions (default: {common.PREDICTIONS}; for drafts, "
+                             "nothing is written unless this is given: one row per draft)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                        help="for embedding new tweets (--input, --text)")
+                        help="for embedding new tweets (--input, drafts)")
     parser.add_argument("--batch-size", type=common.positive_int, default=None,
-                        help="for embedding new tweets (--input, --text)")
-    parser.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
+                        help="for embedding new tweets (--input, drafts)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the report's PNG plots")
     cluster.add_cluster_argument(parser)
+    parser.epilog = ("The chance that a draft beats the best one comes from a logistic model of the predicted gap, "
+                     "fitted by 04 on pairs of tweets by the same account in the validation slice: training rows "
+                     "that no model was trained on.")
     args = parser.parse_args(argv)
-    if (args.username or args.company) and args.text is None:
-        common.fail("--username and --company describe --text; a file's rows carry their own")
-    if (args.device != "auto" or args.batch_size) and args.input is None and args.text is None:
-        common.fail("--device and --batch-size are for embedding new tweets (--input or --text); "
-                    "the test rows' embeddings are already made")
-    if args.text is not None:
-        for name in ("text", "username", "company"):
-            try:
-                getattr(args, name).encode("utf-8")
-            except UnicodeEncodeError:  # bytes the terminal's encoding could not decode
-                common.fail(f"--{name} is not valid UTF-8 text")
-        if not args.text.strip():
-            common.fail("--text is empty")
-    if args.output is None and args.text is None:
-        args.output = common.PREDICTIONS
+    check_arguments(args)
     return args
+
+
+def check_arguments(args):
+    """Settings that argparse can't check alone, refused before any work."""
+    args.has_drafts = args.text is not None or args.drafts is not None
+    given = [f"--{name}" for name in ("username", "company", "media", "date") if getattr(args, name)]
+    given += [f"--{name}" for name in ("reply", "when") if getattr(args, name)]
+    if given and not args.has_drafts:
+        common.fail(f"{', '.join(given)} describe drafts (--text or --drafts); a file's rows carry their own")
+    if (args.device != "auto" or args.batch_size) and args.input is None and not args.has_drafts:
+        common.fail("--device and --batch-size are for embedding new tweets (--input or drafts); "
+                    "the test rows' embeddings are already made")
+    for name, value in [("text", text) for text in args.text or []] + [(n, getattr(args, n)) for n in
+                                                                       ("username", "company")]:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the terminal's encoding could not decode
+            common.fail(f"--{name} is not valid UTF-8 text")
+    if any(not text.strip() for text in args.text or []):
+        common.fail("--text is empty")
+    if args.when and (args.drafts is not None or len(args.text) > 1):
+        common.fail("--when scores one draft at every hour of the week: give one --text")
+    args.media = drafts.parse_media(args.media) if args.media else ""
+    args.date = drafts.parse_date(args.date) if args.date else drafts.now()
+    if args.output is None and not args.has_drafts:
+        args.output = common.PREDICTIONS
+
+
+def refuse_output_onto_inputs(args, info):
+    """--output never lands on the user's inputs (01's, --input, --drafts) or a pipeline file."""
+    for path in (*PIPELINE_FILES, info["input"], args.input, args.drafts):
+        if path is not None and args.output is not None and same_file(args.output, path):
+            common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
+                        "its inputs or its own files: pick another name")
 
 
 def same_file(a, b):
@@ -135,7 +186,10 @@ def load_models(info):
         "coefficients": lambda v: isinstance(v, list) and len(v) == len(models.COMBINER_INPUTS)
         and all(map(common.is_number, v)),
         "intercept": common.is_number,
-        "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in models.ROUTINGS)})
+        "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in models.ROUTINGS),
+        "calibration": lambda v: isinstance(v, dict) and v.get("method") in calibration.CALIBRATIONS,
+        "pair_chance": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r, {}).get("slope"))
+                                                             for r in models.ROUTINGS)})
     regressor_expect = {**expect, "features": classifier["meta"]["features"], "run_id": combiner.get("run_id"),
                         **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
     # Each file must hold its own class's specialist: swapped files would load and mispredict.
@@ -168,8 +222,8 @@ def new_tweets_input(args, stats, info, classifier):
     """The tweets of --input or --text as (tweets, original, model inputs), with their history and
     signals computed here and their texts embedded as 02 embedded the training rows. `original`
     is what the user gave, returned as it was; `tweets` is what the models read."""
-    if args.text is not None:
-        original = pd.DataFrame({"content": [args.text], "username": [args.username], "company": [args.company]})
+    if args.has_drafts:
+        original = draft_rows(args, classifier)
         tweets = original.apply(lambda column: column.str.strip())  # as tables.read_table normalises a file
     else:
         tweets, original = tables.read_table(args.input, required=("content", "username"))
@@ -186,6 +240,20 @@ def new_tweets_input(args, stats, info, classifier):
             print(f"signals: {count} unreadable `{features.SIGNAL_SOURCE[group]}` cells left missing")
     embeddings = embed_new_tweets(tweets, classifier, args) if "text" in classifier["meta"]["features"] else {}
     return tweets, original, model_inputs(tweets, embeddings, classifier)
+
+
+def draft_rows(args, classifier):
+    """The drafts of --text or --drafts as input rows (for --when, the one draft at every hour of
+    the week)."""
+    per_draft = drafts.read_drafts(args.drafts) if args.drafts is not None else None
+    texts = per_draft["content"] if per_draft is not None else args.text
+    rows = drafts.draft_rows(texts, args.username, args.company, args.media, args.date, args.reply, per_draft)
+    if not args.when:
+        return rows
+    if "time" not in classifier["meta"]["features"]:
+        common.fail("--when needs models that read the posting time: train them on an input with a `date` column "
+                    "(rerun 01_create_classes.py and the stages after it)")
+    return drafts.week_of(rows.iloc[0].to_dict(), args.date)
 
 
 def embed_new_tweets(tweets, classifier, args):
@@ -222,29 +290,46 @@ def training_rows(tweets):
     return pd.concat(kept, ignore_index=True), found
 
 
-def predictions(original, outputs, by_routing, routing, smearing):
-    """The user's columns as given, then the class, its probabilities and both like counts."""
+def predictions(original, outputs, by_routing, routing, smearing, explanation=None):
+    """The user's columns as given, then the class, its probabilities and both like counts, and
+    with an explanation its why_<group> columns."""
     output = original.copy()
     output["predicted_class"] = outputs.predicted_class
     for k, name in enumerate(common.CLASS_NAMES):
         output[f"probability_{name}"] = outputs.probabilities[:, k].round(4)
     output["predicted_likes"] = np.clip(np.expm1(by_routing[routing]), 0, None).round(1)
     output["expected_likes"] = np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1)
+    for group, values in (explanation or {}).items():
+        output[f"why_{group}"] = values.round(4)
     return output
 
 
-def describe_draft(tweet, probabilities, predicted_likes, stats, prior):
-    """What the terminal shows for --text: the prediction and what the history features knew."""
-    print(f"\npredicted likes: {predicted_likes:.0f}")
-    print("class probabilities: " + ", ".join(f"{name} {p:.1%}" for name, p in zip(common.CLASS_NAMES, probabilities)))
+def history_lines(tweet, stats, prior):
+    """What the history features knew of a draft's account and company."""
+    lines = []
     for kind, column in features.HISTORY_KEYS:
         found = features.key_stats(stats, kind, pd.Series([tweet[column]])).iloc[0]
         if found["count"] == 0:
-            print(f"{column} {repr(tweet[column]) if tweet[column] else '(none)'}: unseen in training; its history "
-                  f"features are the global prior (median {np.expm1(prior['median_log_likes']):.0f} likes)")
+            name = repr(tweet[column]) if tweet[column] else "(none)"
+            lines.append(f"{column} {name}: unseen in training; its history features are the global prior "
+                         f"(median {np.expm1(prior['median_log_likes']):.0f} likes)")
         else:
-            print(f"{column} {tweet[column]!r}: seen in training, {int(found['count'])} tweets, "
-                  f"median {np.expm1(found['median_log_likes']):.0f} likes")
+            lines.append(f"{column} {tweet[column]!r}: seen in training, {int(found['count'])} tweets, "
+                         f"median {np.expm1(found['median_log_likes']):.0f} likes")
+    return lines
+
+
+def describe_drafts(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info):
+    """What the terminal shows for drafts: one with why, several ranked, or one across the week."""
+    likes = output["predicted_likes"].to_numpy()
+    if len(tweets) == 1 or args.when:
+        drafts.describe_one(tweets.iloc[0], likes[0], outputs.probabilities[0], explanation,
+                            history_lines(tweets.iloc[0], stats, info["history_prior"]))
+    if args.when:
+        drafts.describe_week(tweets, likes)
+    elif len(tweets) > 1:
+        chance = {"within": combiner["pair_chance"]["within"], **combiner["pair_chance"][args.routing]}
+        drafts.describe_ranked(tweets, likes, by_routing[args.routing], explanation, chance)
 
 
 def known_likes(tweets, in_training, args):
@@ -253,14 +338,14 @@ def known_likes(tweets, in_training, args):
     likes = tables.clean_likes(tweets.get("likes", pd.Series(np.nan, tweets.index)))
     known = likes.notna().to_numpy()
     if "likes" not in tweets.columns:
-        if args.text is None:
+        if not args.has_drafts:
             print("no likes column: predicted, nothing to score")
     elif not known.all():
         print(f"{(~known).sum()} rows have no usable likes ({tables.bad_likes(tweets['likes'])}): "
               "predicted but not scored")
     in_sample = int((in_training & known).sum())
-    if in_training.any() and args.text is not None:
-        print(f"warning: this draft is a training row of {common.CLASSED_CSV} (same content and username): "
+    if in_training.any() and args.has_drafts:
+        print(f"warning: a draft is a training row of {common.CLASSED_CSV} (same content and username): "
               "the models have seen it, so its prediction flatters them", file=sys.stderr)
     elif in_training.any():
         print(f"warning: {in_training.sum()} of {len(tweets)} rows are training rows of {common.CLASSED_CSV} "
@@ -269,11 +354,19 @@ def known_likes(tweets, in_training, args):
     return likes.to_numpy(), known, in_sample
 
 
+def explain(trained, X_regressor, by_routing, outputs, routing):
+    """models.explain for every row, over the columns the global regressor reads."""
+    classifier, _, global_regressor = trained
+    groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"].get("embedding_dim", 0))
+    return models.explain(global_regressor, X_regressor.block(np.arange(X_regressor.rows)), groups,
+                          by_routing[routing], outputs)
+
+
 def write_report(scored, train, stats, info, trained, combiner, args, settings):
     """metrics.json (the figures, with the settings that produced them) and the plots; returns
     the files written."""
     classifier, regressors, global_regressor = trained
-    metrics = report.evaluate(scored, train, stats, info, args.routing, combiner["smearing"][args.routing])
+    metrics = report.evaluate(scored, train, stats, info, args.routing, combiner)
     metrics["settings"] = {
         **settings, "routing": args.routing, "features": classifier["meta"]["features"], "split": info["split"],
         "thresholds": info["thresholds"], "train_rows": classifier["meta"]["train_rows"],
@@ -283,13 +376,14 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
         "regressors": {"settings": global_regressor["meta"]["settings"],
                        "rounds": [r["meta"]["rounds"] for r in [*regressors, global_regressor]]},
         "combiner": {key: combiner[key] for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
-                                                    "fitted_rows", "run_id")},
+                                                    "pair_chance", "fitted_rows", "run_id")},
     }
     common.save_json(report.METRICS_JSON, metrics)
     if args.no_plots:
         return [report.METRICS_JSON]
     predicted = np.clip(np.expm1(scored.by_routing[args.routing]), 0, None).round(1)
     report.save_plots(scored.actual, predicted, metrics["classifier"]["confusion_matrix"], args.routing)
+    report.save_diagnostics(metrics["calibration"], metrics["explanation"]["mean_abs_log1p"])
     return list(report.REPORT_FILES)
 
 
@@ -304,21 +398,18 @@ def remove_stale_report(written):
 
 def main(argv=None):
     args = parse_arguments(argv)
-    # The report describes final_predictions.csv: a draft from the terminal leaves it as it is,
-    # unless it writes over final_predictions.csv itself.
-    replaces_report = args.text is None or (args.output is not None and same_file(args.output, common.PREDICTIONS))
+    # The report describes final_predictions.csv: drafts from the terminal leave it as it is,
+    # unless they write over final_predictions.csv itself.
+    replaces_report = not args.has_drafts or (args.output is not None and same_file(args.output, common.PREDICTIONS))
     common.check_writable([path for path in (args.output, *(report.REPORT_FILES if replaces_report else ()))
                            if path is not None])
     started = time.perf_counter()
 
     # 1. The checked record of 01, the history and the models. New tweets read the classed CSV
     #    later, in one streamed pass (training_rows): a draft stays quick and small.
-    new_tweets = args.input is not None or args.text is not None
+    new_tweets = args.input is not None or args.has_drafts
     table, info = (None, tables.check_classed()) if new_tweets else tables.load_classed()
-    for path in (*PIPELINE_FILES, info["input"], args.input):
-        if path is not None and args.output is not None and same_file(args.output, path):
-            common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
-                        "its inputs or its own files: pick another name")
+    refuse_output_onto_inputs(args, info)
     stats = tables.load_history_stats()
     classifier, regressors, global_regressor, combiner = load_models(info)
     trained = (classifier, regressors, global_regressor)
@@ -327,36 +418,40 @@ def main(argv=None):
     if new_tweets:
         tweets, original, (X_classifier, X_regressor) = new_tweets_input(args, stats, info, classifier)
         train, in_training = training_rows(tweets)
-        source = args.input or "--text"
+        source = args.input or ("--drafts " + args.drafts if args.drafts else "--text")
     else:
         tweets, original, (X_classifier, X_regressor) = test_rows_input(table, classifier, global_regressor)
         train, in_training = table[table["split"] == "train"], np.zeros(len(tweets), dtype=bool)
         source = f"test rows of {common.CLASSED_CSV}"
     print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
+    likes, known, in_sample = known_likes(tweets, in_training, args)
 
-    # 3. Predict, here or on the cluster, and route.
+    # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.
     with cluster.cluster(args.cluster) as client:
         on_cluster = cluster.cluster_record(args.cluster, client)
         every_row = np.arange(len(tweets))
         outputs = cluster.cluster_predict(client, trained, X_classifier, X_regressor) if client else \
             models.predict(*trained, X_classifier.block(every_row), X_regressor.block(every_row))
+    outputs = models.calibrated(outputs, combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
+    explanation = explain(trained, X_regressor, by_routing, outputs, args.routing) \
+        if args.explain or args.has_drafts or known.any() else None
 
-    # 4. The predictions file (with --text, only when asked) and the draft's receipt.
-    output = predictions(original, outputs, by_routing, args.routing, combiner["smearing"][args.routing])
+    # 4. The predictions file (for drafts, only when asked) and the drafts' receipt.
+    output = predictions(original, outputs, by_routing, args.routing, combiner["smearing"][args.routing],
+                         explanation if args.explain else None)
     if args.output is not None:
         common.save_csv(args.output, output)
         print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
-    if args.text is not None:
-        describe_draft(tweets.iloc[0], outputs.probabilities[0], output["predicted_likes"].iloc[0],
-                       stats, info["history_prior"])
+    if args.has_drafts:
+        describe_drafts(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info)
 
     # 5. Where likes are known, the report; an earlier run's report never outlives its predictions.
-    likes, known, in_sample = known_likes(tweets, in_training, args)
     written = []
     if known.any():
         scored = report.Scored(tweets[known].reset_index(drop=True), likes[known], outputs.rows(known),
-                               {name: values[known] for name, values in by_routing.items()})
+                               {name: values[known] for name, values in by_routing.items()},
+                               {group: values[known] for group, values in explanation.items()})
         written = write_report(scored, train, stats, info, trained, combiner, args,
                                {"source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
                                 **on_cluster})

@@ -30,6 +30,7 @@ import pandas as pd
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+import common  # noqa: E402
 from tweetlikes import tables  # noqa: E402
 from tweetlikes.features import DEFAULT_FEATURES  # noqa: E402
 
@@ -57,6 +58,7 @@ def figures(metrics, method):
     return {"rmse": score["log_rmse"], "mae": score["log_mae"], "spearman": score["spearman"],
             "viral_mae": score["log_mae_by_class"]["viral"], "viral_p": score["viral_precision"],
             "viral_r": score["viral_recall"], "macro_f1": metrics["classifier"]["macro_f1"],
+            "pairwise": metrics["pairwise"]["accuracy"][method],
             "clf_viral_r": metrics["classifier"]["per_class"]["viral"]["recall"]}
 
 
@@ -67,6 +69,18 @@ def fmt(values):
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def print_calibration(runs):
+    """The default's class probabilities on the test rows before and after 04's calibration."""
+    print(f"\ncalibration ({', '.join(sorted({m['calibration']['method'] for m in runs}))}), mean (min-max over seeds):")
+    print("| class | share | mean probability before | after | ECE before | after | Brier before | after |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in common.CLASS_NAMES:
+        cells = [fmt([m["calibration"]["after"][name]["share"] for m in runs])]
+        for figure in ("mean_probability", "ece", "brier"):
+            cells += [fmt([m["calibration"][stage][name][figure] for m in runs]) for stage in ("before", "after")]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def main(argv=None):
@@ -104,12 +118,15 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
-    columns = ("rmse", "mae", "spearman", "viral_mae", "viral_p", "viral_r")
+    columns = ("rmse", "mae", "spearman", "pairwise", "viral_mae", "viral_p", "viral_r")
     print(f"\n{source.name}, {args.split} split, test rows {results['default'][0]['settings']['rows_scored']}, "
           f"seeds {args.seeds}" + (f" (ablations: the first {args.ablation_seeds})" if args.ablation_seeds else "")
-          + "; log1p(likes) errors, mean (min-max over seeds)")
-    print("| features | method | RMSE | MAE | Spearman | viral MAE | viral P | viral R | macro-F1 / viral recall |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          + "; log1p(likes) errors, mean (min-max over seeds); pairwise: within-"
+          + f"{results['default'][0]['pairwise']['within']} accuracy over "
+          + f"{fmt([m['pairwise']['pairs'] for m in results['default']])} pairs")
+    print("| features | method | RMSE | MAE | Spearman | pairwise | viral MAE | viral P | viral R | "
+          "macro-F1 / viral recall |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for features, runs in results.items():
         methods = METHODS if features == "default" else ("single regressor", "two-stage, learned routing") + \
             (("two-stage, hard routing", "two-stage, soft routing") if features == "seed" else ())
@@ -121,6 +138,7 @@ def main(argv=None):
             classifier = f"{fmt([r['macro_f1'] for r in rows])} / {fmt([r['clf_viral_r'] for r in rows])}" \
                 if method.startswith("two-stage") else ""
             print(f"| {features} | {method} | " + " | ".join(cells) + f" | {classifier} |")
+    print_calibration(results["default"])
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
           f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''})")

@@ -67,6 +67,20 @@ def feature_columns(groups):
             for column in (HISTORY_FEATURES if group == "history" else SIGNAL_FEATURES[group])]
 
 
+def explanation_groups(groups, embedding_dim):
+    """What each model input column counts towards when a prediction is explained, in column
+    order: the embeddings as `text`, the history split into `account_history` and
+    `company_history` (what a writer can act on differs), each signal group under its name."""
+    names = ["text"] * (embedding_dim if "text" in groups else 0)
+    for group in groups:
+        if group == "history":
+            names += [f"{'account' if kind == 'user' else kind}_history" for kind, _ in HISTORY_KEYS
+                      for column in HISTORY_FEATURES if column.startswith(f"{kind}_")]
+        elif group != "text":
+            names += [group] * len(SIGNAL_FEATURES[group])
+    return names
+
+
 # The columns 01 adds to the input rows: an input may not bring its own, and 05 drops them from
 # the rows it returns.
 DERIVED_COLUMNS = ("split", "popularity_class", *feature_columns(FEATURE_GROUPS))

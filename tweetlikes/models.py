@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
+from tweetlikes import calibration
 
 
 def load_artifact(path, expect):
@@ -107,10 +108,11 @@ COMBINER_INPUTS = [*[f"specialist_{name} - global" for name in common.CLASS_NAME
 
 class ModelOutputs(NamedTuple):
     """What the five trained models say about some rows, one entry per row."""
-    probabilities: np.ndarray    # (rows, 3): the classifier's, class weights divided out
+    probabilities: np.ndarray    # (rows, 3): the classifier's, calibrated (see calibrated())
     predicted_class: np.ndarray  # its class-weighted pick, as in the original design
     specialist_log: np.ndarray   # (rows, 3): each specialist's log1p(likes)
     global_log: np.ndarray       # the global regressor's log1p(likes)
+    uncalibrated: np.ndarray     # (rows, 3): the classifier's with its class weights divided out
 
     def rows(self, which):
         """The outputs of some rows (an index or a boolean mask)."""
@@ -131,7 +133,14 @@ def predict(classifier, regressors, global_regressor, X_classifier, X_regressor)
     return ModelOutputs(probabilities, weighted.argmax(axis=1),
                         np.column_stack([np.asarray(load_booster(r).inplace_predict(X_regressor), dtype=float)
                                          for r in regressors]),
-                        np.asarray(load_booster(global_regressor).inplace_predict(X_regressor), dtype=float))
+                        np.asarray(load_booster(global_regressor).inplace_predict(X_regressor), dtype=float),
+                        probabilities)
+
+
+def calibrated(outputs, combiner):
+    """The outputs with the calibration 04 fitted (and saved with the combiner) applied to the
+    class probabilities: what the learned routing was fitted on, and what 05 reports."""
+    return outputs._replace(probabilities=calibration.apply(combiner["calibration"], outputs.uncalibrated))
 
 
 def combiner_inputs(outputs):
@@ -150,3 +159,23 @@ def routed_log_likes(outputs, combiner):
             "learned": outputs.global_log + combiner_inputs(outputs) @ np.asarray(combiner["coefficients"])
             + combiner["intercept"]}
 
+
+# ------------------------------------------------------------------------------- explanations
+
+def explain(global_regressor, X_regressor, column_groups, routed, outputs):
+    """Why each row got its prediction, in log1p(likes): the global regressor's exact per-feature
+    contributions (XGBoost's pred_contribs, over every round the served booster has) summed by
+    explanation group, signed, per row (see features.explanation_groups); its bias as `base`; and
+    the routing's correction of the global regressor (`routed` - global) as `routing`. Together
+    they sum to `routed`, the predicted log1p(likes)."""
+    import xgboost
+
+    booster = load_booster(global_regressor)
+    contributions = booster.predict(xgboost.DMatrix(X_regressor), pred_contribs=True,
+                                    iteration_range=(0, booster.num_boosted_rounds())).astype(float)
+    names = np.asarray(column_groups, dtype=object)
+    explained = {"base": contributions[:, -1]}
+    for group in dict.fromkeys(column_groups):
+        explained[group] = contributions[:, :-1][:, names == group].sum(axis=1)
+    explained["routing"] = np.asarray(routed, dtype=float) - outputs.global_log
+    return explained

@@ -1,7 +1,8 @@
 """What 05 reports when the likes of the predicted rows are known: every routing beside simple
 alternatives (the global median, per-account and per-company medians, the global regressor
-alone, oracle routing), each scored by figures that mean something on skewed counts, the
-classifier's figures, and the two plots.
+alone, oracle routing), each scored by figures that mean something on skewed counts and by
+within-account pairwise accuracy (tweetlikes.pairs); the classifier's figures; how well the class
+probabilities are calibrated, before and after; what moved the predictions; and the plots.
 """
 from typing import NamedTuple
 
@@ -9,12 +10,15 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import features, models
+from tweetlikes import calibration, features, models, pairs
 
 METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
 CONFUSION_PNG = "confusion_matrix.png"
-REPORT_FILES = (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG)  # one run's report: written, or removed, together
+CALIBRATION_PNG = "calibration.png"
+EXPLANATION_PNG = "explanations.png"
+# One run's report: written, or removed, together.
+REPORT_FILES = (METRICS_JSON, SCATTER_PNG, CONFUSION_PNG, CALIBRATION_PNG, EXPLANATION_PNG)
 
 
 class Scored(NamedTuple):
@@ -23,6 +27,7 @@ class Scored(NamedTuple):
     actual: np.ndarray      # their likes
     outputs: models.ModelOutputs
     by_routing: dict        # log1p(likes) by each of models.ROUTINGS
+    explanation: dict       # per explanation group, each row's contribution (models.explain)
 
 
 def regression_metrics(predicted_log, actual_likes, true_class, viral_log_threshold):
@@ -66,12 +71,18 @@ def classifier_metrics(true_class, predicted_class, majority_class):
     }
 
 
-def save_plots(actual_likes, predicted_likes, confusion, routing):
-    """The scatter of predicted against actual likes, and the confusion matrix, as PNGs."""
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_plots(actual_likes, predicted_likes, confusion, routing):
+    """The scatter of predicted against actual likes, and the confusion matrix, as PNGs."""
+    plt = _pyplot()
 
     figure, axes = plt.subplots(figsize=(5.5, 5))
     axes.scatter(actual_likes + 1, predicted_likes + 1, s=6, alpha=0.4)
@@ -98,16 +109,51 @@ def save_plots(actual_likes, predicted_likes, confusion, routing):
     plt.close(figure)
 
 
-def evaluate(scored, train, stats, info, routing, smearing):
+def evaluate(scored, train, stats, info, routing, combiner):
     """Side-by-side figures on the rows whose likes are known (`scored`: a Scored), printed;
     returns the metrics dict. `train` holds the training rows' likes and class."""
-    tweets, actual, outputs, by_routing = scored
+    tweets, actual, outputs, by_routing, explanation = scored
     true_class = common.assign_classes(actual, info["thresholds"])
+    methods = method_predictions(scored, true_class, train, stats, info)
+    viral_log = float(np.log1p(info["thresholds"][1]))
+    scores = {name: regression_metrics(predicted, actual, true_class, viral_log) for name, predicted in methods.items()}
+    keys, within = pairs.pair_keys(tweets)
+    pairwise = {"within": within, "accuracy": {}}
+    for name, predicted in methods.items():
+        pairwise["accuracy"][name], pairwise["pairs"] = pairs.pairwise_accuracy(keys, actual, predicted)
+    train_counts = [info["class_counts"][name]["train"] for name in common.CLASS_NAMES]
+    majority = int(np.argmax(train_counts))
+    classification = classifier_metrics(true_class, outputs.predicted_class, majority)
+    typical, mean = np.expm1(by_routing[routing]), np.exp(by_routing[routing]) * combiner["smearing"][routing] - 1
+    likes_scale = {"actual_total": float(actual.sum()),
+                   **{name: {"raw_rmse": float(np.sqrt(np.mean((values - actual) ** 2))), "total": float(values.sum())}
+                      for name, values in (("predicted_likes", typical), ("expected_likes", mean))}}
+    calibrated = {"method": combiner["calibration"]["method"],
+                  "before": calibration.class_figures(outputs.uncalibrated, true_class),
+                  "after": calibration.class_figures(outputs.probabilities, true_class)}
+    explained = {group: float(np.mean(np.abs(values))) for group, values in explanation.items() if group != "base"}
+
+    print_regression(scores, pairwise, len(tweets))
+    print(f"\nraw counts ({routing} routing): predicted_likes RMSE {likes_scale['predicted_likes']['raw_rmse']:.1f}, "
+          f"total {likes_scale['predicted_likes']['total']:.0f}; expected_likes RMSE "
+          f"{likes_scale['expected_likes']['raw_rmse']:.1f}, total {likes_scale['expected_likes']['total']:.0f}; "
+          f"actual total {likes_scale['actual_total']:.0f}")
+    print_classifier(classification, calibrated, majority)
+    print(f"why ({routing} routing), mean |contribution| in log1p(likes): "
+          + ", ".join(f"{group} {value:.3f}" for group, value in sorted(explained.items(), key=lambda kv: -kv[1])))
+    return {"regression": scores, "pairwise": pairwise, "likes_scale": likes_scale, "classifier": classification,
+            "calibration": calibrated,
+            "explanation": {"base_log1p": float(np.mean(explanation["base"])), "mean_abs_log1p": explained}}
+
+
+def method_predictions(scored, true_class, train, stats, info):
+    """log1p(likes) of the scored rows by every method the report compares."""
+    tweets, _, outputs, by_routing, _ = scored
     # What knowing the class alone is worth: each row gets its true class's training median. Set
     # beside oracle routing, it shows how much of that ceiling is the specialists' skill.
     class_median = np.log1p(train["likes"]).groupby(train["popularity_class"]).median()
     global_median = info["history_prior"]["median_log_likes"]
-    methods = {
+    return {
         "global median": np.full(len(tweets), global_median),
         "per-account median": features.key_stats(stats, "user", tweets["username"])["median_log_likes"]
         .fillna(global_median).to_numpy(),
@@ -118,33 +164,62 @@ def evaluate(scored, train, stats, info, routing, smearing):
         "two-stage, oracle routing": outputs.specialist_log[np.arange(len(tweets)), true_class],
         "oracle class median": class_median.reindex(true_class).to_numpy(),
     }
-    viral_log = float(np.log1p(info["thresholds"][1]))
-    scores = {name: regression_metrics(predicted, actual, true_class, viral_log) for name, predicted in methods.items()}
-    train_counts = [info["class_counts"][name]["train"] for name in common.CLASS_NAMES]
-    majority = int(np.argmax(train_counts))
-    classification = classifier_metrics(true_class, outputs.predicted_class, majority)
-    typical, mean = np.expm1(by_routing[routing]), np.exp(by_routing[routing]) * smearing - 1
-    likes_scale = {"actual_total": float(actual.sum()),
-                   **{name: {"raw_rmse": float(np.sqrt(np.mean((values - actual) ** 2))), "total": float(values.sum())}
-                      for name, values in (("predicted_likes", typical), ("expected_likes", mean))}}
 
-    print(f"\n{len(tweets)} rows with known likes; errors of log1p(likes), lower is better:")
-    print(f"{'':27s} {'RMSE':>6s} {'MAE':>6s} {'Spearman':>8s} {'raw RMSE':>9s}  viral P/R   MAE by class: "
-          + " ".join(f"{name:>7s}" for name in common.CLASS_NAMES))
+
+def print_regression(scores, pairwise, rows):
+    print(f"\n{rows} rows with known likes; errors of log1p(likes), lower is better; pairwise: the share of "
+          f"{pairwise['pairs']} same-{pairwise['within']} pairs put in the right order, higher is better:")
+    print(f"{'':27s} {'RMSE':>6s} {'MAE':>6s} {'Spearman':>8s} {'pairwise':>8s} {'raw RMSE':>9s}  viral P/R   "
+          "MAE by class: " + " ".join(f"{name:>7s}" for name in common.CLASS_NAMES))
     for name, score in scores.items():
         by_class = " ".join("    n/a" if v is None else f"{v:7.3f}" for v in score["log_mae_by_class"].values())
         viral = " ".join("  n/a" if v is None else f"{v:.2f}"
                          for v in (score["viral_precision"], score["viral_recall"]))
+        accuracy = pairwise["accuracy"][name]
         print(f"{name:27s} {score['log_rmse']:6.3f} {score['log_mae']:6.3f} {score['spearman']:8.3f} "
-              f"{score['raw_rmse']:9.1f}  {viral:9s}  {'':12s}{by_class}")
-    print(f"\nraw counts ({routing} routing): predicted_likes RMSE {likes_scale['predicted_likes']['raw_rmse']:.1f}, "
-          f"total {likes_scale['predicted_likes']['total']:.0f}; expected_likes RMSE "
-          f"{likes_scale['expected_likes']['raw_rmse']:.1f}, total {likes_scale['expected_likes']['total']:.0f}; "
-          f"actual total {likes_scale['actual_total']:.0f}")
+              f"{'n/a' if accuracy is None else f'{accuracy:.3f}':>8s} {score['raw_rmse']:9.1f}  {viral:9s}  "
+              f"{'':12s}{by_class}")
+
+
+def print_classifier(classification, calibrated, majority):
     print(f"classifier: macro-F1 {classification['macro_f1']:.3f} (always '{common.CLASS_NAMES[majority]}': "
           f"{classification['majority_baseline_macro_f1']:.3f}), accuracy {classification['accuracy']:.3f}")
     for name, figures in classification["per_class"].items():
         print(f"  {name:8s} precision {figures['precision']:.3f}  recall {figures['recall']:.3f}  "
               f"({figures['support']} rows)")
     print("  confusion (rows true, columns predicted):", classification["confusion_matrix"])
-    return {"regression": scores, "likes_scale": likes_scale, "classifier": classification}
+    print(f"class probabilities, before -> after calibration ({calibrated['method']}):")
+    for name in common.CLASS_NAMES:
+        before, after = calibrated["before"][name], calibrated["after"][name]
+        print(f"  {name:8s} mean {before['mean_probability']:.3f} -> {after['mean_probability']:.3f} "
+              f"(share {after['share']:.3f}), ECE {before['ece']:.3f} -> {after['ece']:.3f}, "
+              f"Brier {before['brier']:.4f} -> {after['brier']:.4f}, log loss {before['log_loss']:.4f} -> "
+              f"{after['log_loss']:.4f}")
+
+
+def save_diagnostics(calibrated, explained):
+    """The reliability diagram of the class probabilities before and after calibration, and each
+    explanation group's mean absolute contribution, as PNGs."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(common.CLASS_NAMES), figsize=(11, 3.8), sharey=True)
+    for axis, name in zip(axes, common.CLASS_NAMES):
+        axis.plot([0, 1], [0, 1], color="grey", linewidth=1)
+        for stage, style in (("before", "o--"), ("after", "s-")):
+            curve = np.asarray(calibrated[stage][name]["reliability"]).reshape(-1, 3)
+            axis.plot(curve[:, 0], curve[:, 1], style, markersize=4,
+                      label=f"{stage}: ECE {calibrated[stage][name]['ece']:.3f}")
+        axis.set(title=name, xlabel="predicted probability", xlim=(0, 1), ylim=(0, 1))
+        axis.legend(fontsize=8)
+    axes[0].set_ylabel("observed share")
+    figure.suptitle(f"Test tweets: reliability of the class probabilities ({calibrated['method']} calibration)")
+    figure.tight_layout()
+    common.atomic_write(CALIBRATION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    ranked = sorted(explained.items(), key=lambda kv: kv[1])
+    axis.barh([group for group, _ in ranked], [value for _, value in ranked])
+    axis.set(xlabel="mean |contribution| to log1p(likes)", title="Test tweets: what moves the predictions")
+    figure.tight_layout()
+    common.atomic_write(EXPLANATION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    plt.close(figure)
