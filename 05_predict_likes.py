@@ -142,7 +142,8 @@ def check_arguments(args):
     given = [f"--{name}" for name in ("username", "company", "media", "date") if getattr(args, name)]
     given += [f"--{name}" for name in ("reply", "when") if getattr(args, name)]
     if given and not args.has_drafts:
-        common.fail(f"{', '.join(given)} describe drafts (--text or --drafts); a file's rows carry their own")
+        common.fail(f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} drafts (--text or --drafts); "
+                    "a file's rows carry their own")
     if (args.device != "auto" or args.batch_size) and args.input is None and not args.has_drafts:
         common.fail("--device and --batch-size are for embedding new tweets (--input or drafts); "
                     "the test rows' embeddings are already made")

@@ -12,7 +12,7 @@ reads; its first N/2 rows, each giving its content and its combined text). Peak 
 process's maximum resident set size, read from the kernel when it ends. Prints a table and writes
 bench_results/processes_<source>.json.
 
-Usage: python tests/bench_processes.py [--texts 5000] [--repeats 5] [--texts-csv PATH]
+Usage: python tests/bench_processes.py [--texts 5000] [--repeats 5] [--texts-csv PATH] [--draft-only]
 """
 import argparse
 import importlib
@@ -83,6 +83,35 @@ def cosine(a, b):
     return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+def stage2_against_plain(results, folder, table, texts, repeats):
+    """Stage 2 exact and --fast as processes against plain sentence-transformers encode."""
+    print(f"stage 2 as a process on {len(texts)} distinct texts, {repeats} runs each, alternating:",
+          flush=True)
+    plain = [sys.executable, "-c", PLAIN_ENCODE, "texts.json", "plain.npy"]
+    results["stage2"] = alternate({"plain sentence-transformers": plain,
+                                   "02 exact": stage("02_generate_embeddings.py", "--force"),
+                                   "02 --fast": stage("02_generate_embeddings.py", "--force", "--fast")},
+                                  folder, repeats)
+    summary(results["stage2"], "plain sentence-transformers")
+
+    # Agreement with plain encode: the files of the last run (--fast), then of one more exact run.
+    position = {text: i for i, text in enumerate(texts)}
+    plain_rows = np.load(folder / "plain.npy")[[position[text] for text in row_texts(table)]]
+    for mode in ("02 --fast", "02 exact"):
+        if mode == "02 exact":
+            timed(stage("02_generate_embeddings.py", "--force"), folder)
+        ours = np.vstack([np.load(folder / common.EMBEDDINGS_CONTENT), np.load(folder / common.EMBEDDINGS_COMBINED)])
+        agreement = cosine(ours, plain_rows)
+        results["stage2"][mode].update(cosine_mean=float(agreement.mean()), cosine_min=float(agreement.min()),
+                                       max_abs_diff=float(np.abs(ours - plain_rows).max()))
+    for mode in ("02 exact", "02 --fast"):
+        figures = results["stage2"][mode]
+        speedups = [1 / figures["time_over_base"]["of_medians"]] + [1 / r for r in figures["time_over_base"]["pairs"]]
+        print(f"  {mode:10s} {speedups[0]:.2f}x as fast as plain (pairs {min(speedups[1:]):.2f}-"
+              f"{max(speedups[1:]):.2f}); cosine to plain mean {figures['cosine_mean']:.6f} "
+              f"min {figures['cosine_min']:.6f}, max |diff| {figures['max_abs_diff']:.1e}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -90,6 +119,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--texts-csv", default=None, help="rows from this CSV instead of synthetic tweets")
     parser.add_argument("--output-dir", default="bench_results")
+    parser.add_argument("--draft-only", action="store_true", help="time the draft alone, not stage 2")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     source = Path(args.texts_csv).stem if args.texts_csv else "synthetic"
@@ -118,32 +148,9 @@ def main(argv=None):
         results["one_tweet"] = alternate({"import torch, sentence_transformers": IMPORT_BASELINE,
                                           "05 --text": draft}, folder, args.repeats)
         summary(results["one_tweet"], "import torch, sentence_transformers")
+        if not args.draft_only:
+            stage2_against_plain(results, folder, table, texts, args.repeats)
 
-        print(f"stage 2 as a process on {len(texts)} distinct texts, {args.repeats} runs each, alternating:",
-              flush=True)
-        plain = [sys.executable, "-c", PLAIN_ENCODE, "texts.json", "plain.npy"]
-        results["stage2"] = alternate({"plain sentence-transformers": plain,
-                                       "02 exact": stage("02_generate_embeddings.py", "--force"),
-                                       "02 --fast": stage("02_generate_embeddings.py", "--force", "--fast")},
-                                      folder, args.repeats)
-        summary(results["stage2"], "plain sentence-transformers")
-
-        # Agreement with plain encode: the files of the last run (--fast), then of one more exact run.
-        position = {text: i for i, text in enumerate(texts)}
-        plain_rows = np.load(folder / "plain.npy")[[position[text] for text in row_texts(table)]]
-        for mode in ("02 --fast", "02 exact"):
-            if mode == "02 exact":
-                timed(stage("02_generate_embeddings.py", "--force"), folder)
-            ours = np.vstack([np.load(folder / common.EMBEDDINGS_CONTENT), np.load(folder / common.EMBEDDINGS_COMBINED)])
-            agreement = cosine(ours, plain_rows)
-            results["stage2"][mode].update(cosine_mean=float(agreement.mean()), cosine_min=float(agreement.min()),
-                                           max_abs_diff=float(np.abs(ours - plain_rows).max()))
-        for mode in ("02 exact", "02 --fast"):
-            figures = results["stage2"][mode]
-            speedups = [1 / figures["time_over_base"]["of_medians"]] + [1 / r for r in figures["time_over_base"]["pairs"]]
-            print(f"  {mode:10s} {speedups[0]:.2f}x as fast as plain (pairs {min(speedups[1:]):.2f}-"
-                  f"{max(speedups[1:]):.2f}); cosine to plain mean {figures['cosine_mean']:.6f} "
-                  f"min {figures['cosine_min']:.6f}, max |diff| {figures['max_abs_diff']:.1e}")
 
     out = Path(args.output_dir)
     out.mkdir(exist_ok=True)

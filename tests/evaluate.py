@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
@@ -123,7 +122,8 @@ def main(argv=None):
           f"seeds {args.seeds}" + (f" (ablations: the first {args.ablation_seeds})" if args.ablation_seeds else "")
           + "; log1p(likes) errors, mean (min-max over seeds); pairwise: within-"
           + f"{results['default'][0]['pairwise']['within']} accuracy over "
-          + f"{fmt([m['pairwise']['pairs'] for m in results['default']])} pairs")
+          + f"{min(m['pairwise']['pairs'] for m in results['default'])}-"
+          + f"{max(m['pairwise']['pairs'] for m in results['default'])} pairs")
     print("| features | method | RMSE | MAE | Spearman | pairwise | viral MAE | viral P | viral R | "
           "macro-F1 / viral recall |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -141,7 +141,8 @@ def main(argv=None):
     print_calibration(results["default"])
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
-          f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''})")
+          f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''}"
+          f"{'' if tuple(args.ablations) == DEFAULT_ABLATIONS else ' --ablations ' + ' '.join(args.ablations)})")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def test_a_small_validation_slice_means_a_fixed_number_of_trees(monkeypatch):
 def test_the_combiner_is_a_correction_of_the_global_regressor_on_raw_inputs():
     rng = np.random.default_rng(0)
     n = 300
-    outputs = models.ModelOutputs(rng.dirichlet(np.ones(3), size=n), rng.integers(0, 3, size=n),
-                                  rng.normal(3, 1, size=(n, 3)), rng.normal(3, 1, size=n))
+    probabilities = rng.dirichlet(np.ones(3), size=n)
+    outputs = models.ModelOutputs(probabilities, rng.integers(0, 3, size=n), rng.normal(3, 1, size=(n, 3)),
+                                  rng.normal(3, 1, size=n), probabilities)
     true = np.array([0.7, 0, 0, 0, 0, 0, -0.3, 0])  # on specialist_common - global and probability_popular
     target = outputs.global_log + models.combiner_inputs(outputs) @ true + 0.2
     combiner = train_regressors.fit_combiner(outputs, target)

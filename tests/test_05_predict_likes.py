@@ -13,15 +13,15 @@ import pytest
 
 import common
 from conftest import expect_error, read_only, run, stage, strict_json, write_csv
-from tweetlikes import models, report, training
+from tweetlikes import calibration, features, models, pairs, report, tables, training
 
 predict_likes = stage("05_predict_likes")
 
 
 def test_predictions_are_the_input_columns_then_the_models_figures():
     original = pd.DataFrame({"id": ["007", "8"], "likes": ["", "12"]})
-    outputs = models.ModelOutputs(np.array([[0.12344, 0.5, 0.37656], [1.0, 0.0, 0.0]]), np.array([1, 0]),
-                                  np.zeros((2, 3)), np.zeros(2))
+    probabilities = np.array([[0.12344, 0.5, 0.37656], [1.0, 0.0, 0.0]])
+    outputs = models.ModelOutputs(probabilities, np.array([1, 0]), np.zeros((2, 3)), np.zeros(2), probabilities)
     by_routing = {"learned": np.log1p([9.0, -0.5]), "soft": np.zeros(2), "hard": np.zeros(2)}
     output = predict_likes.predictions(original, outputs, by_routing, "learned", smearing=2.0)
     assert list(output.columns) == ["id", "likes", *predict_likes.OUTPUT_COLUMNS]
@@ -48,11 +48,12 @@ def test_an_earlier_report_never_outlives_its_predictions(workdir, capsys):
         (workdir / name).write_text("an earlier run's")
     predict_likes.remove_stale_report([report.METRICS_JSON])
     assert sorted(path.name for path in workdir.iterdir()) == [report.METRICS_JSON]
-    assert f"removed {report.SCATTER_PNG}, {report.CONFUSION_PNG} of an earlier run" in capsys.readouterr().out
+    assert f"removed {', '.join(report.REPORT_FILES[1:])} of an earlier run" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--username", "bob"], "--username and --company describe --text"),
+    (["--username", "bob"], "--username describes drafts"),
+    (["--company", "x", "--reply"], "--company, --reply describe drafts"),
     (["--device", "cpu"], "--device and --batch-size are for embedding new tweets"),
     (["--text", "hi", "--input", "new.csv"], None),  # argparse: not allowed together
 ])
@@ -147,8 +148,7 @@ def test_new_tweets_without_likes(pipeline_copy, capsys):
     assert list(predictions["extra column"]) == [1, 2, 3]
     assert (predictions["predicted_likes"] >= 0).all() and np.isfinite(predictions["predicted_likes"]).all()
     # Nothing to score without likes, and the last run's scores must not pass for these.
-    assert "removed metrics.json, predicted_vs_actual.png, confusion_matrix.png of an earlier run" in \
-        capsys.readouterr().out
+    assert f"removed {', '.join(report.REPORT_FILES)} of an earlier run" in capsys.readouterr().out
     assert not (pipeline_copy / "metrics.json").exists() and not list(pipeline_copy.glob("*.png"))
 
 
@@ -181,7 +181,7 @@ def test_new_tweets_come_back_as_they_were_and_unscored_rows_are_counted(pipelin
     settings = json.loads((pipeline_copy / "metrics.json").read_text())["settings"]
     assert settings["rows_scored"] == 3 and settings["in_sample_rows"] == 3
     # --no-plots: the previous run's plots would pass for this run's, so they are gone.
-    assert "removed predicted_vs_actual.png, confusion_matrix.png of an earlier run" in out
+    assert f"removed {', '.join(report.REPORT_FILES[1:])} of an earlier run" in out
     assert not list(pipeline_copy.glob("*.png"))
 
 
@@ -271,3 +271,134 @@ def test_output_never_overwrites_an_input_or_a_pipeline_file(small_csv, pipeline
 def test_output_into_a_missing_folder(pipeline_copy):
     expect_error("cannot write nowhere/predictions.csv: folder", "05_predict_likes",
                  "--output", "nowhere/predictions.csv")
+
+
+# ------------------------------------------------------------ explanations, drafts, calibration
+
+@pytest.mark.slow
+def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
+    monkeypatch.chdir(pipeline_dir)
+    table, info = tables.load_classed()
+    classifier, regressors, global_regressor, combiner = predict_likes.load_models(info)
+    trained = (classifier, regressors, global_regressor)
+    _, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
+    rows = np.arange(X_regressor.rows)
+    outputs = models.calibrated(models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows)), combiner)
+    by_routing = models.routed_log_likes(outputs, combiner)
+    for routing in models.ROUTINGS:
+        explanation = predict_likes.explain(trained, X_regressor, by_routing, outputs, routing)
+        assert set(explanation) == {"base", "routing", "text", "account_history", "company_history", "surface",
+                                    "media", "time"}
+        total = np.sum(list(explanation.values()), axis=0)
+        assert np.abs(total - by_routing[routing]).max() < 1e-4
+        assert np.abs(explanation["text"]).max() > 0  # the groups are not all in the bias
+
+
+@pytest.mark.slow
+def test_explain_writes_why_columns_that_sum_to_the_prediction(pipeline_copy):
+    run("05_predict_likes", "--explain", "--no-plots")
+    predictions = pd.read_csv(common.PREDICTIONS)
+    why = predictions.filter(like="why_")
+    assert {"why_base", "why_text", "why_account_history", "why_routing"} <= set(why.columns)
+    predicted = np.log1p(predictions["predicted_likes"])
+    # predicted_likes is rounded to 0.1 like: compare where that rounding is small in log space
+    large = predictions["predicted_likes"] > 50
+    assert np.abs(why.sum(axis=1)[large] - predicted[large]).max() < 2e-3
+    metrics = json.loads(open("metrics.json").read())
+    assert set(metrics["explanation"]["mean_abs_log1p"]) == {c[4:] for c in why.columns} - {"base"}
+
+
+@pytest.mark.slow
+def test_three_drafts_come_back_ranked(pipeline_copy, capsys):
+    drafts = ["New Photoshop features are out <hyperlink>", "Photoshop", "We asked 100 designers: what's next?"]
+    run("05_predict_likes", *[arg for text in drafts for arg in ("--text", text)], "--username", "adobe",
+        "--company", "adobe", "--output", "drafts.csv")
+    out = capsys.readouterr().out
+    written = pd.read_csv("drafts.csv")
+    assert len(written) == 3 and list(written["content"]) == drafts
+    ranked = [line for line in out.splitlines() if line[:4].strip().isdigit()]
+    assert [int(line[:4]) for line in ranked] == [1, 2, 3]
+    shown_likes = [float(line.split()[1]) for line in ranked]
+    assert shown_likes == sorted(shown_likes, reverse=True)
+    assert shown_likes == sorted(written["predicted_likes"].round().tolist(), reverse=True)
+    chances = [int(line.split()[2].rstrip("%")) for line in ranked[1:]]
+    assert all(0 <= c <= 50 for c in chances) and chances == sorted(chances, reverse=True)
+    assert "where each differs from #1" in out
+
+
+@pytest.mark.slow
+def test_a_draft_carries_its_media_time_and_reply(pipeline_copy, tmp_path):
+    path = tmp_path / "drafts.csv"
+    pd.DataFrame({"content": ["Same words", "Same words"], "media": ["", "[Photo(x), Video(y)]"]}).to_csv(path,
+                                                                                                       index=False)
+    run("05_predict_likes", "--drafts", path, "--username", "adobe", "--media", "gif", "--date",
+        "2026-12-07T09:30:00Z", "--reply", "--output", "drafts_out.csv")
+    written = pd.read_csv("drafts_out.csv", dtype=str, keep_default_na=False)
+    assert list(written["media"]) == ["[Gif()]", "[Photo(x), Video(y)]"]  # a file's own cell wins
+    assert (written["is_reply"] == "true").all() and (written["date"] == "2026-12-07T09:30:00Z").all()
+    assert written["predicted_likes"].iloc[0] != written["predicted_likes"].iloc[1]  # the media are seen
+    signals, _, _ = features.signal_features(written.assign(username="adobe"), tables.load_history_stats())
+    assert signals["media_gifs"].tolist() == [1, 0] and signals["media_photos"].tolist() == [0, 1]
+    assert (signals["time_hour"] == 9).all()
+
+
+@pytest.mark.slow
+def test_when_prints_the_best_hours_and_the_worst(pipeline_copy, capsys):
+    run("05_predict_likes", "--text", "New brushes <hyperlink>", "--username", "adobe", "--when", "--date",
+        "2026-12-07T09:00:00Z")
+    out = capsys.readouterr().out
+    assert "not a promise" in out
+    best = [line for line in out.splitlines() if line.strip().startswith("best")]
+    worst = [line for line in out.splitlines() if line.strip().startswith("worst")]
+    assert len(best) == 3 and len(worst) == 1
+    likes = [float(line.split(": ")[1].split()[0]) for line in best + worst]
+    assert likes == sorted(likes, reverse=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--media", "photo"], "--media describes drafts"),
+    (["--text", "a", "--text", "b", "--when"], "give one --text"),
+    (["--text", "a", "--media", "photograph"], "unknown kind"),
+    (["--text", "a", "--date", "next tuesday"], "expected an ISO 8601 time"),
+])
+def test_draft_settings_are_checked_before_any_work(workdir, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        run("05_predict_likes", *args)
+    assert message in str(stop.value)
+
+
+@pytest.mark.slow
+def test_the_report_gives_pairwise_accuracy_and_calibration(pipeline_dir):
+    metrics = json.loads((pipeline_dir / "metrics.json").read_text())
+    pairwise = metrics["pairwise"]
+    assert pairwise["within"] == "account" and pairwise["pairs"] > 20
+    assert set(pairwise["accuracy"]) == set(metrics["regression"])
+    assert pairwise["accuracy"]["global median"] == 0.5  # a constant orders nothing
+    predictions = pd.read_csv(pipeline_dir / common.PREDICTIONS, keep_default_na=False)
+    # predicted_likes is rounded to 0.1 like, which can tie two predictions the report told apart
+    assert pairs.pairwise_accuracy(
+        predictions["username"].astype(str).to_numpy(dtype=object), predictions["likes"],
+        predictions["predicted_likes"])[0] == pytest.approx(pairwise["accuracy"]["two-stage, learned routing"], abs=0.03)
+    figures = metrics["calibration"]
+    assert figures["method"] in calibration.CALIBRATIONS
+    for name in common.CLASS_NAMES:
+        for stage_name in ("before", "after"):
+            assert {"brier", "log_loss", "ece", "mean_probability", "share"} <= set(figures[stage_name][name])
+    for name in ("calibration.png", "explanations.png"):
+        assert (pipeline_dir / name).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_served_probabilities_are_the_calibrated_ones(pipeline_dir, monkeypatch):
+    monkeypatch.chdir(pipeline_dir)
+    table, info = tables.load_classed()
+    classifier, regressors, global_regressor, combiner = predict_likes.load_models(info)
+    _, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
+    rows = np.arange(X_regressor.rows)
+    raw = models.predict(classifier, regressors, global_regressor, X_classifier.block(rows), X_regressor.block(rows))
+    expected = calibration.apply(combiner["calibration"], raw.uncalibrated)
+    served = pd.read_csv(pipeline_dir / common.PREDICTIONS)[[f"probability_{n}" for n in common.CLASS_NAMES]]
+    assert np.abs(served.to_numpy() - expected).max() < 1e-4
+    learned = models.routed_log_likes(models.calibrated(raw, combiner), combiner)["learned"]
+    assert np.abs(pd.read_csv(pipeline_dir / common.PREDICTIONS)["predicted_likes"]
+                  - np.clip(np.expm1(learned), 0, None).round(1)).max() < 1e-6

@@ -133,3 +133,17 @@ def test_model_input_is_the_embeddings_rows_beside_the_feature_columns(tmp_path,
     assert isinstance(inputs.task(rows)[0], str)  # a memory-mapped file travels as its path
     without_text = features.model_input(table, embeddings, ("history",))
     assert without_text.width == 6 and np.array_equal(without_text.block(np.arange(6)), expected[:, 4:])
+
+
+# ------------------------------------------------------------------------------- explanations
+
+def test_every_model_input_column_is_explained_by_exactly_one_group():
+    for groups in [features.FEATURE_GROUPS, ("text",), ("history", "media"), ("text", "time", "reply")]:
+        names = features.explanation_groups(groups, embedding_dim=384)
+        width = (384 if "text" in groups else 0) + len(features.feature_columns(groups))
+        assert len(names) == width
+        for group in groups:
+            if group == "history":
+                assert names.count("account_history") == names.count("company_history") == 3
+            elif group != "text":
+                assert names.count(group) == len(features.SIGNAL_FEATURES[group])

@@ -14,7 +14,8 @@ from tweetlikes import models
 def outputs_of(n, seed=0):
     rng = np.random.default_rng(seed)
     probabilities = rng.dirichlet(np.ones(3), size=n)
-    return models.ModelOutputs(probabilities, rng.integers(0, 3, size=n), rng.normal(size=(n, 3)), rng.normal(size=n))
+    return models.ModelOutputs(probabilities, rng.integers(0, 3, size=n), rng.normal(size=(n, 3)), rng.normal(size=n),
+                               probabilities)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def test_the_routings_known_answers():
     outputs = models.ModelOutputs(probabilities=np.array([[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]]),
                                   predicted_class=np.array([1, 0]),
                                   specialist_log=np.array([[1.0, 2.0, 4.0], [3.0, 5.0, 7.0]]),
-                                  global_log=np.array([2.0, 6.0]))
+                                  global_log=np.array([2.0, 6.0]),
+                                  uncalibrated=np.array([[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]]))
     assert len(models.COMBINER_INPUTS) == models.combiner_inputs(outputs).shape[1] == 8
     assert models.combiner_inputs(outputs)[0].tolist() == [-1, 0, 2, -0.5, 0, 0.5, 0.25, 0.25]
     combiner = {"coefficients": [1.0, 0, 0, 0, 0, 0, 0, 2.0], "intercept": 0.5}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tweetlikes import models, report
+from tweetlikes import calibration, models, report
 
 
 def test_perfect_prediction_scores_zero_error_and_full_rank():
@@ -54,7 +54,8 @@ def test_every_method_is_scored_side_by_side(capsys):
     truth = np.log1p(actual)
     specialists = np.zeros((4, 3))
     specialists[np.arange(4), [0, 0, 1, 2]] = truth  # each right in its own class only
-    outputs = models.ModelOutputs(np.full((4, 3), 1 / 3), np.array([0, 0, 1, 1]), specialists, truth + 1)
+    outputs = models.ModelOutputs(np.full((4, 3), 1 / 3), np.array([0, 0, 1, 1]), specialists, truth + 1,
+                                  np.full((4, 3), 1 / 3))
     by_routing = {"learned": truth, "soft": np.zeros(4), "hard": np.zeros(4)}
     tweets = pd.DataFrame({"username": ["a", "b", "a", "c"], "company": ["x", "x", "y", "y"]})
     stats = pd.DataFrame({"kind": ["user", "company"], "key": ["a", "x"], "count": [3, 2], "sum_log_likes": [6.0, 2.0],
@@ -62,7 +63,10 @@ def test_every_method_is_scored_side_by_side(capsys):
     info = {"thresholds": [10.0, 100.0], "history_prior": {"mean_log_likes": 3.0, "median_log_likes": 3.0},
             "class_counts": {"common": {"train": 60}, "popular": {"train": 30}, "viral": {"train": 10}}}
     train = pd.DataFrame({"likes": [1.0, 3.0, 20.0, 1000.0], "popularity_class": [0, 0, 1, 2]})
-    figures = report.evaluate(report.Scored(tweets, actual, outputs, by_routing), train, stats, info, "learned", 1.0)
+    explanation = {"base": np.full(4, 2.0), "text": np.array([0.5, -0.5, 0.0, 1.0]), "routing": np.zeros(4)}
+    combiner = {"smearing": {"learned": 1.0}, "calibration": {"method": "none"}}
+    figures = report.evaluate(report.Scored(tweets, actual, outputs, by_routing, explanation), train, stats, info,
+                              "learned", combiner)
     scores = figures["regression"]
     assert list(scores) == ["global median", "per-account median", "per-company median", "single regressor",
                             "two-stage, learned routing", "two-stage, soft routing", "two-stage, hard routing",
@@ -83,6 +87,21 @@ def test_every_method_is_scored_side_by_side(capsys):
     for name in ("predicted_likes", "expected_likes"):
         assert scale[name] == {"raw_rmse": pytest.approx(0, abs=1e-9), "total": pytest.approx(555.0)}
     assert "always 'common'" in capsys.readouterr().out
+    # Pairs: one account ("a", rows 0 and 2) has two tweets; the learned routing orders them right.
+    assert figures["pairwise"] == {"within": "account", "pairs": 1, "accuracy": {
+        **{name: 1.0 for name in scores}, "global median": 0.5, "per-account median": 0.5,
+        "two-stage, soft routing": 0.5, "two-stage, hard routing": 0.5}}
+    assert figures["explanation"] == {"base_log1p": 2.0, "mean_abs_log1p": {"text": 0.5, "routing": 0.0}}
+    assert figures["calibration"]["before"] == figures["calibration"]["after"]  # nothing was calibrated
+
+
+def test_the_diagnostic_plots_are_pngs(workdir):
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(3), size=50)
+    figures = calibration.class_figures(probabilities, rng.integers(0, 3, size=50))
+    report.save_diagnostics({"method": "vector", "before": figures, "after": figures}, {"text": 0.4, "time": 0.1})
+    for name in (report.CALIBRATION_PNG, report.EXPLANATION_PNG):
+        assert (workdir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_plots_are_pngs(workdir):
