@@ -293,13 +293,13 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
     return list(report.REPORT_FILES)
 
 
-def remove_stale_report(written):
-    """The report files this run did not write: an older run's would pass for this one's."""
-    stale = [path for path in report.REPORT_FILES if path not in written and Path(path).exists()]
-    for path in stale:
+def remove_report():
+    """Remove an earlier run's report before this run writes its predictions: stopped at any
+    point, a run leaves no report that describes other predictions. Returns the files removed."""
+    removed = [path for path in report.REPORT_FILES if Path(path).exists()]
+    for path in removed:
         Path(path).unlink()
-    if stale:
-        print(f"removed {', '.join(stale)} of an earlier run: they do not describe these predictions")
+    return removed
 
 
 def main(argv=None):
@@ -342,8 +342,10 @@ def main(argv=None):
             models.predict(*trained, X_classifier.block(every_row), X_regressor.block(every_row))
     by_routing = models.routed_log_likes(outputs, combiner)
 
-    # 4. The predictions file (with --text, only when asked) and the draft's receipt.
+    # 4. The predictions file (with --text, only when asked) and the draft's receipt; an earlier
+    #    run's report goes first, so it never outlives its predictions.
     output = predictions(original, outputs, by_routing, args.routing, combiner["smearing"][args.routing])
+    removed = remove_report() if replaces_report else []
     if args.output is not None:
         common.save_csv(args.output, output)
         print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
@@ -351,7 +353,7 @@ def main(argv=None):
         describe_draft(tweets.iloc[0], outputs.probabilities[0], output["predicted_likes"].iloc[0],
                        stats, info["history_prior"])
 
-    # 5. Where likes are known, the report; an earlier run's report never outlives its predictions.
+    # 5. Where likes are known, the report.
     likes, known, in_sample = known_likes(tweets, in_training, args)
     written = []
     if known.any():
@@ -361,8 +363,9 @@ def main(argv=None):
                                {"source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
                                 **on_cluster})
         print(f"wrote {', '.join(written)}" + (f" ({in_sample} in-sample rows)" if in_sample else ""))
-    if replaces_report:
-        remove_stale_report(written)
+    stale = [path for path in removed if path not in written]
+    if stale:
+        print(f"removed {', '.join(stale)} of an earlier run: they do not describe these predictions")
     print(f"done in {common.seconds_since(started)}")
 
 
