@@ -181,6 +181,7 @@ def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--input", default=str(common.DEFAULT_INPUT), help="CSV or .xlsx of tweets")
+    parser.add_argument("--sheet", default=None, help="the sheet to read of an .xlsx with several")
     parser.add_argument("--split", choices=("random", "account", "company", "time"), default="random",
                         help="random rows; whole accounts / companies held out; or the latest tweets by date")
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of rows held out")
@@ -193,33 +194,36 @@ def parse_arguments(argv):
 
 
 def read_usable_rows(args):
-    """The input's rows with usable likes (and, for --split time, a usable date), their posting
-    days, and how many rows were refused (each reason printed)."""
-    table, _ = tables.read_table(args.input)
+    """The input's rows with usable likes and content (and, for --split time, a usable date),
+    their posting days, and the count of refused rows (each reason printed)."""
+    notes = []
+    table, _ = tables.read_table(args.input, sheet=args.sheet, notes=notes)
     clash = [column for column in features.DERIVED_COLUMNS if column in table.columns]
     if clash:
         common.fail(f"{args.input} already has column(s) {clash}, which this stage derives and would "
                     "overwrite; rename them")
+    print(f"read {args.input}{'' if args.sheet is None else f' (sheet {args.sheet!r})'}: {len(table)} rows, "
+          f"columns {list(table.columns)}")
+    for note in notes:
+        print(f"  {note}")
     likes = tables.clean_likes(table["likes"])
-    refused = int(likes.isna().sum())
-    print(f"read {args.input}: {len(table)} rows, columns {list(table.columns)}")
-    if refused:
-        # One bad cell in a large export should not sink the run, but it must not pass unseen.
-        print(f"  refused {refused} rows whose likes are unusable: {tables.bad_likes(table['likes'])}")
-    usable = likes.notna()
     days = features.parse_dates(table["date"]) if "date" in table.columns else pd.Series(np.nan, index=table.index)
+    # One bad cell in a large export should not sink the run, but it must not pass unseen.
+    refusals = [(f"whose likes are unusable: {tables.bad_likes(table['likes'])}", likes.isna()),
+                ("with empty content (nothing to embed or predict from)", table["content"] == "")]
     if args.split == "time":
         if "date" not in table.columns:
             common.fail("--split time needs a `date` column; this input has none (try --split random)")
-        undated = int((usable & days.isna()).sum())
-        if undated:
-            print(f"  refused {undated} rows whose date is missing or unreadable (--split time orders by date)")
-            refused += undated
-        usable &= days.notna()
+        refusals.append(("whose date is missing or unreadable (--split time orders by date)", days.isna()))
+    usable = pd.Series(True, index=table.index)
+    for reason, refused in refusals:
+        if (usable & refused).any():
+            print(f"  refused {int((usable & refused).sum())} rows {reason}")
+        usable &= ~refused
     table = table.assign(likes=likes)[usable].reset_index(drop=True)
     if len(table) < MIN_ROWS:
         common.fail(f"only {len(table)} usable rows; at least {MIN_ROWS} are needed to train three classes")
-    return table, days[usable].reset_index(drop=True), refused
+    return table, days[usable].reset_index(drop=True), {"refused_rows": int((~usable).sum())}
 
 
 def print_receipt(args, is_train, thresholds, counts, found, malformed):
@@ -241,8 +245,8 @@ def main(argv=None):
     common.check_writable([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
     started = time.perf_counter()
 
-    # 1. The rows, less those whose likes (or date, for --split time) can't be used.
-    table, days, refused = read_usable_rows(args)
+    # 1. The rows, less those whose likes or content (or date, for --split time) can't be used.
+    table, days, row_counts = read_usable_rows(args)
 
     # 2. Split, then the class thresholds from the training rows alone.
     split = assign_split(table, args.split, args.test_fraction, args.seed, days.to_numpy())
@@ -270,7 +274,7 @@ def main(argv=None):
     counts = {name: {"train": int(((classes == k) & is_train).sum()), "test": int(((classes == k) & ~is_train).sum())}
               for k, name in enumerate(common.CLASS_NAMES)}
     common.save_json(common.THRESHOLDS_JSON, {
-        "input": str(args.input), "rows": len(table), "refused_rows": refused,
+        "input": str(args.input), "sheet": args.sheet, "rows": len(table), **row_counts,
         "split": args.split, "test_fraction": args.test_fraction, "seed": args.seed,
         "quantiles": list(common.QUANTILES), "thresholds": list(thresholds),
         "class_counts": counts, "history_prior": prior_of(table["likes"][is_train]),

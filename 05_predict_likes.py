@@ -87,6 +87,7 @@ def parse_arguments(argv):
     source.add_argument("--input", default=None,
                         help="CSV/.xlsx of new tweets to predict (default: the test rows of 01's split)")
     source.add_argument("--text", default=None, help="one new tweet to predict, from the terminal")
+    parser.add_argument("--sheet", default=None, help="the sheet to read of an --input workbook with several")
     parser.add_argument("--username", default="", help="the account posting --text")
     parser.add_argument("--company", default="", help="the company of --text")
     parser.add_argument("--routing", choices=models.ROUTINGS, default=DEFAULT_ROUTING,
@@ -101,6 +102,8 @@ def parse_arguments(argv):
     parser.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
     cluster.add_cluster_argument(parser)
     args = parser.parse_args(argv)
+    if args.sheet is not None and args.input is None:
+        common.fail("--sheet names the sheet of --input's workbook to read")
     if (args.username or args.company) and args.text is None:
         common.fail("--username and --company describe --text; a file's rows carry their own")
     if (args.device != "auto" or args.batch_size) and args.input is None and args.text is None:
@@ -167,12 +170,24 @@ def test_rows_input(table, classifier, global_regressor):
 def new_tweets_input(args, stats, info, classifier):
     """The tweets of --input or --text as (tweets, original, model inputs), with their history and
     signals computed here and their texts embedded as 02 embedded the training rows. `original`
-    is what the user gave, returned as it was; `tweets` is what the models read."""
+    is what the user gave, returned as it was; `tweets` is what the models read: its rows with
+    content (indexed by their row in `original`), as --text must have some."""
     if args.text is not None:
         original = pd.DataFrame({"content": [args.text], "username": [args.username], "company": [args.company]})
         tweets = original.apply(lambda column: column.str.strip())  # as tables.read_table normalises a file
     else:
-        tweets, original = tables.read_table(args.input, required=("content", "username"))
+        notes = []
+        tweets, original = tables.read_table(args.input, required=("content", "username"), sheet=args.sheet,
+                                             notes=notes)
+        for note in notes:
+            print(f"{args.input}: {note}")
+        empty = tweets["content"] == ""
+        if empty.all():
+            common.fail(f"{args.input}: no row has content; there is nothing to predict from")
+        if empty.any():
+            print(f"{int(empty.sum())} rows have empty content: not predicted (their prediction columns are left "
+                  "empty)")
+        tweets = tweets[~empty]
     taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
     if taken:
         common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
@@ -222,15 +237,16 @@ def training_rows(tweets):
     return pd.concat(kept, ignore_index=True), found
 
 
-def predictions(original, outputs, by_routing, routing, smearing):
-    """The user's columns as given, then the class, its probabilities and both like counts."""
-    output = original.copy()
-    output["predicted_class"] = outputs.predicted_class
-    for k, name in enumerate(common.CLASS_NAMES):
-        output[f"probability_{name}"] = outputs.probabilities[:, k].round(4)
-    output["predicted_likes"] = np.clip(np.expm1(by_routing[routing]), 0, None).round(1)
-    output["expected_likes"] = np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1)
-    return output
+def predictions(original, rows, outputs, by_routing, routing, smearing):
+    """The user's columns as given, then the class, its probabilities and both like counts for
+    the `rows` predicted (empty for the others)."""
+    added = pd.DataFrame({"predicted_class": pd.array(outputs.predicted_class, dtype="Int64"),
+                          **{f"probability_{name}": outputs.probabilities[:, k].round(4)
+                             for k, name in enumerate(common.CLASS_NAMES)},
+                          "predicted_likes": np.clip(np.expm1(by_routing[routing]), 0, None).round(1),
+                          "expected_likes": np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1)},
+                         index=rows)
+    return original.join(added)
 
 
 def describe_draft(tweet, probabilities, predicted_likes, stats, prior):
@@ -344,7 +360,7 @@ def main(argv=None):
 
     # 4. The predictions file (with --text, only when asked) and the draft's receipt; an earlier
     #    run's report goes first, so it never outlives its predictions.
-    output = predictions(original, outputs, by_routing, args.routing, combiner["smearing"][args.routing])
+    output = predictions(original, tweets.index, outputs, by_routing, args.routing, combiner["smearing"][args.routing])
     removed = remove_report() if replaces_report else []
     if args.output is not None:
         common.save_csv(args.output, output)
