@@ -18,7 +18,9 @@ statistics of all training rows. The folds mimic the split: with --split account
 never sees its own account's history either, just as a test account is never seen. With
 --split time (the latest tweets by `date` are the test rows, as in the Adobe challenge's second
 test set), every row's history comes from the training tweets posted strictly before it, so no
-row ever sees the future.
+row ever sees the future. Copies of a tweet (the same content and username: reposts, templates)
+go to one side of every split together, and into one history fold, so no test row has a copy
+in training and no row's history holds its own likes through a copy.
 
 Signals, each group used when its column is present (a missing column turns the group off, a
 cell that can't be read is missing and counted in the receipt): `surface` (length, words,
@@ -61,16 +63,34 @@ MIN_TRAIN_ROWS_PER_CLASS = 2
 SPLIT_TOLERANCE = 0.05
 
 
+def duplicate_groups(table):
+    """Each row's group of copies (the same content and username), numbered by first appearance:
+    a table without copies gets 0, 1, 2, ..., so grouping it changes nothing."""
+    return table.groupby(["content", "username"], sort=False).ngroup().to_numpy()
+
+
+def take_groups(group, order, wanted):
+    """Which rows are in the groups taken, in `order`, while the rows taken fall short of `wanted`."""
+    sizes = np.bincount(group)[order]
+    taken = np.zeros(len(order), dtype=bool)
+    taken[order] = (np.cumsum(sizes) - sizes) < wanted
+    return taken[group]
+
+
 def assign_split(table, how, test_fraction, seed, days=None):
     """'train'/'test' per row. random: rows; account/company: whole groups go to one side;
-    time: the latest rows by `days` (posting day) are the test rows."""
+    time: the latest rows by `days` (posting day) are the test rows. Copies of a tweet (the same
+    content and username: reposts, templates) always go to one side together, as a group: for
+    time, the side of the latest copy, so no training row is posted after the cut."""
     rng = np.random.default_rng(seed)
+    wanted = round(len(table) * test_fraction)
     if how == "random":
-        is_test = np.zeros(len(table), dtype=bool)
-        is_test[rng.permutation(len(table))[: round(len(table) * test_fraction)]] = True
+        group = duplicate_groups(table)
+        is_test = take_groups(group, rng.permutation(group.max() + 1), wanted)
     elif how == "time":
-        is_test = np.zeros(len(table), dtype=bool)
-        is_test[np.argsort(days, kind="stable")[len(table) - round(len(table) * test_fraction):]] = True
+        group = duplicate_groups(table)
+        latest = pd.Series(days).groupby(group).max().to_numpy()
+        is_test = take_groups(group, np.argsort(latest, kind="stable")[::-1], wanted)
     else:
         column = "username" if how == "account" else "company"
         groups = table[column]
@@ -130,14 +150,14 @@ def history_features(table, is_train, split_how, seed, days=None):
     train = table[is_train]
     history = pd.DataFrame(index=table.index, columns=features.HISTORY_FEATURES, dtype=float)
     history[~is_train] = features.lookup_history(table[~is_train], group_stats(train), prior_of(train["likes"]))
-    rng = np.random.default_rng(seed)
+    # Whole groups per fold, as in the split itself: copies of a tweet (random), or whole accounts
+    # (or companies), so no row's history holds its own likes through a copy.
     if split_how == "random":
-        fold = rng.integers(0, HISTORY_FOLDS, size=len(train))
-    else:  # whole accounts (or companies) per fold, as in the split itself
-        column = "username" if split_how == "account" else "company"
-        keys = train[column].to_numpy()
-        unique_keys = np.unique(keys)
-        fold = pd.Series(rng.integers(0, HISTORY_FOLDS, size=len(unique_keys)), index=unique_keys)[keys].to_numpy()
+        keys = duplicate_groups(train)
+    else:
+        keys = train["username" if split_how == "account" else "company"].to_numpy()
+    unique_keys, key_of_row = np.unique(keys, return_inverse=True)
+    fold = np.random.default_rng(seed).integers(0, HISTORY_FOLDS, size=len(unique_keys))[key_of_row]
     for k in range(HISTORY_FOLDS):
         held_out, rest = train[fold == k], train[fold != k]
         if len(held_out):
@@ -195,7 +215,7 @@ def parse_arguments(argv):
 
 def read_usable_rows(args):
     """The input's rows with usable likes and content (and, for --split time, a usable date),
-    their posting days, and the count of refused rows (each reason printed)."""
+    their posting days, and the counts of refused and duplicate rows (each reason printed)."""
     notes = []
     table, _ = tables.read_table(args.input, sheet=args.sheet, notes=notes)
     clash = [column for column in features.DERIVED_COLUMNS if column in table.columns]
@@ -223,7 +243,12 @@ def read_usable_rows(args):
     table = table.assign(likes=likes)[usable].reset_index(drop=True)
     if len(table) < MIN_ROWS:
         common.fail(f"only {len(table)} usable rows; at least {MIN_ROWS} are needed to train three classes")
-    return table, days[usable].reset_index(drop=True), {"refused_rows": int((~usable).sum())}
+    duplicates = int(table.duplicated(["content", "username"]).sum())
+    if duplicates:
+        print(f"  {duplicates} rows repeat another row's content and username: each tweet's copies stay on one "
+              "side of the split")
+    return table, days[usable].reset_index(drop=True), {"refused_rows": int((~usable).sum()),
+                                                         "duplicate_rows": duplicates}
 
 
 def print_receipt(args, is_train, thresholds, counts, found, malformed):

@@ -224,17 +224,36 @@ def model_inputs(tweets, embeddings, classifier, index=None):
     return tuple(features.model_input(tweets, embeddings.get(kind), groups, index) for kind in ("content", "combined"))
 
 
+def seen_in(tweets, rows):
+    """Which of `tweets` are among `rows` (the same content and username): training rows, whose
+    figures are in-sample."""
+    def keys(table):
+        return pd.MultiIndex.from_frame(table[["content", "username"]])
+    return keys(tweets).isin(keys(rows))
+
+
 def training_rows(tweets):
     """The classed CSV's training rows, their likes and class (for the report), and which of
-    `tweets` are among them (same content and username). One pass, a chunk at a time: the texts
-    of a big training set never sit whole in memory."""
-    wanted = pd.MultiIndex.from_frame(tweets[["content", "username"]])
+    `tweets` are among them (seen_in). One pass, a chunk at a time: the texts of a big training
+    set never sit whole in memory."""
     found, kept = np.zeros(len(tweets), dtype=bool), []
     for chunk in tables.classed_chunks(["split", "content", "username", "likes", "popularity_class"]):
         train = chunk[chunk["split"] == "train"]
-        found |= wanted.isin(pd.MultiIndex.from_frame(train[["content", "username"]]))
+        found |= seen_in(tweets, train)
         kept.append(train[["likes", "popularity_class"]])
     return pd.concat(kept, ignore_index=True), found
+
+
+def rows_to_predict(args, table, stats, info, trained):
+    """The tweets to predict, as given and as the models read them, their model inputs, the
+    training rows (for the report), which tweets are among them, and where the tweets came from."""
+    classifier, _, global_regressor = trained
+    if args.input is None and args.text is None:
+        tweets, original, inputs = test_rows_input(table, classifier, global_regressor)
+        train = table[table["split"] == "train"]
+        return tweets, original, inputs, train, seen_in(tweets, train), f"test rows of {common.CLASSED_CSV}"
+    tweets, original, inputs = new_tweets_input(args, stats, info, classifier)
+    return (tweets, original, inputs, *training_rows(tweets), args.input or "--text")
 
 
 def predictions(original, rows, outputs, by_routing, routing, smearing):
@@ -340,14 +359,8 @@ def main(argv=None):
     trained = (classifier, regressors, global_regressor)
 
     # 2. The rows to predict and their model inputs.
-    if new_tweets:
-        tweets, original, (X_classifier, X_regressor) = new_tweets_input(args, stats, info, classifier)
-        train, in_training = training_rows(tweets)
-        source = args.input or "--text"
-    else:
-        tweets, original, (X_classifier, X_regressor) = test_rows_input(table, classifier, global_regressor)
-        train, in_training = table[table["split"] == "train"], np.zeros(len(tweets), dtype=bool)
-        source = f"test rows of {common.CLASSED_CSV}"
+    tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
+        args, table, stats, info, trained)
     print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
 
     # 3. Predict, here or on the cluster, and route.
