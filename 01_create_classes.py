@@ -22,14 +22,15 @@ row ever sees the future. Copies of a tweet (the same content and username: repo
 go to one side of every split together, and into one history fold, so no test row has a copy
 in training and no row's history holds its own likes through a copy.
 
-Signals, each group used when its column is present (a missing column turns the group off, a
-cell that can't be read is missing and counted in the receipt): `surface` (length, words,
-<hyperlink>/URL, <mention>/@handle, hashtag, emoji, ? and ! counts, starts with a mention) from
-`content`; `media` (photo, video and GIF counts) from Adobe's `[Photo(...), Video(...)]` lists;
-`time` (hour, weekday, days since the account's first training tweet) from `date`; `reply` from
-an `is_reply` column.
+Signals, each group used when its column is present (a missing column, or one without a single
+value, turns the group off; a cell that can't be read is missing and counted in the receipt):
+`surface` (length, words, <hyperlink>/URL, <mention>/@handle, hashtag, emoji, ? and ! counts,
+starts with a mention) from `content`; `media` (photo, video and GIF counts) from Adobe's
+`[Photo(...), Video(...)]` lists; `time` (hour, weekday, days since the account's first training
+tweet) from `date`; `reply` from an `is_reply` column. An empty company (or username) column
+leaves that history at the global prior for every row, and the receipt says so.
 
-Usage: python 01_create_classes.py [--input PATH] [--split random|account|company|time]
+Usage: python 01_create_classes.py [--input PATH [--sheet NAME]] [--split random|account|company|time]
 
 A good run on the embedded sample prints:
 
@@ -251,14 +252,17 @@ def read_usable_rows(args):
                                                          "duplicate_rows": duplicates}
 
 
-def print_receipt(args, is_train, thresholds, counts, found, malformed):
+def print_receipt(args, is_train, thresholds, counts, found, malformed, blank):
     print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test")
     print(f"thresholds from training likes: common <= {thresholds[0]:g} < popular <= {thresholds[1]:g} < viral")
     for name, count in counts.items():
         print(f"  {name:8s} train {count['train']:7d}  test {count['test']:7d}")
+    for kind, column in features.HISTORY_KEYS:
+        if column in blank:
+            print(f"history: `{column}` has no values, so every row's {kind} history is the global prior")
     for group, source in features.SIGNAL_SOURCE.items():
         if group not in found:
-            print(f"signals: {group} off (no `{source}` column)")
+            print(f"signals: {group} off ({f'`{source}` has no values' if source in blank else f'no `{source}` column'})")
         elif malformed[group]:
             print(f"signals: {group} from `{source}`, {malformed[group]} unreadable cells left missing")
         else:
@@ -289,7 +293,11 @@ def main(argv=None):
     table[features.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed,
                                                         days.to_numpy()).to_numpy()
     stats = group_stats(table[is_train], days[is_train])
-    signals, found, malformed = features.signal_features(table, stats)
+    # A column without a single value says nothing: its group is off, as for a missing column.
+    blank = features.blank_columns(table, [column for _, column in features.HISTORY_KEYS] +
+                                   list(features.SIGNAL_SOURCE.values()))
+    signals, found, malformed = features.signal_features(
+        table.drop(columns=[column for column in blank if column in features.SIGNAL_SOURCE.values()]), stats)
     table[signals.columns] = signals.to_numpy()
 
     # 4. Write the history and the classed CSV, then the record that vouches for both, last.
@@ -303,12 +311,12 @@ def main(argv=None):
         "split": args.split, "test_fraction": args.test_fraction, "seed": args.seed,
         "quantiles": list(common.QUANTILES), "thresholds": list(thresholds),
         "class_counts": counts, "history_prior": prior_of(table["likes"][is_train]),
-        "signal_groups": found, "malformed_cells": malformed,
+        "signal_groups": found, "malformed_cells": malformed, "blank_columns": blank,
         "classed_csv_sha256": common.file_sha256(common.CLASSED_CSV),
         "history_stats_sha256": common.file_sha256(common.HISTORY_CSV),
     })
 
-    print_receipt(args, is_train, thresholds, counts, found, malformed)
+    print_receipt(args, is_train, thresholds, counts, found, malformed, blank)
     print(f"wrote {common.CLASSED_CSV}, {common.THRESHOLDS_JSON}, {common.HISTORY_CSV} "
           f"in {common.seconds_since(started)}")
 

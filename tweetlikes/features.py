@@ -226,6 +226,12 @@ def reply_signals(values):
     return pd.DataFrame({SIGNAL_FEATURES["reply"][0]: flag}, index=text.index), int(((text != "") & flag.isna()).sum())
 
 
+def blank_columns(table, columns):
+    """Those of `columns` that `table` has but that hold no value in any row (blank cells only)."""
+    return [column for column in dict.fromkeys(columns) if column in table.columns
+            and table[column].fillna("").astype(str).str.strip().eq("").all()]
+
+
 def signal_features(table, stats):
     """Every signal group's columns (NaN for a group whose source column `table` lacks), the groups
     found, and per group the count of cells that could not be read."""
