@@ -46,13 +46,14 @@ A good run on the embedded sample prints:
     signals: reply off (no `is_reply` column)
     wrote train_data_with_classes.csv, class_thresholds.json, history_stats.csv in 1.0s
 """
+import common  # first: it makes a Ctrl-C while the rest imports one line too
+
 import argparse
 import time
 
 import numpy as np
 import pandas as pd
 
-import common
 from tweetlikes import features, tables
 
 TEST_FRACTION = 0.2

@@ -38,12 +38,13 @@ A good run on the embedded sample prints:
       hard 1.741, soft 1.587, learned 1.461
     wrote regressor_model_class_0.joblib, ..., routing_combiner.json in 25.1s
 """
+import common  # first: it makes a Ctrl-C while the rest imports one line too
+
 import time
 import uuid
 
 import numpy as np
 
-import common
 from tweetlikes import cluster, models, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise

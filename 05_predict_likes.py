@@ -61,6 +61,8 @@ and for one draft (`--text "New Photoshop feature <hyperlink>" --username adobe 
     username 'adobe': seen in training, 70 tweets, median 105 likes
     company 'adobe': seen in training, 295 tweets, median 21 likes
 """
+import common  # first: it makes a Ctrl-C while the rest imports one line too
+
 import argparse
 import os
 import sys
@@ -70,7 +72,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import common
 from tweetlikes import cluster, encoder, features, models, report, tables
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
