@@ -35,7 +35,7 @@ smearing factor: use it for totals and raw-count scoring, where a median-like gu
 --cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
 of the embeddings from the shared working directory (new tweets of --input are embedded here).
 
-Usage: python 05_predict_likes.py [--input NEW.csv | --text "..." [--username NAME] [--company NAME]]
+Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--username NAME] [--company NAME]]
                                   [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
 
 A good run on the embedded sample's test rows prints (the table abridged):
