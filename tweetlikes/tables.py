@@ -26,6 +26,14 @@ COMBINED_TEMPLATE = "{content} | company: {company} | user: {username}"
 # overflow int64 on its way into the classed CSV).
 MAX_LIKES = 1e10
 
+# Reading the user's file. Everything as text, so ids and usernames like "007" pass through
+# unchanged; only empty cells are missing ("NA" is a username).
+AS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas names a column whose header cell is empty
+# A common export habit: a delimiter at the end of every line, an empty column the header may not
+# even name. It is dropped, and the receipt says so.
+TRAILING_DELIMITER = "dropped the empty, unnamed last column (a trailing delimiter on every line)"
+
 
 def read_table(path, required=("content", "username", "likes"), sheet=None, notes=None):
     """Read a CSV or .xlsx export: (table, original). `table` has the company column named
@@ -59,9 +67,9 @@ def read_table(path, required=("content", "username", "likes"), sheet=None, note
     unnamed = [column for column in original.columns
                if UNNAMED.fullmatch(str(column)) and original[column].isna().all()]
     if unnamed:
+        notes.append(TRAILING_DELIMITER if unnamed == [original.columns[-1]] else
+                     f"dropped {len(unnamed)} columns with no name and no values: {unnamed}")
         original = original.drop(columns=unnamed)
-        notes.append(f"dropped {len(unnamed)} column(s) with no name and no values (a trailing "
-                     f"delimiter on each line): {unnamed}")
     table = original.copy()
     table.columns = [str(column).strip() for column in table.columns]
     doubled = sorted(set(table.columns[table.columns.duplicated()]))
@@ -82,12 +90,6 @@ def read_table(path, required=("content", "username", "likes"), sheet=None, note
     return table.reset_index(drop=True), original.reset_index(drop=True)
 
 
-# Everything as text, so ids and usernames like "007" pass through unchanged; only empty cells
-# are missing ("NA" is a username).
-AS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
-UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas names a column whose header cell is empty
-
-
 def _read_sheet(path, sheet):
     """One sheet of a workbook: the one named, or the only one (never a guess among several)."""
     with pd.ExcelFile(path) as book:
@@ -96,7 +98,7 @@ def _read_sheet(path, sheet):
             common.fail(f"{path} has no sheet {sheet!r}; its sheets are {names}")
         if sheet is None and len(names) > 1:
             common.fail(f"{path} has {len(names)} sheets, {names}; name the one to read with --sheet")
-        return book.parse(sheet if sheet is not None else names[0], **AS_TEXT)
+        return pd.read_excel(book, sheet_name=sheet if sheet is not None else names[0], **AS_TEXT)
 
 
 def _read_csv(path, notes):
@@ -127,7 +129,7 @@ def _read_csv(path, notes):
                     f"{width} columns; remove the extra cells (or quote the cell that holds a delimiter) so "
                     "that no column shifts")
     if trailing:
-        notes.append("every row ends in an empty extra cell (a trailing delimiter): dropped")
+        notes.append(TRAILING_DELIMITER)
     notes.extend(_swallowed_rows(original, sep))
     return original
 
