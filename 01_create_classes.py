@@ -263,7 +263,8 @@ def print_receipt(args, is_train, thresholds, counts, found, malformed, blank):
             print(f"history: `{column}` has no values, so every row's {kind} history is the global prior")
     for group, source in features.SIGNAL_SOURCE.items():
         if group not in found:
-            print(f"signals: {group} off ({f'`{source}` has no values' if source in blank else f'no `{source}` column'})")
+            why = f"`{source}` has no values" if source in blank else f"no `{source}` column"
+            print(f"signals: {group} off ({why})")
         elif malformed[group]:
             print(f"signals: {group} from `{source}`, {malformed[group]} unreadable cells left missing")
         else:
