@@ -23,12 +23,17 @@ def test_predictions_are_the_input_columns_then_the_models_figures():
     outputs = models.ModelOutputs(np.array([[0.12344, 0.5, 0.37656], [1.0, 0.0, 0.0]]), np.array([1, 0]),
                                   np.zeros((2, 3)), np.zeros(2))
     by_routing = {"learned": np.log1p([9.0, -0.5]), "soft": np.zeros(2), "hard": np.zeros(2)}
-    output = predict_likes.predictions(original, outputs, by_routing, "learned", smearing=2.0)
+    output = predict_likes.predictions(original, original.index, outputs, by_routing, "learned", smearing=2.0)
     assert list(output.columns) == ["id", "likes", *predict_likes.OUTPUT_COLUMNS]
     assert output["id"].tolist() == ["007", "8"] and output["predicted_class"].tolist() == [1, 0]
     assert output["probability_common"].tolist() == [0.1234, 1.0]  # rounded to 4 places
     assert output["predicted_likes"].tolist() == [9.0, 0.0]  # never below zero
     assert output["expected_likes"].tolist() == [19.0, 0.0]  # exp(log1p) * smearing - 1
+    # A row left unpredicted (no content) keeps its columns, with the models' figures empty.
+    one = predict_likes.predictions(original, pd.Index([1]), outputs.rows(np.array([False, True])),
+                                    {name: values[1:] for name, values in by_routing.items()}, "learned", 2.0)
+    assert one["id"].tolist() == ["007", "8"] and one.loc[0, predict_likes.OUTPUT_COLUMNS].isna().all()
+    assert one.loc[1, "predicted_class"] == 0 and one.loc[1, "predicted_likes"] == 0.0
 
 
 def test_only_rows_with_usable_likes_are_scored(capsys):
@@ -43,12 +48,12 @@ def test_only_rows_with_usable_likes_are_scored(capsys):
     assert not known.any() and "no likes column: predicted, nothing to score" in capsys.readouterr().out
 
 
-def test_an_earlier_report_never_outlives_its_predictions(workdir, capsys):
+def test_an_earlier_report_is_removed_whole(workdir):
     for name in report.REPORT_FILES:
         (workdir / name).write_text("an earlier run's")
-    predict_likes.remove_stale_report([report.METRICS_JSON])
-    assert sorted(path.name for path in workdir.iterdir()) == [report.METRICS_JSON]
-    assert f"removed {report.SCATTER_PNG}, {report.CONFUSION_PNG} of an earlier run" in capsys.readouterr().out
+    assert predict_likes.remove_report() == list(report.REPORT_FILES)
+    assert not list(workdir.iterdir())
+    assert predict_likes.remove_report() == []
 
 
 @pytest.mark.parametrize("args, match", [
