@@ -18,16 +18,19 @@ statistics of all training rows. The folds mimic the split: with --split account
 never sees its own account's history either, just as a test account is never seen. With
 --split time (the latest tweets by `date` are the test rows, as in the Adobe challenge's second
 test set), every row's history comes from the training tweets posted strictly before it, so no
-row ever sees the future.
+row ever sees the future. Copies of a tweet (the same content and username: reposts, templates)
+go to one side of every split together, and into one history fold, so no test row has a copy
+in training and no row's history holds its own likes through a copy.
 
-Signals, each group used when its column is present (a missing column turns the group off, a
-cell that can't be read is missing and counted in the receipt): `surface` (length, words,
-<hyperlink>/URL, <mention>/@handle, hashtag, emoji, ? and ! counts, starts with a mention) from
-`content`; `media` (photo, video and GIF counts) from Adobe's `[Photo(...), Video(...)]` lists;
-`time` (hour, weekday, days since the account's first training tweet) from `date`; `reply` from
-an `is_reply` column.
+Signals, each group used when its column is present (a missing column, or one without a single
+value, turns the group off; a cell that can't be read is missing and counted in the receipt):
+`surface` (length, words, <hyperlink>/URL, <mention>/@handle, hashtag, emoji, ? and ! counts,
+starts with a mention) from `content`; `media` (photo, video and GIF counts) from Adobe's
+`[Photo(...), Video(...)]` lists; `time` (hour, weekday, days since the account's first training
+tweet) from `date`; `reply` from an `is_reply` column. An empty company (or username) column
+leaves that history at the global prior for every row, and the receipt says so.
 
-Usage: python 01_create_classes.py [--input PATH] [--split random|account|company|time]
+Usage: python 01_create_classes.py [--input PATH [--sheet NAME]] [--split random|account|company|time]
 
 A good run on the embedded sample prints:
 
@@ -43,13 +46,14 @@ A good run on the embedded sample prints:
     signals: reply off (no `is_reply` column)
     wrote train_data_with_classes.csv, class_thresholds.json, history_stats.csv in 1.0s
 """
+import common  # first: it makes a Ctrl-C while the rest imports one line too
+
 import argparse
 import time
 
 import numpy as np
 import pandas as pd
 
-import common
 from tweetlikes import features, tables
 
 TEST_FRACTION = 0.2
@@ -61,16 +65,34 @@ MIN_TRAIN_ROWS_PER_CLASS = 2
 SPLIT_TOLERANCE = 0.05
 
 
+def duplicate_groups(table):
+    """Each row's group of copies (the same content and username), numbered by first appearance:
+    a table without copies gets 0, 1, 2, ..., so grouping it changes nothing."""
+    return table.groupby(["content", "username"], sort=False).ngroup().to_numpy()
+
+
+def take_groups(group, order, wanted):
+    """Which rows are in the groups taken, in `order`, while the rows taken fall short of `wanted`."""
+    sizes = np.bincount(group)[order]
+    taken = np.zeros(len(order), dtype=bool)
+    taken[order] = (np.cumsum(sizes) - sizes) < wanted
+    return taken[group]
+
+
 def assign_split(table, how, test_fraction, seed, days=None):
     """'train'/'test' per row. random: rows; account/company: whole groups go to one side;
-    time: the latest rows by `days` (posting day) are the test rows."""
+    time: the latest rows by `days` (posting day) are the test rows. Copies of a tweet (the same
+    content and username: reposts, templates) always go to one side together, as a group: for
+    time, the side of the latest copy, so no training row is posted after the cut."""
     rng = np.random.default_rng(seed)
+    wanted = round(len(table) * test_fraction)
     if how == "random":
-        is_test = np.zeros(len(table), dtype=bool)
-        is_test[rng.permutation(len(table))[: round(len(table) * test_fraction)]] = True
+        group = duplicate_groups(table)
+        is_test = take_groups(group, rng.permutation(group.max() + 1), wanted)
     elif how == "time":
-        is_test = np.zeros(len(table), dtype=bool)
-        is_test[np.argsort(days, kind="stable")[len(table) - round(len(table) * test_fraction):]] = True
+        group = duplicate_groups(table)
+        latest = pd.Series(days).groupby(group).max().to_numpy()
+        is_test = take_groups(group, np.argsort(latest, kind="stable")[::-1], wanted)
     else:
         column = "username" if how == "account" else "company"
         groups = table[column]
@@ -130,14 +152,14 @@ def history_features(table, is_train, split_how, seed, days=None):
     train = table[is_train]
     history = pd.DataFrame(index=table.index, columns=features.HISTORY_FEATURES, dtype=float)
     history[~is_train] = features.lookup_history(table[~is_train], group_stats(train), prior_of(train["likes"]))
-    rng = np.random.default_rng(seed)
+    # Whole groups per fold, as in the split itself: copies of a tweet (random), or whole accounts
+    # (or companies), so no row's history holds its own likes through a copy.
     if split_how == "random":
-        fold = rng.integers(0, HISTORY_FOLDS, size=len(train))
-    else:  # whole accounts (or companies) per fold, as in the split itself
-        column = "username" if split_how == "account" else "company"
-        keys = train[column].to_numpy()
-        unique_keys = np.unique(keys)
-        fold = pd.Series(rng.integers(0, HISTORY_FOLDS, size=len(unique_keys)), index=unique_keys)[keys].to_numpy()
+        keys = duplicate_groups(train)
+    else:
+        keys = train["username" if split_how == "account" else "company"].to_numpy()
+    unique_keys, key_of_row = np.unique(keys, return_inverse=True)
+    fold = np.random.default_rng(seed).integers(0, HISTORY_FOLDS, size=len(unique_keys))[key_of_row]
     for k in range(HISTORY_FOLDS):
         held_out, rest = train[fold == k], train[fold != k]
         if len(held_out):
@@ -181,6 +203,7 @@ def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--input", default=str(common.DEFAULT_INPUT), help="CSV or .xlsx of tweets")
+    parser.add_argument("--sheet", default=None, help="the sheet to read of an .xlsx with several")
     parser.add_argument("--split", choices=("random", "account", "company", "time"), default="random",
                         help="random rows; whole accounts / companies held out; or the latest tweets by date")
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of rows held out")
@@ -193,43 +216,55 @@ def parse_arguments(argv):
 
 
 def read_usable_rows(args):
-    """The input's rows with usable likes (and, for --split time, a usable date), their posting
-    days, and how many rows were refused (each reason printed)."""
-    table, _ = tables.read_table(args.input)
+    """The input's rows with usable likes and content (and, for --split time, a usable date),
+    their posting days, and the counts of refused and duplicate rows (each reason printed)."""
+    notes = []
+    table, _ = tables.read_table(args.input, sheet=args.sheet, notes=notes)
     clash = [column for column in features.DERIVED_COLUMNS if column in table.columns]
     if clash:
         common.fail(f"{args.input} already has column(s) {clash}, which this stage derives and would "
                     "overwrite; rename them")
+    print(f"read {args.input}{'' if args.sheet is None else f' (sheet {args.sheet!r})'}: {len(table)} rows, "
+          f"columns {list(table.columns)}")
+    for note in notes:
+        print(f"  {note}")
     likes = tables.clean_likes(table["likes"])
-    refused = int(likes.isna().sum())
-    print(f"read {args.input}: {len(table)} rows, columns {list(table.columns)}")
-    if refused:
-        # One bad cell in a large export should not sink the run, but it must not pass unseen.
-        print(f"  refused {refused} rows whose likes are unusable: {tables.bad_likes(table['likes'])}")
-    usable = likes.notna()
     days = features.parse_dates(table["date"]) if "date" in table.columns else pd.Series(np.nan, index=table.index)
+    # One bad cell in a large export should not sink the run, but it must not pass unseen.
+    refusals = [(f"whose likes are unusable: {tables.bad_likes(table['likes'])}", likes.isna()),
+                ("with empty content (nothing to embed or predict from)", table["content"] == "")]
     if args.split == "time":
         if "date" not in table.columns:
             common.fail("--split time needs a `date` column; this input has none (try --split random)")
-        undated = int((usable & days.isna()).sum())
-        if undated:
-            print(f"  refused {undated} rows whose date is missing or unreadable (--split time orders by date)")
-            refused += undated
-        usable &= days.notna()
+        refusals.append(("whose date is missing or unreadable (--split time orders by date)", days.isna()))
+    usable = pd.Series(True, index=table.index)
+    for reason, refused in refusals:
+        if (usable & refused).any():
+            print(f"  refused {int((usable & refused).sum())} rows {reason}")
+        usable &= ~refused
     table = table.assign(likes=likes)[usable].reset_index(drop=True)
     if len(table) < MIN_ROWS:
         common.fail(f"only {len(table)} usable rows; at least {MIN_ROWS} are needed to train three classes")
-    return table, days[usable].reset_index(drop=True), refused
+    duplicates = int(table.duplicated(["content", "username"]).sum())
+    if duplicates:
+        print(f"  {duplicates} rows repeat another row's content and username: each tweet's copies stay on one "
+              "side of the split")
+    return table, days[usable].reset_index(drop=True), {"refused_rows": int((~usable).sum()),
+                                                         "duplicate_rows": duplicates}
 
 
-def print_receipt(args, is_train, thresholds, counts, found, malformed):
+def print_receipt(args, is_train, thresholds, counts, found, malformed, blank):
     print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test")
     print(f"thresholds from training likes: common <= {thresholds[0]:g} < popular <= {thresholds[1]:g} < viral")
     for name, count in counts.items():
         print(f"  {name:8s} train {count['train']:7d}  test {count['test']:7d}")
+    for kind, column in features.HISTORY_KEYS:
+        if column in blank:
+            print(f"history: `{column}` has no values, so every row's {kind} history is the global prior")
     for group, source in features.SIGNAL_SOURCE.items():
         if group not in found:
-            print(f"signals: {group} off (no `{source}` column)")
+            why = f"`{source}` has no values" if source in blank else f"no `{source}` column"
+            print(f"signals: {group} off ({why})")
         elif malformed[group]:
             print(f"signals: {group} from `{source}`, {malformed[group]} unreadable cells left missing")
         else:
@@ -241,8 +276,8 @@ def main(argv=None):
     common.check_writable([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
     started = time.perf_counter()
 
-    # 1. The rows, less those whose likes (or date, for --split time) can't be used.
-    table, days, refused = read_usable_rows(args)
+    # 1. The rows, less those whose likes or content (or date, for --split time) can't be used.
+    table, days, row_counts = read_usable_rows(args)
 
     # 2. Split, then the class thresholds from the training rows alone.
     split = assign_split(table, args.split, args.test_fraction, args.seed, days.to_numpy())
@@ -260,7 +295,11 @@ def main(argv=None):
     table[features.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed,
                                                         days.to_numpy()).to_numpy()
     stats = group_stats(table[is_train], days[is_train])
-    signals, found, malformed = features.signal_features(table, stats)
+    # A column without a single value says nothing: its group is off, as for a missing column.
+    blank = features.blank_columns(table, [column for _, column in features.HISTORY_KEYS] +
+                                   list(features.SIGNAL_SOURCE.values()))
+    signals, found, malformed = features.signal_features(
+        table.drop(columns=[column for column in blank if column in features.SIGNAL_SOURCE.values()]), stats)
     table[signals.columns] = signals.to_numpy()
 
     # 4. Write the history and the classed CSV, then the record that vouches for both, last.
@@ -270,16 +309,16 @@ def main(argv=None):
     counts = {name: {"train": int(((classes == k) & is_train).sum()), "test": int(((classes == k) & ~is_train).sum())}
               for k, name in enumerate(common.CLASS_NAMES)}
     common.save_json(common.THRESHOLDS_JSON, {
-        "input": str(args.input), "rows": len(table), "refused_rows": refused,
+        "input": str(args.input), "sheet": args.sheet, "rows": len(table), **row_counts,
         "split": args.split, "test_fraction": args.test_fraction, "seed": args.seed,
         "quantiles": list(common.QUANTILES), "thresholds": list(thresholds),
         "class_counts": counts, "history_prior": prior_of(table["likes"][is_train]),
-        "signal_groups": found, "malformed_cells": malformed,
+        "signal_groups": found, "malformed_cells": malformed, "blank_columns": blank,
         "classed_csv_sha256": common.file_sha256(common.CLASSED_CSV),
         "history_stats_sha256": common.file_sha256(common.HISTORY_CSV),
     })
 
-    print_receipt(args, is_train, thresholds, counts, found, malformed)
+    print_receipt(args, is_train, thresholds, counts, found, malformed, blank)
     print(f"wrote {common.CLASSED_CSV}, {common.THRESHOLDS_JSON}, {common.HISTORY_CSV} "
           f"in {common.seconds_since(started)}")
 

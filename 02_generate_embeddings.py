@@ -42,6 +42,8 @@ to date ...; nothing to do"):
     wrote embeddings_combined.npy (5000, 384)
     wrote embeddings_meta.json in 79.2s
 """
+import common  # first: it makes a Ctrl-C while the rest imports one line too
+
 import argparse
 import contextlib
 import functools
@@ -51,7 +53,6 @@ import shutil
 import time
 from pathlib import Path
 
-import common
 from tweetlikes import cluster, encoder, tables
 
 CACHE_DIR = Path(".embeddings_cache")  # the lock, and the finished chunks of an interrupted encode

@@ -49,13 +49,14 @@ A good run on the embedded sample prints:
     chance of beating another draft fitted on 1192 same-account pairs: slope 0.79
     wrote regressor_model_class_0.joblib, ..., routing_combiner.json in 25.1s
 """
+import common  # first: it makes a Ctrl-C while the rest imports one line too
+
 import time
 import uuid
 
 import numpy as np
 import pandas as pd
 
-import common
 from tweetlikes import calibration, cluster, models, pairs, tables, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise

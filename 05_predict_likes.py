@@ -47,7 +47,7 @@ smearing factor: use it for totals and raw-count scoring, where a median-like gu
 --cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
 of the embeddings from the shared working directory (new tweets of --input are embedded here).
 
-Usage: python 05_predict_likes.py [--input NEW.csv | --text "..." [--text "..."] | --drafts FILE]
+Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--text "..."] | --drafts FILE]
                                   [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
                                   [--reply] [--when] [--explain] [--routing learned|soft|hard]
                                   [--output PATH] [--cluster ADDRESS]
@@ -75,6 +75,8 @@ and for one draft (`--text "New Photoshop feature <hyperlink>" --username adobe 
     username 'adobe': seen in training, 70 tweets, median 105 likes
     company 'adobe': seen in training, 295 tweets, median 21 likes
 """
+import common  # first: it makes a Ctrl-C while the rest imports one line too
+
 import argparse
 import os
 import sys
@@ -84,8 +86,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import common
-from tweetlikes import calibration, cluster, drafts, encoder, features, models, report, tables
+from tweetlikes import cluster, drafts, encoder, features, models, report, tables
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
@@ -104,6 +105,7 @@ def parse_arguments(argv):
                         help="a draft to predict, from the terminal; give it several times to rank several drafts")
     source.add_argument("--drafts", default=None, metavar="FILE",
                         help="drafts to rank: one per line, or a .csv with `content` and any of media, date, is_reply")
+    parser.add_argument("--sheet", default=None, help="the sheet to read of an --input workbook with several")
     draft = parser.add_argument_group("drafts (--text, --drafts)", "what every draft shares unless a --drafts CSV "
                                       "column says otherwise")
     draft.add_argument("--username", default="", help="the account posting the drafts")
@@ -139,6 +141,8 @@ def parse_arguments(argv):
 def check_arguments(args):
     """Settings that argparse can't check alone, refused before any work."""
     args.has_drafts = args.text is not None or args.drafts is not None
+    if args.sheet is not None and args.input is None:
+        common.fail("--sheet names the sheet of --input's workbook to read")
     given = [f"--{name}" for name in ("username", "company", "media", "date") if getattr(args, name)]
     given += [f"--{name}" for name in ("reply", "when") if getattr(args, name)]
     if given and not args.has_drafts:
@@ -176,31 +180,6 @@ def same_file(a, b):
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
 
 
-def load_models(info):
-    """Classifier, regressors and combiner, checked against the current classed CSV and history
-    stats, and against each other: one run of 04, made after the current classifier."""
-    expect = {"classed_csv_sha256": info["classed_csv_sha256"], "history_stats_sha256": info["history_stats_sha256"]}
-    classifier = models.load_classifier(expect)
-    common.require([common.COMBINER])
-    combiner = common.read_json(common.COMBINER)
-    common.check_fields(common.COMBINER, combiner, {
-        "coefficients": lambda v: isinstance(v, list) and len(v) == len(models.COMBINER_INPUTS)
-        and all(map(common.is_number, v)),
-        "intercept": common.is_number,
-        "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in models.ROUTINGS),
-        "calibration": lambda v: isinstance(v, dict) and v.get("method") in calibration.CALIBRATIONS,
-        "pair_chance": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r, {}).get("slope"))
-                                                             for r in models.ROUTINGS)})
-    regressor_expect = {**expect, "features": classifier["meta"]["features"], "run_id": combiner.get("run_id"),
-                        **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
-    # Each file must hold its own class's specialist: swapped files would load and mispredict.
-    regressors = [models.load_artifact(common.REGRESSOR.format(k=k), {**regressor_expect, "popularity_class": k})
-                  for k in common.CLASS_LABELS]
-    global_regressor = models.load_artifact(common.GLOBAL_REGRESSOR, {**regressor_expect, "popularity_class": None})
-    models.check_provenance(common.COMBINER, combiner, {"classifier_sha256": common.file_sha256(common.CLASSIFIER)})
-    return classifier, regressors, global_regressor, combiner
-
-
 def test_rows_input(table, classifier, global_regressor):
     """The test rows of 01's split as (tweets, original, model inputs): their stored embeddings,
     checked to be the ones the models were trained on."""
@@ -222,12 +201,24 @@ def test_rows_input(table, classifier, global_regressor):
 def new_tweets_input(args, stats, info, classifier):
     """The tweets of --input or --text as (tweets, original, model inputs), with their history and
     signals computed here and their texts embedded as 02 embedded the training rows. `original`
-    is what the user gave, returned as it was; `tweets` is what the models read."""
+    is what the user gave, returned as it was; `tweets` is what the models read: its rows with
+    content (indexed by their row in `original`), as a draft must have some."""
     if args.has_drafts:
-        original = draft_rows(args, classifier)
+        original = drafts.rows_of(args, classifier)
         tweets = original.apply(lambda column: column.str.strip())  # as tables.read_table normalises a file
     else:
-        tweets, original = tables.read_table(args.input, required=("content", "username"))
+        notes = []
+        tweets, original = tables.read_table(args.input, required=("content", "username"), sheet=args.sheet,
+                                             notes=notes)
+        for note in notes:
+            print(f"{args.input}: {note}")
+        empty = tweets["content"] == ""
+        if empty.all():
+            common.fail(f"{args.input}: no row has content; there is nothing to predict from")
+        if empty.any():
+            print(f"{int(empty.sum())} rows have empty content: not predicted (their prediction columns are left "
+                  "empty)")
+        tweets = tweets[~empty]
     taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
     if taken:
         common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
@@ -241,20 +232,6 @@ def new_tweets_input(args, stats, info, classifier):
             print(f"signals: {count} unreadable `{features.SIGNAL_SOURCE[group]}` cells left missing")
     embeddings = embed_new_tweets(tweets, classifier, args) if "text" in classifier["meta"]["features"] else {}
     return tweets, original, model_inputs(tweets, embeddings, classifier)
-
-
-def draft_rows(args, classifier):
-    """The drafts of --text or --drafts as input rows (for --when, the one draft at every hour of
-    the week)."""
-    per_draft = drafts.read_drafts(args.drafts) if args.drafts is not None else None
-    texts = per_draft["content"] if per_draft is not None else args.text
-    rows = drafts.draft_rows(texts, args.username, args.company, args.media, args.date, args.reply, per_draft)
-    if not args.when:
-        return rows
-    if "time" not in classifier["meta"]["features"]:
-        common.fail("--when needs models that read the posting time: train them on an input with a `date` column "
-                    "(rerun 01_create_classes.py and the stages after it)")
-    return drafts.week_of(rows.iloc[0].to_dict(), args.date)
 
 
 def embed_new_tweets(tweets, classifier, args):
@@ -278,59 +255,50 @@ def model_inputs(tweets, embeddings, classifier, index=None):
     return tuple(features.model_input(tweets, embeddings.get(kind), groups, index) for kind in ("content", "combined"))
 
 
+def seen_in(tweets, rows):
+    """Which of `tweets` are among `rows` (the same content and username): training rows, whose
+    figures are in-sample."""
+    def keys(table):
+        return pd.MultiIndex.from_frame(table[["content", "username"]])
+    return keys(tweets).isin(keys(rows))
+
+
 def training_rows(tweets):
     """The classed CSV's training rows, their likes and class (for the report), and which of
-    `tweets` are among them (same content and username). One pass, a chunk at a time: the texts
-    of a big training set never sit whole in memory."""
-    wanted = pd.MultiIndex.from_frame(tweets[["content", "username"]])
+    `tweets` are among them (seen_in). One pass, a chunk at a time: the texts of a big training
+    set never sit whole in memory."""
     found, kept = np.zeros(len(tweets), dtype=bool), []
     for chunk in tables.classed_chunks(["split", "content", "username", "likes", "popularity_class"]):
         train = chunk[chunk["split"] == "train"]
-        found |= wanted.isin(pd.MultiIndex.from_frame(train[["content", "username"]]))
+        found |= seen_in(tweets, train)
         kept.append(train[["likes", "popularity_class"]])
     return pd.concat(kept, ignore_index=True), found
 
 
-def predictions(original, outputs, by_routing, routing, smearing, explanation=None):
-    """The user's columns as given, then the class, its probabilities and both like counts, and
-    with an explanation its why_<group> columns."""
-    output = original.copy()
-    output["predicted_class"] = outputs.predicted_class
-    for k, name in enumerate(common.CLASS_NAMES):
-        output[f"probability_{name}"] = outputs.probabilities[:, k].round(4)
-    output["predicted_likes"] = np.clip(np.expm1(by_routing[routing]), 0, None).round(1)
-    output["expected_likes"] = np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1)
-    for group, values in (explanation or {}).items():
-        output[f"why_{group}"] = values.round(4)
-    return output
+def rows_to_predict(args, table, stats, info, trained):
+    """The tweets to predict, as given and as the models read them, their model inputs, the
+    training rows (for the report), which tweets are among them, and where the tweets came from."""
+    classifier, _, global_regressor = trained
+    if args.input is None and not args.has_drafts:
+        tweets, original, inputs = test_rows_input(table, classifier, global_regressor)
+        train = table[table["split"] == "train"]
+        return tweets, original, inputs, train, seen_in(tweets, train), f"test rows of {common.CLASSED_CSV}"
+    tweets, original, inputs = new_tweets_input(args, stats, info, classifier)
+    source = args.input or (f"--drafts {args.drafts}" if args.drafts else "--text")
+    return (tweets, original, inputs, *training_rows(tweets), source)
 
 
-def history_lines(tweet, stats, prior):
-    """What the history features knew of a draft's account and company."""
-    lines = []
-    for kind, column in features.HISTORY_KEYS:
-        found = features.key_stats(stats, kind, pd.Series([tweet[column]])).iloc[0]
-        if found["count"] == 0:
-            name = repr(tweet[column]) if tweet[column] else "(none)"
-            lines.append(f"{column} {name}: unseen in training; its history features are the global prior "
-                         f"(median {np.expm1(prior['median_log_likes']):.0f} likes)")
-        else:
-            lines.append(f"{column} {tweet[column]!r}: seen in training, {int(found['count'])} tweets, "
-                         f"median {np.expm1(found['median_log_likes']):.0f} likes")
-    return lines
-
-
-def describe_drafts(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info):
-    """What the terminal shows for drafts: one with why, several ranked, or one across the week."""
-    likes = output["predicted_likes"].to_numpy()
-    if len(tweets) == 1 or args.when:
-        drafts.describe_one(tweets.iloc[0], likes[0], outputs.probabilities[0], explanation,
-                            history_lines(tweets.iloc[0], stats, info["history_prior"]))
-    if args.when:
-        drafts.describe_week(tweets, likes)
-    elif len(tweets) > 1:
-        chance = {"within": combiner["pair_chance"]["within"], **combiner["pair_chance"][args.routing]}
-        drafts.describe_ranked(tweets, likes, by_routing[args.routing], explanation, chance)
+def predictions(original, rows, outputs, by_routing, routing, smearing, explanation=None):
+    """The user's columns as given, then the class, its probabilities and both like counts for
+    the `rows` predicted (empty for the others), and with an explanation its why_<group> columns."""
+    added = pd.DataFrame({"predicted_class": pd.array(outputs.predicted_class, dtype="Int64"),
+                          **{f"probability_{name}": outputs.probabilities[:, k].round(4)
+                             for k, name in enumerate(common.CLASS_NAMES)},
+                          "predicted_likes": np.clip(np.expm1(by_routing[routing]), 0, None).round(1),
+                          "expected_likes": np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1),
+                          **{f"why_{group}": values.round(4) for group, values in (explanation or {}).items()}},
+                         index=rows)
+    return original.join(added)
 
 
 def known_likes(tweets, in_training, args):
@@ -388,11 +356,16 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
     return list(report.REPORT_FILES)
 
 
-def remove_stale_report(written):
-    """The report files this run did not write: an older run's would pass for this one's."""
-    stale = [path for path in report.REPORT_FILES if path not in written and Path(path).exists()]
-    for path in stale:
+def remove_report():
+    """Remove an earlier run's report before this run writes its predictions: stopped at any
+    point, a run leaves no report that describes other predictions. Returns the files removed."""
+    removed = [path for path in report.REPORT_FILES if Path(path).exists()]
+    for path in removed:
         Path(path).unlink()
+    return removed
+
+
+def say_removed(stale):
     if stale:
         print(f"removed {', '.join(stale)} of an earlier run: they do not describe these predictions")
 
@@ -408,22 +381,15 @@ def main(argv=None):
 
     # 1. The checked record of 01, the history and the models. New tweets read the classed CSV
     #    later, in one streamed pass (training_rows): a draft stays quick and small.
-    new_tweets = args.input is not None or args.has_drafts
-    table, info = (None, tables.check_classed()) if new_tweets else tables.load_classed()
+    table, info = (None, tables.check_classed()) if args.input is not None or args.has_drafts else \
+        tables.load_classed()
     refuse_output_onto_inputs(args, info)
     stats = tables.load_history_stats()
-    classifier, regressors, global_regressor, combiner = load_models(info)
-    trained = (classifier, regressors, global_regressor)
+    *trained, combiner = models.load_run(info)  # the classifier, the specialists, the global regressor
 
     # 2. The rows to predict and their model inputs.
-    if new_tweets:
-        tweets, original, (X_classifier, X_regressor) = new_tweets_input(args, stats, info, classifier)
-        train, in_training = training_rows(tweets)
-        source = args.input or ("--drafts " + args.drafts if args.drafts else "--text")
-    else:
-        tweets, original, (X_classifier, X_regressor) = test_rows_input(table, classifier, global_regressor)
-        train, in_training = table[table["split"] == "train"], np.zeros(len(tweets), dtype=bool)
-        source = f"test rows of {common.CLASSED_CSV}"
+    tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
+        args, table, stats, info, trained)
     print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
     likes, known, in_sample = known_likes(tweets, in_training, args)
 
@@ -438,16 +404,18 @@ def main(argv=None):
     explanation = explain(trained, X_regressor, by_routing, outputs, args.routing) \
         if args.explain or args.has_drafts or known.any() else None
 
-    # 4. The predictions file (for drafts, only when asked) and the drafts' receipt.
-    output = predictions(original, outputs, by_routing, args.routing, combiner["smearing"][args.routing],
+    # 4. The predictions file (for drafts, only when asked) and the drafts' receipt; an earlier
+    #    run's report goes first, so it never outlives its predictions.
+    output = predictions(original, tweets.index, outputs, by_routing, args.routing, combiner["smearing"][args.routing],
                          explanation if args.explain else None)
+    removed = remove_report() if replaces_report else []
     if args.output is not None:
         common.save_csv(args.output, output)
         print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
     if args.has_drafts:
-        describe_drafts(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info)
+        drafts.describe(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info)
 
-    # 5. Where likes are known, the report; an earlier run's report never outlives its predictions.
+    # 5. Where likes are known, the report.
     written = []
     if known.any():
         scored = report.Scored(tweets[known].reset_index(drop=True), likes[known], outputs.rows(known),
@@ -457,8 +425,7 @@ def main(argv=None):
                                {"source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
                                 **on_cluster})
         print(f"wrote {', '.join(written)}" + (f" ({in_sample} in-sample rows)" if in_sample else ""))
-    if replaces_report:
-        remove_stale_report(written)
+    say_removed([path for path in removed if path not in written])
     print(f"done in {common.seconds_since(started)}")
 
 

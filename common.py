@@ -13,11 +13,33 @@ import json
 import math
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+
+def stop_interrupted(script):
+    """Ctrl-C's one line and exit code. Every write is atomic: what was finished is intact, what
+    was not left no trace."""
+    print(f"\nerror: interrupted; rerun {script} to resume or redo it", file=sys.stderr)
+    sys.exit(130)  # 128 + SIGINT, as shells report it
+
+
+def _interrupted_while_starting(signum, frame):
+    stop_interrupted(Path(sys.argv[0]).name)
+
+
+# A stage started as a script (each imports this module first): Ctrl-C while it still imports
+# numpy, pandas, xgboost (seconds) gets the one line too, not a traceback; run() hands Ctrl-C
+# back to Python once main starts. Never in a process that merely imports this module (tests).
+_MAIN = sys.modules.get("__main__")
+if getattr(_MAIN, "__name__", None) == "__main__" and getattr(_MAIN, "__file__", None) and \
+        Path(_MAIN.__file__).resolve().parent == Path(__file__).resolve().parent and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import numpy as np  # noqa: E402 (after the guard above)
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_INPUT = PROJECT_DIR / "data" / "train_data.csv"
@@ -65,12 +87,12 @@ def run(main):
     """Each script's entry point. main() raises as usual (tests call it directly); here Ctrl-C
     and a full disk or read-only folder become one line on stderr and a nonzero exit code."""
     script = Path(main.__code__.co_filename).name
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
     except KeyboardInterrupt:
-        # Every write is atomic: what was finished is intact, what was not left no trace.
-        print(f"\nerror: interrupted; rerun {script} to resume or redo it", file=sys.stderr)
-        sys.exit(130)  # 128 + SIGINT, as shells report it
+        stop_interrupted(script)
     except OSError as error:
         if error.errno not in USER_FAULTS:
             raise

@@ -9,9 +9,12 @@ import importlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -124,3 +127,55 @@ def strict_json(text):
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
     return json.loads(text, parse_constant=refuse)
+
+
+def tweets_with_copies(n=300, copies=100, seed=0):
+    """n distinct tweets, then `copies` of them again (same content and username, other likes,
+    posted up to a month later): reposts."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({"content": [f"tweet {i}" for i in range(n)], "username": [f"user{i % 7}" for i in range(n)],
+                          "company": [f"co{i % 3}" for i in range(n)], "likes": rng.integers(0, 10_000, size=n),
+                          "date": [(pd.Timestamp("2021-01-01") + pd.Timedelta(hours=int(h))).isoformat()
+                                   for h in rng.permutation(n)]})
+    again = table.sample(copies, random_state=seed).assign(likes=rng.integers(0, 10_000, size=copies))
+    again["date"] = [(pd.Timestamp(day) + pd.Timedelta(days=int(k))).isoformat()
+                     for day, k in zip(again["date"], rng.integers(0, 30, size=copies))]
+    return pd.concat([table, again], ignore_index=True)
+
+
+def run_python(code, *args, cwd=None, timeout=300):
+    """Run `code` in a fresh Python, started as a shell starts one (Ctrl-C not ignored)."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+# A stage run as `python SCRIPT` would run it, which sends itself a real SIGINT at the Nth block of
+# model input it reads (XGBoost's DataIter asks for them while it builds its QuantileDMatrix),
+# with blocks of 32 rows so the small sample makes dozens of them.
+CTRL_C_AT_BLOCK = """
+import os, runpy, signal, sys
+script, nth = sys.argv[1], int(sys.argv[2])
+sys.path.insert(0, os.path.dirname(script))
+from tweetlikes import features
+features.BLOCK_ROWS = 32
+calls, block = [0], features.ModelInput.block
+def counted(self, rows):
+    calls[0] += 1
+    if calls[0] == nth:
+        os.kill(os.getpid(), signal.SIGINT)
+    return block(self, rows)
+features.ModelInput.block = counted
+sys.argv = [script]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def interrupt_at_blocks(folder, script, blocks):
+    """Press Ctrl-C in `script`, run in `folder`, at each of its `blocks` of model input in turn:
+    each run must end in the one line and exit code 130, and leave every file as it was."""
+    before = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+    for nth in blocks:
+        done = run_python(CTRL_C_AT_BLOCK, PROJECT_DIR / script, nth, cwd=folder)
+        assert done.returncode == 130, (nth, done.stderr)
+        assert done.stderr.strip() == f"error: interrupted; rerun {script} to resume or redo it", (nth, done.stderr)
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == before

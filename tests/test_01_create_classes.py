@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import common
-from conftest import expect_error, run, sample, stage
+from conftest import expect_error, run, sample, stage, tweets_with_copies, write_csv
 from tweetlikes import features, tables
 
 create_classes = stage("01_create_classes")
@@ -178,3 +178,131 @@ def test_columns_that_01_derives_are_not_overwritten(workdir, column):
     with pytest.raises(SystemExit, match=f"already has column.*'{column}'.*rename"):
         run("01_create_classes", "--input", "tweets.csv")
     assert not (workdir / common.CLASSED_CSV).exists()
+
+
+# ---------------------------------------------------------------------------- copies of a tweet
+
+@pytest.mark.parametrize("how", ["random", "time"])
+def test_copies_of_a_tweet_land_on_one_side_of_the_split(how):
+    table = tweets_with_copies()
+    days = features.parse_dates(table["date"]).to_numpy()
+    for seed in range(5):
+        split = pd.Series(create_classes.assign_split(table, how, 0.2, seed, days))
+        assert (split.groupby([table["content"], table["username"]]).nunique() == 1).all(), seed
+        assert abs((split == "test").mean() - 0.2) < 0.02
+    if how == "time":  # no training row is posted after the latest copy of any test tweet
+        latest_test = pd.Series(days).groupby(create_classes.duplicate_groups(table)).transform("max")
+        assert days[(split == "train").to_numpy()].max() <= latest_test[(split == "test").to_numpy()].min()
+
+
+@pytest.mark.parametrize("how", ["random", "time"])
+def test_a_split_without_copies_is_the_same_as_before(how):
+    table = tweets_with_copies(copies=0)
+    days = features.parse_dates(table["date"]).to_numpy()
+    is_test = np.zeros(len(table), dtype=bool)
+    if how == "random":  # the split of the code before copies were grouped
+        is_test[np.random.default_rng(42).permutation(len(table))[:60]] = True
+    else:
+        is_test[np.argsort(days, kind="stable")[len(table) - 60:]] = True
+    assert (create_classes.assign_split(table, how, 0.2, 42, days) == np.where(is_test, "test", "train")).all()
+
+
+def test_no_row_history_holds_its_own_likes_through_a_copy():
+    # 100 accounts of two tweets each, the second a copy of the first: out of fold, a row may see
+    # neither, so every account's history is empty.
+    table = pd.DataFrame({"content": [f"tweet {i // 2}" for i in range(200)],
+                          "username": [f"user{i // 2}" for i in range(200)], "company": "",
+                          "likes": np.arange(200, dtype=float)})
+    history = create_classes.history_features(table, np.ones(200, dtype=bool), "random", 42)
+    assert (history["user_log_count"] == 0).all()
+
+
+def test_01_counts_copies_in_its_receipt_and_record(workdir, capsys):
+    tweets_with_copies().to_csv("copies.csv", index=False)
+    run("01_create_classes", "--input", "copies.csv")
+    assert "100 rows repeat another row's content and username" in capsys.readouterr().out
+    assert json.loads((workdir / common.THRESHOLDS_JSON).read_text())["duplicate_rows"] == 100
+    classed = pd.read_csv(common.CLASSED_CSV, dtype=str, keep_default_na=False)
+    assert (classed.groupby(["content", "username"])["split"].nunique() == 1).all()
+
+
+# ------------------------------------------------------------------------ inputs as they come
+
+def test_01_counts_a_date_pandas_cannot_hold(small_csv, workdir, capsys):
+    tweets = sample(small_csv)
+    tweets.loc[3, "date"] = "1448-01-01 00:00:00"
+    tweets.to_csv("old.csv", index=False)
+    run("01_create_classes", "--input", "old.csv")
+    assert "time from `date`, 1 unreadable cells left missing" in capsys.readouterr().out
+    assert json.loads((workdir / common.THRESHOLDS_JSON).read_text())["malformed_cells"]["time"] == 1
+    run("01_create_classes", "--input", "old.csv", "--split", "time")
+    assert "refused 1 rows whose date is missing or unreadable" in capsys.readouterr().out
+
+
+def test_01_reads_a_trailing_comma_as_the_header_says(small_csv, workdir, capsys):
+    tweets = sample(small_csv)
+    tweets.assign(content=tweets["content"].str.replace("\n", " ")).to_csv("plain.csv", index=False)
+    write_csv(workdir / "trailing.csv", (workdir / "plain.csv").read_text().replace("\n", ",\n"))
+    run("01_create_classes", "--input", "plain.csv")
+    expected = (workdir / common.CLASSED_CSV).read_bytes()
+    capsys.readouterr()
+    run("01_create_classes", "--input", "trailing.csv")
+    assert tables.TRAILING_DELIMITER in capsys.readouterr().out
+    assert (workdir / common.CLASSED_CSV).read_bytes() == expected
+
+
+def test_01_refuses_an_extra_cell_on_the_first_row(workdir):
+    tweets_with_copies(copies=0).to_csv("plain.csv", index=False)
+    lines = (workdir / "plain.csv").read_text().split("\n")
+    lines[1] += ",oops"
+    write_csv(workdir / "shifted.csv", "\n".join(lines))
+    expect_error("the row on line 2 has 6 cells, but the header names 5 columns", "01_create_classes",
+                 "--input", "shifted.csv")
+
+
+def test_01_warns_about_a_stray_quote(workdir, capsys):
+    tweets_with_copies(copies=0).to_csv("plain.csv", index=False)
+    lines = (workdir / "plain.csv").read_text().split("\n")
+    lines[10] = lines[10].replace("tweet 9,", '"tweet 9,')  # a quote opens a cell ...
+    lines[15] = lines[15].replace("tweet 14,", 'tweet 14",')  # ... and closes five lines later
+    write_csv(workdir / "quote.csv", "\n".join(lines))
+    run("01_create_classes", "--input", "quote.csv")
+    out = capsys.readouterr().out
+    assert "read quote.csv: 295 rows" in out
+    assert "warning: 1 cell(s) hold 5 line(s) shaped like whole rows" in out
+    assert "a quote that never closes may have swallowed rows" in out
+
+
+def test_01_reads_the_sheet_named(small_csv, workdir, capsys):
+    tweets = sample(small_csv)
+    with pd.ExcelWriter(workdir / "two.xlsx") as writer:
+        tweets.head(150).to_excel(writer, sheet_name="first", index=False)
+        tweets.tail(50).to_excel(writer, sheet_name="second", index=False)
+    expect_error("has 2 sheets, ['first', 'second']; name the one to read with --sheet", "01_create_classes",
+                 "--input", "two.xlsx")
+    run("01_create_classes", "--input", "two.xlsx", "--sheet", "second")
+    assert "read two.xlsx (sheet 'second'): 50 rows" in capsys.readouterr().out
+    info = json.loads((workdir / common.THRESHOLDS_JSON).read_text())
+    assert info["rows"] == 50 and info["sheet"] == "second"
+
+
+def test_01_refuses_and_counts_rows_with_empty_content(small_csv, workdir, capsys):
+    tweets = sample(small_csv)
+    tweets.loc[[4, 9], "content"] = ["", "   "]
+    tweets.to_csv("empty.csv", index=False)
+    run("01_create_classes", "--input", "empty.csv")
+    assert "refused 2 rows with empty content" in capsys.readouterr().out
+    info = json.loads((workdir / common.THRESHOLDS_JSON).read_text())
+    assert info["refused_rows"] == 2 and info["rows"] == len(tweets) - 2
+    assert (pd.read_csv(common.CLASSED_CSV, dtype=str, keep_default_na=False)["content"] != "").all()
+
+
+def test_01_turns_an_empty_column_off_and_says_so(small_csv, workdir, capsys):
+    sample(small_csv).assign(media="", **{"inferred company": ""}).to_csv("blank.csv", index=False)
+    run("01_create_classes", "--input", "blank.csv")
+    out = capsys.readouterr().out
+    assert "signals: media off (`media` has no values)" in out
+    assert "history: `company` has no values, so every row's company history is the global prior" in out
+    info = json.loads((workdir / common.THRESHOLDS_JSON).read_text())
+    assert "media" not in info["signal_groups"] and info["blank_columns"] == ["company", "media"]
+    assert pd.read_csv(common.CLASSED_CSV)[features.SIGNAL_FEATURES["media"]].isna().all().all()

@@ -196,9 +196,10 @@ def test_fast_mode_stays_close_to_exact(classed, capsys):
 
 @pytest.mark.slow
 def test_awkward_texts_are_embedded(small_csv, workdir):
-    """Empty fields, emoji, right-to-left scripts and a text far past the model's 256 tokens."""
+    """Empty usernames and companies (01 refuses empty content), emoji, right-to-left scripts and
+    a text far past the model's 256 tokens."""
     tweets = sample(small_csv, rows=60).astype(str)
-    tweets.loc[0, ["content", "username", "inferred company"]] = ""
+    tweets.loc[0, ["username", "inferred company"]] = ""
     tweets.loc[1, "content"] = "🎉🔥😂 <mention> " * 5
     tweets.loc[2, "content"] = "مرحبا بالعالم שלום עולם"
     tweets.loc[3, "content"] = "word " * 20000

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import common
-from conftest import PROJECT_DIR, stage
+from conftest import PROJECT_DIR, interrupt_at_blocks, stage
 from tweetlikes import features, models, tables, training
 
 train_classifier = stage("03b_train_classifier_improved")
@@ -75,3 +75,9 @@ def test_ctrl_c_in_a_stage_is_one_line_and_exit_130(pipeline_copy):
     assert err.strip() == f"error: interrupted; rerun {script} to resume or redo it"
     assert (pipeline_copy / common.CLASSIFIER).read_bytes() == before
     assert not list(pipeline_copy.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_anywhere_in_the_matrix_build_is_one_line_and_keeps_the_files(pipeline_copy):
+    # 9 blocks of fitting rows and one of validation rows, read twice each: blocks 1 to 20.
+    interrupt_at_blocks(pipeline_copy, "03b_train_classifier_improved.py", (1, 9, 10, 19, 20))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import common
-from conftest import copy_files, expect_error, run, stage
+from conftest import copy_files, expect_error, interrupt_at_blocks, run, stage
 from tweetlikes import models, tables, training
 
 train_regressors = stage("04_train_regressors")
@@ -118,3 +118,9 @@ def test_models_of_different_feature_sets_are_not_mixed(pipeline_copy):
                  "--features", "seed")
     run("03b_train_classifier_improved", "--features", "seed")
     expect_error("rerun 04_train_regressors.py", "05_predict_likes")
+
+
+@pytest.mark.slow
+def test_ctrl_c_anywhere_in_the_matrix_build_is_one_line_and_keeps_the_files(pipeline_copy):
+    # In the first specialist's matrices, and in later regressors' (predictions read blocks too).
+    interrupt_at_blocks(pipeline_copy, "04_train_regressors.py", (2, 30, 70))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import common
-from conftest import expect_error, read_only, run, stage, strict_json, write_csv
+from conftest import expect_error, read_only, run, sample, stage, strict_json, tweets_with_copies, write_csv
 from tweetlikes import calibration, features, models, pairs, report, tables, training
 
 predict_likes = stage("05_predict_likes")
@@ -23,12 +23,17 @@ def test_predictions_are_the_input_columns_then_the_models_figures():
     probabilities = np.array([[0.12344, 0.5, 0.37656], [1.0, 0.0, 0.0]])
     outputs = models.ModelOutputs(probabilities, np.array([1, 0]), np.zeros((2, 3)), np.zeros(2), probabilities)
     by_routing = {"learned": np.log1p([9.0, -0.5]), "soft": np.zeros(2), "hard": np.zeros(2)}
-    output = predict_likes.predictions(original, outputs, by_routing, "learned", smearing=2.0)
+    output = predict_likes.predictions(original, original.index, outputs, by_routing, "learned", smearing=2.0)
     assert list(output.columns) == ["id", "likes", *predict_likes.OUTPUT_COLUMNS]
     assert output["id"].tolist() == ["007", "8"] and output["predicted_class"].tolist() == [1, 0]
     assert output["probability_common"].tolist() == [0.1234, 1.0]  # rounded to 4 places
     assert output["predicted_likes"].tolist() == [9.0, 0.0]  # never below zero
     assert output["expected_likes"].tolist() == [19.0, 0.0]  # exp(log1p) * smearing - 1
+    # A row left unpredicted (no content) keeps its columns, with the models' figures empty.
+    one = predict_likes.predictions(original, pd.Index([1]), outputs.rows(np.array([False, True])),
+                                    {name: values[1:] for name, values in by_routing.items()}, "learned", 2.0)
+    assert one["id"].tolist() == ["007", "8"] and one.loc[0, predict_likes.OUTPUT_COLUMNS].isna().all()
+    assert one.loc[1, "predicted_class"] == 0 and one.loc[1, "predicted_likes"] == 0.0
 
 
 def test_only_rows_with_usable_likes_are_scored(capsys):
@@ -43,12 +48,12 @@ def test_only_rows_with_usable_likes_are_scored(capsys):
     assert not known.any() and "no likes column: predicted, nothing to score" in capsys.readouterr().out
 
 
-def test_an_earlier_report_never_outlives_its_predictions(workdir, capsys):
+def test_an_earlier_report_is_removed_whole(workdir):
     for name in report.REPORT_FILES:
         (workdir / name).write_text("an earlier run's")
-    predict_likes.remove_stale_report([report.METRICS_JSON])
-    assert sorted(path.name for path in workdir.iterdir()) == [report.METRICS_JSON]
-    assert f"removed {', '.join(report.REPORT_FILES[1:])} of an earlier run" in capsys.readouterr().out
+    assert predict_likes.remove_report() == list(report.REPORT_FILES)
+    assert not list(workdir.iterdir())
+    assert predict_likes.remove_report() == []
 
 
 @pytest.mark.parametrize("args, match", [
@@ -146,9 +151,14 @@ def test_new_tweets_without_likes(pipeline_copy, capsys):
     predictions = pd.read_csv(pipeline_copy / "new_predictions.csv", keep_default_na=False)
     assert len(predictions) == 3
     assert list(predictions["extra column"]) == [1, 2, 3]
-    assert (predictions["predicted_likes"] >= 0).all() and np.isfinite(predictions["predicted_likes"]).all()
+    predicted = predictions["predicted_likes"].iloc[:2].astype(float)
+    assert (predicted >= 0).all() and np.isfinite(predicted).all()
+    # A row without content is not predicted (as --text "" is refused): its columns stay empty.
+    assert (predictions.loc[2, "predicted_class":] == "").all()
+    out = capsys.readouterr().out
+    assert "1 rows have empty content: not predicted" in out
     # Nothing to score without likes, and the last run's scores must not pass for these.
-    assert f"removed {', '.join(report.REPORT_FILES)} of an earlier run" in capsys.readouterr().out
+    assert f"removed {', '.join(report.REPORT_FILES)} of an earlier run" in out
     assert not (pipeline_copy / "metrics.json").exists() and not list(pipeline_copy.glob("*.png"))
 
 
@@ -273,13 +283,84 @@ def test_output_into_a_missing_folder(pipeline_copy):
                  "--output", "nowhere/predictions.csv")
 
 
+# ----------------------------------------------------------------- inputs as they come, the report
+
+@pytest.mark.slow
+def test_the_test_runs_in_sample_rows_are_counted_as_for_new_tweets(workdir, monkeypatch):
+    # The split of the code before copies were grouped, which let them straddle it: 05 counts the
+    # test rows with a copy among the training rows, as it counts --input's.
+    monkeypatch.setattr(stage("01_create_classes"), "duplicate_groups", lambda table: np.arange(len(table)))
+    tweets_with_copies().to_csv("copies.csv", index=False)
+    run("01_create_classes", "--input", "copies.csv")
+    for name in ("03b_train_classifier_improved", "04_train_regressors"):
+        run(name, "--features", "all,-text")
+    run("05_predict_likes", "--no-plots")
+    classed = pd.read_csv(common.CLASSED_CSV, dtype=str, keep_default_na=False)
+    keys = classed["content"] + "\0" + classed["username"]
+    expected = int(keys[classed["split"] == "test"].isin(keys[classed["split"] == "train"]).sum())
+    assert expected > 0
+    assert json.loads((workdir / "metrics.json").read_text())["settings"]["in_sample_rows"] == expected
+
+
+@pytest.mark.slow
+def test_a_run_stopped_while_plotting_leaves_no_plot_of_the_previous_run(pipeline_copy, monkeypatch):
+    assert (pipeline_copy / "predicted_vs_actual.png").exists() and (pipeline_copy / "confusion_matrix.png").exists()
+    before = (pipeline_copy / common.PREDICTIONS).read_bytes()
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(report, "save_plots", stopped)
+    write_csv(pipeline_copy / "new.csv", "content,username,company,likes\nhello,bob,acme,5\nnew post,amy,acme,7\n")
+    with pytest.raises(KeyboardInterrupt):
+        run("05_predict_likes", "--input", "new.csv")
+    assert (pipeline_copy / common.PREDICTIONS).read_bytes() != before  # the new predictions ...
+    assert not list(pipeline_copy.glob("*.png"))  # ... beside no plot of the previous run
+
+
+@pytest.mark.slow
+def test_new_tweets_are_read_as_the_header_says(pipeline_copy, small_csv, capsys):
+    tweets = sample(small_csv, 12).astype(str)
+    tweets["content"] = tweets["content"].str.replace("\n", " ")
+    tweets.loc[2, "date"] = "1448-01-01 00:00:00"  # a date pandas cannot hold
+    tweets.loc[5, "content"] = ""  # nothing to predict from
+    tweets.to_csv("plain.csv", index=False)
+    write_csv(pipeline_copy / "new.csv", (pipeline_copy / "plain.csv").read_text().replace("\n", ",\n"))
+    run("05_predict_likes", "--input", "new.csv", "--output", "out.csv", "--no-plots")
+    out = capsys.readouterr().out
+    assert f"new.csv: {tables.TRAILING_DELIMITER}" in out
+    assert "1 rows have empty content: not predicted" in out
+    assert "signals: 1 unreadable `date` cells left missing" in out
+    predictions = pd.read_csv("out.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(predictions[tweets.columns], tweets)  # ids, texts and all: not shifted
+    assert (predictions.loc[5, "predicted_class":] == "").all()
+    assert (predictions.drop(index=5)["predicted_likes"] != "").all()
+    assert json.loads((pipeline_copy / "metrics.json").read_text())["settings"]["rows_scored"] == 11
+
+
+@pytest.mark.slow
+def test_new_tweets_with_an_extra_cell_or_several_sheets_are_refused(pipeline_copy, small_csv):
+    tweets_with_copies(copies=0).to_csv("plain.csv", index=False)
+    lines = (pipeline_copy / "plain.csv").read_text().split("\n")
+    lines[1] += ",oops"
+    write_csv(pipeline_copy / "shifted.csv", "\n".join(lines))
+    expect_error("the row on line 2 has 6 cells", "05_predict_likes", "--input", "shifted.csv", "--output", "o.csv")
+    tweets = sample(small_csv, 12)
+    with pd.ExcelWriter(pipeline_copy / "two.xlsx") as writer:
+        tweets.head(8).to_excel(writer, sheet_name="a", index=False)
+        tweets.tail(4).to_excel(writer, sheet_name="b", index=False)
+    expect_error("has 2 sheets", "05_predict_likes", "--input", "two.xlsx", "--output", "o.csv")
+    expect_error("--sheet names the sheet of --input's workbook", "05_predict_likes", "--sheet", "b")
+    run("05_predict_likes", "--input", "two.xlsx", "--sheet", "b", "--output", "o.csv", "--no-plots")
+    assert len(pd.read_csv("o.csv")) == 4
+
+
 # ------------------------------------------------------------ explanations, drafts, calibration
 
 @pytest.mark.slow
 def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
     table, info = tables.load_classed()
-    classifier, regressors, global_regressor, combiner = predict_likes.load_models(info)
+    classifier, regressors, global_regressor, combiner = models.load_run(info)
     trained = (classifier, regressors, global_regressor)
     _, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
     rows = np.arange(X_regressor.rows)
@@ -392,7 +473,7 @@ def test_the_report_gives_pairwise_accuracy_and_calibration(pipeline_dir):
 def test_served_probabilities_are_the_calibrated_ones(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
     table, info = tables.load_classed()
-    classifier, regressors, global_regressor, combiner = predict_likes.load_models(info)
+    classifier, regressors, global_regressor, combiner = models.load_run(info)
     _, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
     rows = np.arange(X_regressor.rows)
     raw = models.predict(classifier, regressors, global_regressor, X_classifier.block(rows), X_regressor.block(rows))

@@ -5,13 +5,14 @@ import argparse
 import errno
 import json
 import os
+import signal
 import stat
 
 import pandas as pd
 import pytest
 
 import common
-from conftest import expect_error, read_only, run, strict_json
+from conftest import PROJECT_DIR, STAGES, expect_error, read_only, run, run_python, strict_json
 from tweetlikes import tables
 
 
@@ -178,3 +179,34 @@ def test_faults_of_the_machine_are_one_line(capsys):
         common.run(interrupted)
     assert stopped.value.code == 130
     assert capsys.readouterr().err.strip() == "error: interrupted; rerun test_common.py to resume or redo it"
+
+
+# --------------------------------------------------------------------- Ctrl-C while importing
+
+# A stage run as `python SCRIPT` would run it, with a real SIGINT sent as it starts importing pandas.
+CTRL_C_WHILE_IMPORTING = """
+import os, runpy, signal, sys
+script = sys.argv[1]
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+sys.meta_path.insert(0, Interrupt())
+sys.path.insert(0, os.path.dirname(script))
+sys.argv = [script]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_ctrl_c_while_a_stage_imports_is_one_line(name, workdir):
+    done = run_python(CTRL_C_WHILE_IMPORTING, PROJECT_DIR / f"{name}.py", cwd=workdir, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == f"error: interrupted; rerun {name}.py to resume or redo it"
+
+
+def test_importing_common_leaves_ctrl_c_alone():
+    # This process imported common without being a stage: Ctrl-C is still Python's (pytest's).
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert os.environ.get("PYTEST_CURRENT_TEST")

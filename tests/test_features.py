@@ -135,6 +135,29 @@ def test_model_input_is_the_embeddings_rows_beside_the_feature_columns(tmp_path,
     assert without_text.width == 6 and np.array_equal(without_text.block(np.arange(6)), expected[:, 4:])
 
 
+# ---------------------------------------------------------------- dates out of range, empty columns
+
+def test_dates_pandas_cannot_hold_are_missing():
+    days = features.parse_dates(["2020-12-12 00:47:00+00:00", "1448-01-01 00:00:00", "0001-01-01", "9999-12-31",
+                                 "2262-04-12"])
+    assert days.iloc[0] == pytest.approx(18608 + 47 / 1440)
+    assert days.iloc[1:].isna().all()
+    assert features.parse_dates(["1448-01-01 00:00:00"]).isna().all()  # alone too
+
+
+def test_an_unholdable_date_is_an_unreadable_cell_counted():
+    table = pd.DataFrame({"content": ["a", "b"], "username": ["u", "v"], "date": ["1448-01-01 00:00:00", "2020-01-01"]})
+    stats = pd.DataFrame(columns=["kind", "key", "count", "sum_log_likes", "median_log_likes", "first_day"])
+    signals, found, malformed = features.signal_features(table, stats)
+    assert "time" in found and malformed["time"] == 1
+    assert np.isnan(signals["time_hour"].iloc[0]) and signals["time_hour"].iloc[1] == 0
+
+
+def test_blank_columns_are_those_without_a_single_value():
+    table = pd.DataFrame({"media": ["", None, "  "], "date": ["", "2020-01-01", ""], "company": ["", "", ""]})
+    assert features.blank_columns(table, ["media", "date", "company", "is_reply"]) == ["media", "company"]
+
+
 # ------------------------------------------------------------------------------- explanations
 
 def test_every_model_input_column_is_explained_by_exactly_one_group():

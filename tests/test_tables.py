@@ -1,6 +1,7 @@
 """tweetlikes/tables.py: reading the user's CSV or .xlsx (each problem a one-line error, the
 company column under either name), cleaning likes, the texts 02 embeds and their fingerprint, and
 the classed CSV, history stats and embeddings as later stages read them, refused when stale."""
+import io
 import json
 
 import numpy as np
@@ -158,3 +159,88 @@ def test_embeddings_copied_from_another_run_are_refused(pipeline_copy):
     meta["content"]["npy_sha256"] = common.file_sha256(common.EMBEDDINGS_CONTENT)
     open(common.EMBEDDINGS_META, "w").write(json.dumps(meta))
     expect_error(f"{common.CLASSIFIER} is stale: it was made with embeddings_content_sha256=", "05_predict_likes")
+
+
+# ---------------------------------------------------------------------- as the header says
+
+HEADER = "id,date,likes,content,username,media,company\n"
+ROWS = [f"{i},2020-01-0{i % 9 + 1} 00:00:00,{i * 3},tweet {i},user{i % 3},,acme\n" for i in range(1, 9)]
+
+
+def read_with_notes(path, **options):
+    """tables.read_table's table and original, and the notes it made for the receipt."""
+    notes = []
+    table, original = tables.read_table(path, notes=notes, **options)
+    return table, original, notes
+
+
+@pytest.mark.parametrize("bad_row", [0, 2])
+def test_a_row_with_more_cells_than_the_header_is_refused_naming_its_line(workdir, bad_row):
+    rows = list(ROWS)
+    rows[bad_row] = rows[bad_row].replace("\n", ",extra\n")
+    write_csv(workdir / "extra.csv", HEADER + "".join(rows))
+    with pytest.raises(SystemExit) as stopped:
+        tables.read_table(workdir / "extra.csv")
+    message = str(stopped.value.code)
+    assert f"the row on line {bad_row + 2} has 8 cells, but the header names 7 columns" in message, message
+    assert "\n" not in message
+
+
+def test_the_line_named_counts_the_lines_of_multi_line_cells(workdir):
+    rows = ['1,d,3,"line one\nline two",u,,acme\n', *ROWS[1:3], ROWS[3].replace("\n", ",x\n")]
+    write_csv(workdir / "extra.csv", HEADER + "".join(rows))
+    with pytest.raises(SystemExit, match="the row on line 6 has 8 cells"):
+        tables.read_table(workdir / "extra.csv")
+
+
+@pytest.mark.parametrize("header_too", [False, True])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_trailing_comma_on_every_row_is_dropped_and_said(workdir, header_too, newline):
+    header = HEADER.replace("\n", ",\n") if header_too else HEADER
+    text = header + "".join(row.replace("\n", ",\n") for row in ROWS)
+    write_csv(workdir / "trailing.csv", text.replace("\n", newline))
+    write_csv(workdir / "plain.csv", HEADER + "".join(ROWS))
+    table, original, notes = read_with_notes(workdir / "trailing.csv")
+    expected, expected_original, _ = read_with_notes(workdir / "plain.csv")
+    pd.testing.assert_frame_equal(table, expected)
+    pd.testing.assert_frame_equal(original, expected_original)
+    assert original["id"].tolist() == [str(i) for i in range(1, 9)]  # not taken for the index
+    assert notes == [tables.TRAILING_DELIMITER]
+
+
+def test_a_tab_separated_file_is_read_as_such_and_said(workdir):
+    write_csv(workdir / "tabs.tsv", (HEADER + "".join(ROWS)).replace(",", "\t"))
+    table, _, notes = read_with_notes(workdir / "tabs.tsv")
+    assert table["content"].tolist() == [f"tweet {i}" for i in range(1, 9)]
+    assert notes == ["read as tab-separated (the header has tabs and no commas)"]
+
+
+def test_a_stray_quote_that_swallows_rows_is_warned_about(workdir):
+    rows = list(ROWS)
+    rows[2] = rows[2].replace("tweet 3", '"tweet 3')  # opens a quoted cell ...
+    rows[6] = rows[6].replace("tweet 7", 'tweet 7"')  # ... that closes four rows later
+    write_csv(workdir / "quote.csv", HEADER + "".join(rows))
+    table, _, notes = read_with_notes(workdir / "quote.csv")
+    assert len(table) == 4  # rows 4 to 7 went into row 3's content
+    assert len(notes) == 1 and notes[0].startswith("warning: 1 cell(s) hold 3 line(s) shaped like whole rows")
+    assert "`content` of the row on line 4" in notes[0]
+    write_csv(workdir / "multi_line.csv", HEADER + '1,d,3,"a tweet,\nover two lines",u,,acme\n' + "".join(ROWS))
+    assert read_with_notes(workdir / "multi_line.csv")[2] == []  # a multi-line tweet is no warning
+
+
+def test_a_workbook_with_several_sheets_needs_one_named(workdir):
+    frame = pd.read_csv(io.StringIO(HEADER + "".join(ROWS)), dtype=str)
+    with pd.ExcelWriter(workdir / "two.xlsx") as writer:
+        frame.to_excel(writer, sheet_name="march", index=False)
+        frame.head(3).to_excel(writer, sheet_name="april", index=False)
+    frame.to_excel(workdir / "one.xlsx", index=False)
+    with pytest.raises(SystemExit, match=r"has 2 sheets, \['march', 'april'\]; name the one to read with --sheet"):
+        tables.read_table(workdir / "two.xlsx")
+    assert len(tables.read_table(workdir / "two.xlsx", sheet="april")[0]) == 3
+    assert len(tables.read_table(workdir / "two.xlsx", sheet="march")[0]) == 8
+    with pytest.raises(SystemExit, match=r"has no sheet 'may'; its sheets are \['march', 'april'\]"):
+        tables.read_table(workdir / "two.xlsx", sheet="may")
+    assert len(tables.read_table(workdir / "one.xlsx")[0]) == 8  # one sheet: no need to name it
+    write_csv(workdir / "plain.csv", HEADER + "".join(ROWS))
+    with pytest.raises(SystemExit, match="--sheet names a sheet of an .xlsx workbook"):
+        tables.read_table(workdir / "plain.csv", sheet="march")

@@ -2,12 +2,14 @@
 the model sklearn's fit makes; the validation slice (seeded, training rows only, every class kept
 in fitting); what 03b and 04 read to train."""
 import argparse
+import signal
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import common
-from conftest import run, sample
+from conftest import PROJECT_DIR, run, run_python, sample
 from tweetlikes import features, training
 
 
@@ -80,3 +82,53 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
     assert inputs["content"].width == len(features.feature_columns(groups))
     assert np.array_equal(inputs["content"].block(np.arange(100)),
                           table[features.feature_columns(groups)].to_numpy(dtype=np.float32), equal_nan=True)
+
+
+# --------------------------------------------------------------------- Ctrl-C in the matrix build
+
+# The matrix build with a KeyboardInterrupt at each block XGBoost asks for in turn, raised in the
+# callback or sent as a real SIGINT: each must come out as KeyboardInterrupt, after XGBoost has
+# unwound, with nothing on stderr (no "Exception ignored", no XGBoostError, no abort).
+INTERRUPT_EACH_BLOCK = """
+import os, signal, sys
+import numpy as np
+from tweetlikes import features, training
+mode = sys.argv[1]
+features.BLOCK_ROWS = 50
+rng = np.random.default_rng(0)
+X, label = features.ModelInput(rng.normal(size=(500, 8)).astype(np.float32), None), rng.normal(size=500)
+calls, stop_at, block = [0], [None], features.ModelInput.block
+def counted(self, rows):
+    calls[0] += 1
+    if calls[0] == stop_at[0]:
+        if mode == "raise":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)
+    return block(self, rows)
+features.ModelInput.block = counted
+training.quantile_matrices(X, label, None, np.arange(400), np.arange(400, 500))
+total = calls[0]
+for n in range(1, total + 1):
+    calls[0], stop_at[0] = 0, n
+    try:
+        training.quantile_matrices(X, label, None, np.arange(400), np.arange(400, 500))
+        print(n, "went on", flush=True)
+    except KeyboardInterrupt:
+        print(n, "interrupted", flush=True)
+print("blocks", total)
+"""
+
+
+@pytest.mark.parametrize("mode", ["raise", "signal"])
+def test_ctrl_c_at_any_block_of_the_matrix_build_is_a_clean_keyboard_interrupt(mode):
+    done = run_python(INTERRUPT_EACH_BLOCK, mode, cwd=PROJECT_DIR)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines and lines[-1] == "blocks 38", done.stdout + done.stderr
+    assert lines[:-1] == [f"{n} interrupted" for n in range(1, 39)], done.stdout + done.stderr
+    assert done.stderr == ""
+
+
+def test_a_matrix_build_without_ctrl_c_leaves_ctrl_c_as_it_was():
+    inputs = features.ModelInput(np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32), None)
+    training.quantile_matrices(inputs, np.arange(100.0), None, np.arange(80), np.arange(80, 100))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -83,6 +83,20 @@ def draft_rows(texts, username, company, media, date, reply, per_draft=None):
     return rows
 
 
+def rows_of(args, classifier):
+    """The drafts of --text or --drafts as input rows (for --when, the one draft at every hour of
+    the week)."""
+    per_draft = read_drafts(args.drafts) if args.drafts is not None else None
+    texts = per_draft["content"] if per_draft is not None else args.text
+    rows = draft_rows(texts, args.username, args.company, args.media, args.date, args.reply, per_draft)
+    if not args.when:
+        return rows
+    if "time" not in classifier["meta"]["features"]:
+        common.fail("--when needs models that read the posting time: train them on an input with a `date` column "
+                    "(rerun 01_create_classes.py and the stages after it)")
+    return week_of(rows.iloc[0].to_dict(), args.date)
+
+
 def week_of(draft, start):
     """One draft at every hour of the week from `start` (ISO text): 168 rows, `date` set."""
     first = pd.Timestamp(start)
@@ -98,6 +112,34 @@ def factors(explanation, row):
     contribution to log1p(likes), without the base."""
     effects = {group: values[row] for group, values in explanation.items() if group != "base"}
     return sorted(effects.items(), key=lambda item: -abs(item[1]))
+
+
+def history_lines(tweet, stats, prior):
+    """What the history features knew of a draft's account and company."""
+    lines = []
+    for kind, column in features.HISTORY_KEYS:
+        found = features.key_stats(stats, kind, pd.Series([tweet[column]])).iloc[0]
+        if found["count"] == 0:
+            name = repr(tweet[column]) if tweet[column] else "(none)"
+            lines.append(f"{column} {name}: unseen in training; its history features are the global prior "
+                         f"(median {np.expm1(prior['median_log_likes']):.0f} likes)")
+        else:
+            lines.append(f"{column} {tweet[column]!r}: seen in training, {int(found['count'])} tweets, "
+                         f"median {np.expm1(found['median_log_likes']):.0f} likes")
+    return lines
+
+
+def describe(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info):
+    """What the terminal shows for drafts: one with why, several ranked, or one across the week."""
+    likes = output["predicted_likes"].to_numpy()
+    if len(tweets) == 1 or args.when:
+        describe_one(tweets.iloc[0], likes[0], outputs.probabilities[0], explanation,
+                            history_lines(tweets.iloc[0], stats, info["history_prior"]))
+    if args.when:
+        describe_week(tweets, likes)
+    elif len(tweets) > 1:
+        chance = {"within": combiner["pair_chance"]["within"], **combiner["pair_chance"][args.routing]}
+        describe_ranked(tweets, likes, by_routing[args.routing], explanation, chance)
 
 
 def describe_one(draft, predicted_likes, probabilities, explanation, history_lines):

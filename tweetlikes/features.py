@@ -186,13 +186,18 @@ EMOJI = "[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50\u2B55\u2764]"
 MEDIA_KINDS = ("Photo", "Video", "Gif")  # Adobe's `[Photo(...), Video(...)]`; VideoVariant( is no video
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "t", "yes", "y"}, {"0", "false", "f", "no", "n"}
 SECONDS_PER_DAY = 86_400
+# The dates a nanosecond timestamp holds, 1677-09-21 to 2262-04-11, the resolution the day
+# arithmetic here works in: a date outside them (`1448-01-01`) is no tweet's, and is unreadable.
+DATE_RANGE = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
 
 
 def parse_dates(values):
     """Days since 1970 (UTC, float) from ISO 8601 text with or without a time zone (none means
-    UTC), as Adobe's `2020-12-12 00:47:00+00:00` or `2012-10-29T08:23:56Z`; NaN where unreadable."""
+    UTC), as Adobe's `2020-12-12 00:47:00+00:00` or `2012-10-29T08:23:56Z`; NaN where unreadable
+    or outside DATE_RANGE."""
     text = pd.Series(values, dtype=object).fillna("").astype(str).str.strip()
     parsed = pd.to_datetime(text.where(text != ""), utc=True, errors="coerce", format="ISO8601")
+    parsed = parsed.where((parsed >= DATE_RANGE[0]) & (parsed <= DATE_RANGE[1])).dt.as_unit("ns")
     seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     return (seconds / SECONDS_PER_DAY).astype(float)
 
@@ -233,6 +238,12 @@ def reply_signals(values):
     text = pd.Series(values, dtype=object).fillna("").astype(str).str.strip().str.lower()
     flag = text.map(lambda v: 1.0 if v in TRUE_WORDS else 0.0 if v in FALSE_WORDS else np.nan)
     return pd.DataFrame({SIGNAL_FEATURES["reply"][0]: flag}, index=text.index), int(((text != "") & flag.isna()).sum())
+
+
+def blank_columns(table, columns):
+    """Those of `columns` that `table` has but that hold no value in any row (blank cells only)."""
+    return [column for column in dict.fromkeys(columns) if column in table.columns
+            and table[column].fillna("").astype(str).str.strip().eq("").all()]
 
 
 def signal_features(table, stats):

@@ -70,6 +70,31 @@ def load_classifier(expect):
     return classifier
 
 
+def load_run(info):
+    """Classifier, regressors and combiner, checked against the current classed CSV and history
+    stats, and against each other: one run of 04, made after the current classifier."""
+    expect = {"classed_csv_sha256": info["classed_csv_sha256"], "history_stats_sha256": info["history_stats_sha256"]}
+    classifier = load_classifier(expect)
+    common.require([common.COMBINER])
+    combiner = common.read_json(common.COMBINER)
+    common.check_fields(common.COMBINER, combiner, {
+        "coefficients": lambda v: (isinstance(v, list) and len(v) == len(COMBINER_INPUTS)
+                                   and all(map(common.is_number, v))),
+        "intercept": common.is_number,
+        "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in ROUTINGS),
+        "calibration": lambda v: isinstance(v, dict) and v.get("method") in calibration.CALIBRATIONS,
+        "pair_chance": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r, {}).get("slope"))
+                                                             for r in ROUTINGS)})
+    regressor_expect = {**expect, "features": classifier["meta"]["features"], "run_id": combiner.get("run_id"),
+                        **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
+    # Each file must hold its own class's specialist: swapped files would load and mispredict.
+    regressors = [load_artifact(common.REGRESSOR.format(k=k), {**regressor_expect, "popularity_class": k})
+                  for k in common.CLASS_LABELS]
+    global_regressor = load_artifact(common.GLOBAL_REGRESSOR, {**regressor_expect, "popularity_class": None})
+    check_provenance(common.COMBINER, combiner, {"classifier_sha256": common.file_sha256(common.CLASSIFIER)})
+    return classifier, regressors, global_regressor, combiner
+
+
 def load_booster(bundle):
     return _booster(bundle["model"])
 

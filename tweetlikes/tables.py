@@ -3,7 +3,10 @@ and refused ones counted), and 01's classed CSV, history statistics and 02's emb
 stages read them, each checked against the record of the stage that wrote it. Also the texts
 that 02 embeds for each row, and their fingerprint.
 """
+import csv
 import hashlib
+import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -23,33 +26,50 @@ COMBINED_TEMPLATE = "{content} | company: {company} | user: {username}"
 # overflow int64 on its way into the classed CSV).
 MAX_LIKES = 1e10
 
+# Reading the user's file. Everything as text, so ids and usernames like "007" pass through
+# unchanged; only empty cells are missing ("NA" is a username).
+AS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas names a column whose header cell is empty
+# A common export habit: a delimiter at the end of every line, an empty column the header may not
+# even name. It is dropped, and the receipt says so.
+TRAILING_DELIMITER = "dropped the empty, unnamed last column (a trailing delimiter on every line)"
 
-def read_table(path, required=("content", "username", "likes")):
+
+def read_table(path, required=("content", "username", "likes"), sheet=None, notes=None):
     """Read a CSV or .xlsx export: (table, original). `table` has the company column named
     `company` and the text columns as plain stripped strings (missing -> ""); `original` is the
     file as read, every cell as text, for outputs that must give the user's columns back
-    unchanged. `required` may omit `likes` for new tweets."""
+    unchanged. `required` may omit `likes` for new tweets; `sheet` names a workbook's sheet.
+    What the receipt should say about how the file was read (a tab-separated file, a dropped
+    empty column, rows a stray quote may have swallowed) is appended to `notes`, a list."""
     path = Path(path)
+    notes = [] if notes is None else notes
     if not path.is_file():
         common.fail(f"input file not found: {path}")
     if path.suffix.lower() == ".xls":
         common.fail(f"{path} is a legacy Excel file (.xls), which this pipeline does not read; "
                     "save it as .xlsx or as UTF-8 CSV")
-    # Everything as text, so ids and usernames like "007" pass through unchanged; only empty
-    # cells are missing ("NA" is a username); utf-8-sig strips a byte-order mark.
-    as_text = {"dtype": str, "keep_default_na": False, "na_values": [""]}
     try:
         if path.suffix.lower() == ".xlsx":
-            original = pd.read_excel(path, **as_text)
+            original = _read_sheet(path, sheet)
+        elif sheet is not None:
+            common.fail(f"--sheet names a sheet of an .xlsx workbook; {path} is not one")
         else:
-            original = pd.read_csv(path, encoding="utf-8-sig", **as_text)
+            original = _read_csv(path, notes)
     except pd.errors.EmptyDataError:
         common.fail(f"{path} is empty: expected a header row and tweets")
     except UnicodeDecodeError as error:
         common.fail(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); "
                     "re-save it as UTF-8 CSV")
     except (pd.errors.ParserError, ValueError, OSError, zipfile.BadZipFile) as error:
-        common.fail(f"could not read {path}: {error}")
+        common.fail(f"could not read {path}: {' '.join(str(error).split())}")
+    # A trailing delimiter on every line makes a last column with no name and no values.
+    unnamed = [column for column in original.columns
+               if UNNAMED.fullmatch(str(column)) and original[column].isna().all()]
+    if unnamed:
+        notes.append(TRAILING_DELIMITER if unnamed == [original.columns[-1]] else
+                     f"dropped {len(unnamed)} columns with no name and no values: {unnamed}")
+        original = original.drop(columns=unnamed)
     table = original.copy()
     table.columns = [str(column).strip() for column in table.columns]
     doubled = sorted(set(table.columns[table.columns.duplicated()]))
@@ -68,6 +88,94 @@ def read_table(path, required=("content", "username", "likes")):
     for column in TEXT_COLUMNS:
         table[column] = table[column].fillna("").astype(str).str.strip()
     return table.reset_index(drop=True), original.reset_index(drop=True)
+
+
+def _read_sheet(path, sheet):
+    """One sheet of a workbook: the one named, or the only one (never a guess among several)."""
+    with pd.ExcelFile(path) as book:
+        names = book.sheet_names
+        if sheet is not None and sheet not in names:
+            common.fail(f"{path} has no sheet {sheet!r}; its sheets are {names}")
+        if sheet is None and len(names) > 1:
+            common.fail(f"{path} has {len(names)} sheets, {names}; name the one to read with --sheet")
+        return pd.read_excel(book, sheet_name=sheet if sheet is not None else names[0], **AS_TEXT)
+
+
+def _read_csv(path, notes):
+    """A CSV (or tab-separated) file read exactly as its header says: a row with more cells than
+    the header is refused, naming its line, never read as a shifted table."""
+    # utf-8-sig strips a byte-order mark.
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = handle.readline()
+        first_row = handle.readline()
+    sep = "\t" if "\t" in header and "," not in header else ","
+    if sep == "\t":
+        notes.append("read as tab-separated (the header has tabs and no commas)")
+    width = len(_cells(header, sep))
+    # A trailing delimiter on every row: one empty cell more than the header, which pandas drops.
+    trailing = len(_cells(first_row, sep)) == width + 1 and _cells(first_row, sep)[-1] == ""
+    try:
+        # index_col=False: a row with one cell more than the header never turns the first column
+        # into the index (which shifts every column by one); a cell more on a later row is a
+        # ParserError, and data pandas would drop is a ParserWarning, an error here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            original = pd.read_csv(path, encoding="utf-8-sig", sep=sep, index_col=False, **AS_TEXT)
+    except (pd.errors.ParserError, pd.errors.ParserWarning):
+        long_row = _first_long_row(path, sep, width, trailing)
+        if long_row is None:
+            raise
+        common.fail(f"{path}: the row on line {long_row[0]} has {long_row[1]} cells, but the header names "
+                    f"{width} columns; remove the extra cells (or quote the cell that holds a delimiter) so "
+                    "that no column shifts")
+    if trailing:
+        notes.append(TRAILING_DELIMITER)
+    notes.extend(_swallowed_rows(original, sep))
+    return original
+
+
+def _cells(line, sep):
+    return next(csv.reader([line], delimiter=sep), [])
+
+
+def _first_long_row(path, sep, width, trailing):
+    """(line, cells) of the first row with cells beyond the header's `width` (only an empty one
+    allowed when every row has one), by the csv module: only read on the way to an error."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=sep)
+            next(reader, None)
+            while True:
+                line = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    return None
+                if len(row) > width + trailing or any(row[width:]):
+                    return line, len(row)
+    except csv.Error:  # a cell beyond the csv module's limit: say what pandas said
+        return None
+
+
+def _swallowed_rows(original, sep):
+    """A warning, if cells hold lines with a whole row's delimiters: a quote that opens a cell and
+    never closes reads the rows after it into that cell, and they vanish from the count."""
+    width = len(original.columns)
+    cells, lines, first = 0, 0, None
+    for column in original.columns:
+        text = original[column].dropna()
+        text = text[text.str.contains("\n", regex=False)]
+        shaped = text.str.split("\n").map(lambda parts: sum(part.count(sep) >= width - 1 for part in parts))
+        shaped = shaped[shaped > 0]
+        cells, lines = cells + len(shaped), lines + int(shaped.sum())
+        if len(shaped) and (first is None or shaped.index[0] < first[0]):
+            first = (shaped.index[0], column)
+    if not cells:
+        return []
+    row, column = first
+    # The row's first line: the header, the rows before it, and the line breaks inside their cells.
+    line = 2 + row + sum(int(original[c].iloc[:row].dropna().str.count("\n").sum()) for c in original.columns)
+    return [f"warning: {cells} cell(s) hold {lines} line(s) shaped like whole rows (the first in `{column}` of the "
+            f"row on line {line}): a quote that never closes may have swallowed rows; check the file's quoting"]
 
 
 def clean_likes(likes):

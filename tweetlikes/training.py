@@ -4,8 +4,11 @@ XGBoost trained from a QuantileDMatrix built a block of rows at a time (or on a 
 the feature matrix never sits whole in memory.
 """
 import argparse
+import contextlib
 import ctypes
+import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -147,26 +150,56 @@ def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=N
             if len(validation_rows) else []
 
     class RowBlocks(xgboost.DataIter):
-        """`rows` of `inputs`, a block at a time: XGBoost reads them twice (sketch, then bins)."""
+        """`rows` of `inputs`, a block at a time: XGBoost reads them twice (sketch, then bins).
+        Once Ctrl-C is pressed (`interrupted`), it ends the data, so XGBoost unwinds."""
 
-        def __init__(self, rows):
-            self.blocks, self.next_block = inputs.blocks(rows), 0
+        def __init__(self, rows, interrupted):
+            self.blocks, self.next_block, self.interrupted = inputs.blocks(rows), 0, interrupted
             super().__init__()
 
         def next(self, input_data):
-            if self.next_block == len(self.blocks):
+            try:
+                if self.interrupted or self.next_block == len(self.blocks):
+                    return False
+                rows = self.blocks[self.next_block]
+                input_data(data=inputs.block(rows), **parts(rows))
+                self.next_block += 1
+                return True
+            except KeyboardInterrupt:  # raised here, it would be lost in the ctypes callback
+                self.interrupted.append(True)
                 return False
-            rows = self.blocks[self.next_block]
-            input_data(data=inputs.block(rows), **parts(rows))
-            self.next_block += 1
-            return True
 
         def reset(self):
             self.next_block = 0
 
-    train = xgboost.QuantileDMatrix(RowBlocks(fit_rows))
-    return train, [(xgboost.QuantileDMatrix(RowBlocks(validation_rows), ref=train), "validation_0")] \
-        if len(validation_rows) else []
+    with interrupt_after_native_calls() as interrupted:
+        train = xgboost.QuantileDMatrix(RowBlocks(fit_rows, interrupted))
+        return train, [(xgboost.QuantileDMatrix(RowBlocks(validation_rows, interrupted), ref=train),
+                        "validation_0")] if len(validation_rows) else []
+
+
+@contextlib.contextmanager
+def interrupt_after_native_calls():
+    """Hold Ctrl-C back while XGBoost's native code calls back into Python (the DataIter): a
+    KeyboardInterrupt raised inside a ctypes callback is printed as "Exception ignored" and
+    leaves XGBoost mid-build (an XGBoostError, or a native abort). A press is noted in the list
+    yielded, which the callbacks check to end the data early; once the native calls are done
+    (an error they raise because the data ended early included), KeyboardInterrupt is raised."""
+    interrupted = []
+    hold = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if hold:
+        signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    try:
+        yield interrupted
+    except Exception:
+        if not interrupted:
+            raise
+    finally:
+        if hold:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def predict_rows(predict, inputs, rows):
