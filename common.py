@@ -20,8 +20,7 @@ from pathlib import Path
 
 
 def stop_interrupted(script):
-    """Ctrl-C's one line and exit code. Every write is atomic: what was finished is intact, what
-    was not left no trace."""
+    """Ctrl-C's one line and exit code (every write is atomic: finished work is intact, the rest left no trace)."""
     print(f"\nerror: interrupted; rerun {script} to resume or redo it", file=sys.stderr)
     sys.exit(130)  # 128 + SIGINT, as shells report it
 
@@ -33,9 +32,8 @@ def _interrupted_while_starting(signum, frame):
 # A stage started as a script (each imports this module first): Ctrl-C while it still imports
 # numpy, pandas, xgboost (seconds) gets the one line too, not a traceback; run() hands Ctrl-C
 # back to Python once main starts. Never in a process that merely imports this module (tests).
-_MAIN = sys.modules.get("__main__")
-if getattr(_MAIN, "__name__", None) == "__main__" and getattr(_MAIN, "__file__", None) and \
-        Path(_MAIN.__file__).resolve().parent == Path(__file__).resolve().parent and \
+_SCRIPT = getattr(sys.modules.get("__main__"), "__file__", None)
+if _SCRIPT and Path(_SCRIPT).resolve().parent == Path(__file__).resolve().parent and \
         signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, _interrupted_while_starting)
 
@@ -56,15 +54,12 @@ REGRESSOR = "regressor_model_class_{k}.joblib"
 GLOBAL_REGRESSOR = "regressor_model_global.joblib"
 COMBINER = "routing_combiner.json"
 PREDICTIONS = "final_predictions.csv"
-MAKERS = {
-    CLASSED_CSV: "01_create_classes.py", THRESHOLDS_JSON: "01_create_classes.py",
-    HISTORY_CSV: "01_create_classes.py",
-    EMBEDDINGS_CONTENT: "02_generate_embeddings.py", EMBEDDINGS_COMBINED: "02_generate_embeddings.py",
-    EMBEDDINGS_META: "02_generate_embeddings.py",
-    CLASSIFIER: "03b_train_classifier_improved.py",
-    GLOBAL_REGRESSOR: "04_train_regressors.py", COMBINER: "04_train_regressors.py",
-    **{REGRESSOR.format(k=k): "04_train_regressors.py" for k in range(3)},
-}
+MAKERS = {path: script for script, paths in {
+    "01_create_classes.py": (CLASSED_CSV, THRESHOLDS_JSON, HISTORY_CSV),
+    "02_generate_embeddings.py": (EMBEDDINGS_CONTENT, EMBEDDINGS_COMBINED, EMBEDDINGS_META),
+    "03b_train_classifier_improved.py": (CLASSIFIER,),
+    "04_train_regressors.py": (*(REGRESSOR.format(k=k) for k in range(3)), GLOBAL_REGRESSOR, COMBINER),
+}.items() for path in paths}
 
 # Classes: 0 common (bottom 75%), 1 popular (75th-95th percentile), 2 viral (top 5%).
 QUANTILES = (0.75, 0.95)
@@ -169,8 +164,8 @@ def read_json(path):
         fail(f"{path} is damaged ({problem}); rerun {maker(path)}")
     return data
 
-# --------------------------------------------------------------------------------- atomic writes
 
+# --------------------------------------------------------------------------------- atomic writes
 
 def check_writable(paths):
     """Fail before any expensive work if an output could not be written: its folder is missing
@@ -183,10 +178,8 @@ def check_writable(paths):
             fail(f"cannot write {path}: folder {folder} does not exist")
         if not os.access(folder, os.W_OK | os.X_OK):
             fail(f"cannot write {path}: folder {folder} is not writable")
-        if Path(path).is_dir():
-            fail(f"cannot write {path}: it is a folder")
-        if Path(path).exists() and not Path(path).is_file():  # a device, a pipe: the rename would replace it
-            fail(f"cannot write {path}: it is not a regular file")
+        if Path(path).exists() and not Path(path).is_file():  # a folder, a device, a pipe: the rename would replace it
+            fail(f"cannot write {path}: it is {'a folder' if Path(path).is_dir() else 'not a regular file'}")
 
 
 def atomic_write(path, write):

@@ -110,7 +110,7 @@ def _logit(p):
 
 
 def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
+    return 0.5 * (1 + np.tanh(0.5 * x))  # 1 / (1 + exp(-x)), without overflowing for large -x
 
 
 # ------------------------------------------------------------------------------------ figures

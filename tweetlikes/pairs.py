@@ -86,4 +86,4 @@ def fit_chance(keys, actual, predicted, seed):
 
 def chance_to_beat(chance, gap):
     """P(a draft gets more likes than another) for its predicted log1p gap over the other."""
-    return 1 / (1 + np.exp(-chance["slope"] * np.asarray(gap, dtype=float)))
+    return 0.5 * (1 + np.tanh(0.5 * chance["slope"] * np.asarray(gap, dtype=float)))  # the logistic, overflow-free
