@@ -68,10 +68,13 @@ A good run on the embedded sample's test rows prints (the table abridged):
     wrote metrics.json, predicted_vs_actual.png, confusion_matrix.png
     done in 4.2s
 
-and for one draft (`--text "New Photoshop feature <hyperlink>" --username adobe --company adobe`):
+and for one draft (`--text "New Photoshop feature <hyperlink>" --username adobe --company adobe`;
+several drafts come back as a ranked table, `--when` adds the best and worst hours of the week):
 
-    predicted likes: 94
-    class probabilities: common 71.3%, popular 27.1%, viral 1.6%
+    predicted likes: 67
+    class probabilities: common 66.9%, popular 29.7%, viral 3.4%
+    why: a typical tweet gets 31; then account history x2.04, surface x1.42, routing x0.76, media x0.86,
+      text x1.15, company history x0.96, time x1.01
     username 'adobe': seen in training, 70 tweets, median 105 likes
     company 'adobe': seen in training, 295 tweets, median 21 likes
 """

@@ -30,10 +30,10 @@ def parse_media(text):
     return "[" + ", ".join(f"{MEDIA_NAMES[name]}()" for name in names) + "]"
 
 
-def parse_date(text):
-    """`--date` as ISO 8601 text, refused in one line unless the signals can read it."""
+def parse_date(text, source="--date"):
+    """A draft's time as ISO 8601 text, refused in one line unless the signals can read it."""
     if np.isnan(features.parse_dates([text]).iloc[0]):
-        common.fail(f"--date {text!r}: expected an ISO 8601 time, e.g. 2026-12-01T18:30:00Z (UTC unless it says)")
+        common.fail(f"{source} {text!r}: expected an ISO 8601 time, e.g. 2026-12-01T18:30:00Z (UTC unless it says)")
     return text
 
 
@@ -79,7 +79,7 @@ def draft_rows(texts, username, company, media, date, reply, per_draft=None):
             given = per_draft[column].str.strip().to_numpy()
             rows[column] = np.where(given != "", given, rows[column])
     for date_text in rows["date"]:
-        parse_date(date_text)
+        parse_date(date_text, "--drafts date" if per_draft is not None and "date" in per_draft.columns else "--date")
     return rows
 
 
@@ -133,8 +133,8 @@ def describe(args, tweets, output, outputs, by_routing, explanation, combiner, s
     """What the terminal shows for drafts: one with why, several ranked, or one across the week."""
     likes = output["predicted_likes"].to_numpy()
     if len(tweets) == 1 or args.when:
-        describe_one(tweets.iloc[0], likes[0], outputs.probabilities[0], explanation,
-                            history_lines(tweets.iloc[0], stats, info["history_prior"]))
+        describe_one(likes[0], outputs.probabilities[0], explanation,
+                     history_lines(tweets.iloc[0], stats, info["history_prior"]))
     if args.when:
         describe_week(tweets, likes)
     elif len(tweets) > 1:
@@ -142,7 +142,9 @@ def describe(args, tweets, output, outputs, by_routing, explanation, combiner, s
         describe_ranked(tweets, likes, by_routing[args.routing], explanation, chance)
 
 
-def describe_one(draft, predicted_likes, probabilities, explanation, history_lines):
+def describe_one(predicted_likes, probabilities, explanation, history_lines):
+    """One draft: its likes, class probabilities, why (as factors on likes), and what training
+    knew of its account and company."""
     print(f"\npredicted likes: {predicted_likes:.0f}")
     print("class probabilities: " + ", ".join(f"{name} {p:.1%}" for name, p in zip(common.CLASS_NAMES, probabilities)))
     print(f"why: a typical tweet gets {np.expm1(explanation['base'][0]):.0f}; then "
