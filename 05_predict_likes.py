@@ -164,6 +164,7 @@ def check_arguments(args):
         common.fail("--text is empty")
     if args.when and (args.drafts is not None or len(args.text) > 1):
         common.fail("--when scores one draft at every hour of the week: give one --text")
+    args.draft_table = drafts.read_drafts(args.drafts) if args.drafts is not None else None
     args.media = drafts.parse_media(args.media) if args.media else ""
     args.date = drafts.parse_date(args.date) if args.date else drafts.now()
     if args.output is None and not args.has_drafts:

@@ -408,19 +408,35 @@ def test_three_drafts_come_back_ranked(pipeline_copy, capsys):
 
 
 @pytest.mark.slow
-def test_a_draft_carries_its_media_time_and_reply(pipeline_copy, tmp_path):
+def test_a_draft_carries_its_media_time_and_reply(pipeline_copy, tmp_path, capsys):
     path = tmp_path / "drafts.csv"
-    pd.DataFrame({"content": ["Same words", "Same words"], "media": ["", "[Photo(x), Video(y)]"]}).to_csv(path,
-                                                                                                       index=False)
+    pd.DataFrame({"content": ["Same words", "Same words", "Same words", ""],
+                  "media": ["", "[Photo(x), Video(y)]", "photo", "video"]}).to_csv(path, index=False)
     run("05_predict_likes", "--drafts", path, "--username", "adobe", "--media", "gif", "--date",
         "2026-12-07T09:30:00Z", "--reply", "--output", "drafts_out.csv")
+    out = capsys.readouterr().out
     written = pd.read_csv("drafts_out.csv", dtype=str, keep_default_na=False)
-    assert list(written["media"]) == ["[Gif()]", "[Photo(x), Video(y)]"]  # a file's own cell wins
+    # A file's own cell wins, as Adobe's list or as words; the row without content is left out, and said.
+    assert list(written["media"]) == ["[Gif()]", "[Photo(x), Video(y)]", "[Photo()]"]
+    assert "1 rows with empty content left out" in out
     assert (written["is_reply"] == "true").all() and (written["date"] == "2026-12-07T09:30:00Z").all()
     assert written["predicted_likes"].iloc[0] != written["predicted_likes"].iloc[1]  # the media are seen
-    signals, _, _ = features.signal_features(written.assign(username="adobe"), tables.load_history_stats())
-    assert signals["media_gifs"].tolist() == [1, 0] and signals["media_photos"].tolist() == [0, 1]
+    signals, _, malformed = features.signal_features(written.assign(username="adobe"), tables.load_history_stats())
+    assert malformed["media"] == 0
+    assert signals["media_gifs"].tolist() == [1, 0, 0] and signals["media_photos"].tolist() == [0, 1, 1]
     assert (signals["time_hour"] == 9).all()
+    # The sample has no is_reply column, so the models have no reply signal: --reply is said to do nothing.
+    assert "do not read the reply signal" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("column, cell, message", [("media", "photo,banana", "--drafts media: unknown kind"),
+                                                   ("is_reply", "maybe", "--drafts is_reply 'maybe'"),
+                                                   ("date", "soon", "--drafts date 'soon'")])
+def test_a_drafts_file_cell_is_checked_as_its_option_is(pipeline_copy, tmp_path, column, cell, message):
+    path = tmp_path / "drafts.csv"
+    pd.DataFrame({"content": ["a draft"], column: [cell]}).to_csv(path, index=False)
+    expect_error(message, "05_predict_likes", "--drafts", path)
 
 
 @pytest.mark.slow
@@ -441,6 +457,8 @@ def test_when_prints_the_best_hours_and_the_worst(pipeline_copy, capsys):
     (["--text", "a", "--text", "b", "--when"], "give one --text"),
     (["--text", "a", "--media", "photograph"], "unknown kind"),
     (["--text", "a", "--date", "next tuesday"], "expected an ISO 8601 time"),
+    (["--text", "a", "--date", "2999-01-01T00:00:00Z"], "between the years 1677 and 2262"),
+    (["--drafts", "."], "it is a folder"),
 ])
 def test_draft_settings_are_checked_before_any_work(workdir, capsys, args, message):
     with pytest.raises(SystemExit) as stop:

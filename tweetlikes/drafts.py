@@ -21,19 +21,20 @@ SLOTS_SHOWN = 3  # --when prints the best this many hours of the week, and the w
 SHOWN_CHARS = 60  # of a draft's text in the ranking
 
 
-def parse_media(text):
+def parse_media(text, source="--media"):
     """`--media photo,video` as the media cell of Adobe's exports, `[Photo(), Video()]`."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in MEDIA_NAMES]
     if unknown:
-        common.fail(f"--media: unknown kind(s) {unknown}; use a comma list of {', '.join(MEDIA_NAMES)}")
+        common.fail(f"{source}: unknown kind(s) {unknown}; use a comma list of {', '.join(MEDIA_NAMES)}")
     return "[" + ", ".join(f"{MEDIA_NAMES[name]}()" for name in names) + "]"
 
 
 def parse_date(text, source="--date"):
     """A draft's time as ISO 8601 text, refused in one line unless the signals can read it."""
     if np.isnan(features.parse_dates([text]).iloc[0]):
-        common.fail(f"{source} {text!r}: expected an ISO 8601 time, e.g. 2026-12-01T18:30:00Z (UTC unless it says)")
+        common.fail(f"{source} {text!r}: expected an ISO 8601 time between the years 1677 and 2262, e.g. "
+                    "2026-12-01T18:30:00Z (UTC unless it says)")
     return text
 
 
@@ -46,7 +47,7 @@ def read_drafts(path):
     DRAFT_COLUMNS), or any other text file with one draft per non-empty line."""
     path = Path(path)
     if not path.is_file():
-        common.fail(f"--drafts {path}: file not found")
+        common.fail(f"--drafts {path}: {'it is a folder' if path.is_dir() else 'file not found'}")
     try:
         if path.suffix.lower() == ".csv":
             table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -56,7 +57,10 @@ def read_drafts(path):
             if extra:
                 common.fail(f"--drafts {path}: column(s) {extra} are not draft settings; a draft file may carry "
                             f"{', '.join(DRAFT_COLUMNS)} (the account and company are --username and --company)")
-            table = table[table["content"].str.strip() != ""]
+            empty = table["content"].str.strip() == ""
+            if empty.any():
+                print(f"--drafts {path}: {int(empty.sum())} rows with empty content left out")
+            table = table[~empty]
         else:
             lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
             table = pd.DataFrame({"content": [line for line in lines if line]})
@@ -69,6 +73,18 @@ def read_drafts(path):
     return table.reset_index(drop=True)
 
 
+def parse_reply(text):
+    """A --drafts `is_reply` cell, checked as the reply signal reads it."""
+    if text.lower() not in features.TRUE_WORDS | features.FALSE_WORDS:
+        common.fail(f"--drafts is_reply {text!r}: expected one of true/false, yes/no, 1/0")
+    return text
+
+
+# How a --drafts CSV cell is read: media as words (photo,video) or Adobe's [Photo(...)] list.
+CELL_PARSERS = {"media": lambda cell: cell if cell.startswith("[") else parse_media(cell, "--drafts media"),
+                "date": lambda cell: parse_date(cell, "--drafts date"), "is_reply": parse_reply}
+
+
 def draft_rows(texts, username, company, media, date, reply, per_draft=None):
     """The drafts as input rows, each with the account, company, media, time and reply flag given
     on the command line unless `per_draft` (a --drafts CSV) carries its own."""
@@ -76,19 +92,22 @@ def draft_rows(texts, username, company, media, date, reply, per_draft=None):
                          "media": media, "date": date, "is_reply": "true" if reply else "false"})
     for column in DRAFT_COLUMNS[1:]:
         if per_draft is not None and column in per_draft.columns:
-            given = per_draft[column].str.strip().to_numpy()
+            given = per_draft[column].str.strip().map(lambda cell: CELL_PARSERS[column](cell) if cell else "")
             rows[column] = np.where(given != "", given, rows[column])
-    for date_text in rows["date"]:
-        parse_date(date_text, "--drafts date" if per_draft is not None and "date" in per_draft.columns else "--date")
     return rows
 
 
 def rows_of(args, classifier):
     """The drafts of --text or --drafts as input rows (for --when, the one draft at every hour of
     the week)."""
-    per_draft = read_drafts(args.drafts) if args.drafts is not None else None
+    per_draft = args.draft_table  # read_drafts(args.drafts), read before any work
     texts = per_draft["content"] if per_draft is not None else args.text
     rows = draft_rows(texts, args.username, args.company, args.media, args.date, args.reply, per_draft)
+    for group, given in (("media", args.media or "media" in getattr(per_draft, "columns", ())),
+                         ("reply", args.reply or "is_reply" in getattr(per_draft, "columns", ()))):
+        if given and group not in classifier["meta"]["features"]:
+            print(f"note: the models do not read the {group} signal (their training input had no "
+                  f"`{features.SIGNAL_SOURCE[group]}` values), so the drafts' {group} changes nothing")
     if not args.when:
         return rows
     if "time" not in classifier["meta"]["features"]:
@@ -98,9 +117,10 @@ def rows_of(args, classifier):
 
 
 def week_of(draft, start):
-    """One draft at every hour of the week from `start` (ISO text): 168 rows, `date` set."""
+    """One draft at every hour of the week from the first whole hour at or after `start` (ISO
+    text): 168 rows, `date` set."""
     first = pd.Timestamp(start)
-    first = (first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")).floor("h")
+    first = (first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")).ceil("h")
     return pd.DataFrame([{**draft, "date": (first + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ")}
                          for h in range(7 * 24)])
 
