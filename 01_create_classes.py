@@ -35,16 +35,17 @@ Usage: python 01_create_classes.py [--input PATH [--sheet NAME]] [--split random
 A good run on the embedded sample prints:
 
     read data/train_data.csv: 5000 rows, columns ['id', 'date', 'likes', 'content', 'username', 'media', 'company']
+      89 rows repeat another row's content and username: each tweet's copies stay on one side of the split
     split (random): 4000 train, 1000 test
-    thresholds from training likes: common <= 252.25 < popular <= 2447.7 < viral
-      common   train    3000  test     760
-      popular  train     800  test     181
-      viral    train     200  test      59
+    thresholds from training likes: common <= 232.25 < popular <= 2416.2 < viral
+      common   train    3000  test     710
+      popular  train     800  test     228
+      viral    train     200  test      62
     signals: surface from `content`
     signals: media from `media`
     signals: time from `date`
     signals: reply off (no `is_reply` column)
-    wrote train_data_with_classes.csv, class_thresholds.json, history_stats.csv in 1.0s
+    wrote train_data_with_classes.csv, class_thresholds.json, history_stats.csv in 0.7s
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
