@@ -49,6 +49,7 @@ HISTORY_CSV = "history_stats.csv"
 EMBEDDINGS_CONTENT = "embeddings_content.npy"
 EMBEDDINGS_COMBINED = "embeddings_combined.npy"
 EMBEDDINGS_META = "embeddings_meta.json"
+FINETUNED_SCORES = "text_finetuned.npy"  # 02 --finetune: the tuned MiniLM's out-of-fold scores
 CLASSIFIER = "classifier_model_improved.joblib"
 REGRESSOR = "regressor_model_class_{k}.joblib"
 GLOBAL_REGRESSOR = "regressor_model_global.joblib"
@@ -56,7 +57,7 @@ COMBINER = "routing_combiner.json"
 PREDICTIONS = "final_predictions.csv"
 MAKERS = {path: script for script, paths in {
     "01_create_classes.py": (CLASSED_CSV, THRESHOLDS_JSON, HISTORY_CSV),
-    "02_generate_embeddings.py": (EMBEDDINGS_CONTENT, EMBEDDINGS_COMBINED, EMBEDDINGS_META),
+    "02_generate_embeddings.py": (EMBEDDINGS_CONTENT, EMBEDDINGS_COMBINED, EMBEDDINGS_META, FINETUNED_SCORES),
     "03b_train_classifier_improved.py": (CLASSIFIER,),
     "04_train_regressors.py": (*(REGRESSOR.format(k=k) for k in range(3)), GLOBAL_REGRESSOR, COMBINER),
 }.items() for path in paths}

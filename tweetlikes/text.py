@@ -1,0 +1,151 @@
+"""The text as model input, in the form that pays on the training rows at hand (03b chooses it on
+the validation slice; 04 and 05 use its choice):
+
+- `raw`: the 384 embedding columns (content ones for the classifier, content+company+username
+  ones for the regressors), as the seed design feeds them;
+- `projection`: the content embeddings' first PROJECTION_DIMS principal components over the
+  training rows;
+- `score`: a ridge regression of the content embeddings on what the wording adds to the account's
+  typical likes (the residual below), out of fold;
+- `finetuned`: that residual predicted by MiniLM fine-tuned on it (02 --finetune), out of fold;
+- `none`: no text.
+
+The residual of a tweet is its log1p(likes) less the smoothed mean log1p(likes) of its account
+(its company's where the input has no usernames: pairs.pair_keys), the mean taken over the rows a
+model is fitted on. Out of fold: the training rows fall in folds, copies of a tweet together, and
+a fold's scores come from a model fitted on the other folds, its residuals computed from those
+folds alone, so no training row's score has seen its own likes or a copy's. Test and new rows get
+the model fitted on every training row.
+
+Everything here streams the embeddings a block of rows at a time: the ridge and the principal
+components need only 385 x 385 sums.
+"""
+import numpy as np
+import pandas as pd
+
+from tweetlikes import features
+
+FORMS = ("none", "score", "projection", "raw", "finetuned")  # ties go to the earlier: fewer columns
+PROJECTION_DIMS = 16  # enough for the topics a few thousand tweets hold; 24x fewer columns than raw
+SCORE_FOLDS = 5       # the out-of-fold ridges see 80% of the training rows, near the test rows' 100%
+RIDGE_ALPHAS = np.logspace(-2, 4, 13)  # chosen per ridge by generalised cross-validation on its own rows
+COLUMNS = {"none": [], "raw": [], "score": ["text_score"], "finetuned": ["text_finetuned"],
+           "projection": [f"text_pc_{i + 1}" for i in range(PROJECTION_DIMS)]}
+
+
+def residuals(log_likes, keys, rows):
+    """log1p(likes) of `rows` less the mean of their key over `rows`, smoothed towards the mean of
+    `rows` by features.HISTORY_SMOOTHING pseudo-posts; an empty key gets that mean."""
+    target, key = log_likes[rows], keys[rows]
+    prior = target.mean()
+    codes, inverse = np.unique(key, return_inverse=True)
+    means = (np.bincount(inverse, target) + features.HISTORY_SMOOTHING * prior) / \
+        (np.bincount(inverse) + features.HISTORY_SMOOTHING)
+    means[codes == ""] = prior
+    return target - means[inverse]
+
+
+def folds(copy_keys, is_train, n_folds, seed):
+    """A fold (0..n_folds-1) for each training row, -1 for the others; the rows of one copy key
+    (a hash of content and username) share a fold."""
+    _, group = np.unique(copy_keys, return_inverse=True)
+    fold = np.random.default_rng(seed).integers(0, n_folds, size=group.max() + 1)[group]
+    return np.where(is_train, fold, -1)
+
+
+def copy_keys(table):
+    """One hash per row of content and username: equal for copies of a tweet."""
+    return pd.util.hash_pandas_object(table[["content", "username"]], index=False).to_numpy()
+
+
+def sums(embeddings, rows, target=None):
+    """(count, sum of x, sum of x x^T, sum of x y) over `rows` of the embeddings, a block at a time."""
+    dim = embeddings.shape[1]
+    total, outer, cross = np.zeros(dim), np.zeros((dim, dim)), np.zeros(dim)
+    for start in range(0, len(rows), features.BLOCK_ROWS):
+        block = np.asarray(embeddings[rows[start:start + features.BLOCK_ROWS]], dtype=np.float64)
+        total += block.sum(axis=0)
+        outer += block.T @ block
+        if target is not None:
+            cross += block.T @ target[start:start + features.BLOCK_ROWS]
+    return len(rows), total, outer, cross
+
+
+def fit_ridge(embeddings, rows, target):
+    """A ridge of `target` on the embeddings of `rows`, its penalty chosen by generalised
+    cross-validation on those rows: {"coef", "intercept", "alpha"}."""
+    n, total, outer, cross = sums(embeddings, rows, target)
+    mean, target_mean = total / n, target.mean()
+    gram = outer - n * np.outer(mean, mean)
+    centred = cross - n * mean * target_mean
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    eigenvalues = np.clip(eigenvalues, 0, None)
+    projected = vectors.T @ centred
+    total_squares = float(((target - target_mean) ** 2).sum())
+    best = None
+    for alpha in RIDGE_ALPHAS:
+        shrink = 1 / (eigenvalues + alpha)
+        # residual sum of squares = y'y - 2 w'b + w'Gw, with w = V diag(shrink) V'b
+        rss = total_squares - np.sum(projected ** 2 * shrink * (2 - eigenvalues * shrink))
+        dof = np.sum(eigenvalues * shrink)
+        gcv = n * rss / max(n - dof, 1) ** 2
+        if best is None or gcv < best[0]:
+            best = (gcv, alpha, vectors @ (projected * shrink))
+    _, alpha, coef = best
+    return {"coef": coef, "intercept": float(target_mean - mean @ coef), "alpha": float(alpha)}
+
+
+def fit_projection(embeddings, rows):
+    """The first PROJECTION_DIMS principal components of the embeddings of `rows`."""
+    n, total, outer, _ = sums(embeddings, rows)
+    mean = total / n
+    eigenvalues, vectors = np.linalg.eigh(outer / n - np.outer(mean, mean))
+    return {"mean": mean, "components": vectors[:, ::-1][:, :PROJECTION_DIMS]}
+
+
+def fit(embeddings, log_likes, keys, copy_keys_of_rows, is_train, seed):
+    """Everything the score and projection forms need, fitted on the training rows: the ridge on
+    all of them (for test and new rows), the out-of-fold scores of the training rows, and the
+    principal components. `embeddings` are the content ones, row-aligned with the other arrays."""
+    train_rows = np.flatnonzero(is_train)
+    fold = folds(copy_keys_of_rows, is_train, SCORE_FOLDS, seed)
+    out_of_fold = np.full(len(is_train), np.nan)
+    for k in range(SCORE_FOLDS):
+        fitted_on = np.flatnonzero(is_train & (fold != k))
+        scored = np.flatnonzero(fold == k)
+        if len(scored) and len(fitted_on) > 1:
+            ridge = fit_ridge(embeddings, fitted_on, residuals(log_likes, keys, fitted_on))
+            out_of_fold[scored] = score_rows(ridge, embeddings, scored)
+    ridge = fit_ridge(embeddings, train_rows, residuals(log_likes, keys, train_rows))
+    return {"ridge": ridge, "projection": fit_projection(embeddings, train_rows),
+            "out_of_fold_score": out_of_fold.astype(np.float32), "folds": SCORE_FOLDS, "seed": seed}
+
+
+def score_rows(ridge, embeddings, rows):
+    return np.concatenate([np.asarray(embeddings[rows[start:start + features.BLOCK_ROWS]], dtype=np.float64)
+                           @ ridge["coef"] + ridge["intercept"]
+                           for start in range(0, len(rows), features.BLOCK_ROWS)] or [np.zeros(0)])
+
+
+def columns(form, fitted, embeddings, finetuned=None, out_of_fold=True):
+    """The table columns of `form` for every row of `embeddings` (content ones): out-of-fold
+    scores for the training rows of the fit (`out_of_fold`; new rows have none), the ridge on all
+    training rows elsewhere. `finetuned` is 02 --finetune's column for the same rows."""
+    rows = np.arange(len(embeddings))
+    if form == "score":
+        score = score_rows(fitted["ridge"], embeddings, rows)
+        if out_of_fold:
+            held_out = ~np.isnan(fitted["out_of_fold_score"])
+            score[held_out] = fitted["out_of_fold_score"][held_out]
+        values = score[:, None]
+    elif form == "projection":
+        projection = fitted["projection"]
+        values = np.concatenate([(np.asarray(embeddings[start:start + features.BLOCK_ROWS], dtype=np.float64)
+                                  - projection["mean"]) @ projection["components"]
+                                 for start in range(0, len(rows), features.BLOCK_ROWS)] or
+                                [np.zeros((0, PROJECTION_DIMS))])
+    elif form == "finetuned":
+        values = np.asarray(finetuned, dtype=np.float64).reshape(-1, 1)
+    else:
+        values = np.zeros((len(rows), 0))
+    return pd.DataFrame(values.astype(np.float32), columns=COLUMNS[form])
