@@ -7,8 +7,8 @@ Writes train_data_with_classes.csv  the input rows plus `split` (train/test), `p
                                     the signal features (see below)
        class_thresholds.json        thresholds, class counts, split settings, signal groups found,
                                     fingerprints
-       history_stats.csv            per-account and per-company like statistics and first posting
-                                    day (training rows)
+       history_stats.csv            per-account and per-company like statistics, mean length and
+                                    first posting day (training rows)
 
 Class thresholds are the 75th and 95th percentiles of likes over the *training* rows only, so
 nothing about the test rows leaks into the labels the models learn from. The history features
@@ -125,19 +125,21 @@ def class_thresholds(train_likes):
 
 
 def group_stats(table, days=None):
-    """Per-account and per-company count, sum and median of log1p(likes), and the first posting
-    day (NaN without dates); empty keys are skipped. This is history_stats.csv."""
+    """Per-account and per-company count, sum and median of log1p(likes), the first posting day
+    (NaN without dates) and the mean length of the content; empty keys are skipped. This is
+    history_stats.csv."""
     frame = pd.DataFrame({"log_likes": np.log1p(table["likes"].to_numpy(dtype=float)),
-                          "day": np.nan if days is None else np.asarray(days, dtype=float)})
+                          "day": np.nan if days is None else np.asarray(days, dtype=float),
+                          "chars": table["content"].str.len().to_numpy(dtype=float)})
     parts = []
     for kind, column in features.HISTORY_KEYS:
         keyed = frame.assign(key=table[column].to_numpy())
         keyed = keyed[keyed["key"] != ""]
         stats = keyed.groupby("key", sort=True).agg(count=("log_likes", "count"), sum_log_likes=("log_likes", "sum"),
-                                                    median_log_likes=("log_likes", "median"), first_day=("day", "min"))
+                                                    median_log_likes=("log_likes", "median"), first_day=("day", "min"),
+                                                    mean_chars=("chars", "mean"))
         parts.append(stats.reset_index().assign(kind=kind))
-    return pd.concat(parts, ignore_index=True)[["kind", "key", "count", "sum_log_likes", "median_log_likes",
-                                                "first_day"]]
+    return pd.concat(parts, ignore_index=True)[features.STATS_COLUMNS]
 
 
 def prior_of(likes):

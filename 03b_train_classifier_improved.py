@@ -41,7 +41,39 @@ import time
 
 import numpy as np
 
-from tweetlikes import cluster, models, training
+from tweetlikes import cluster, features, models, pairs, text, training
+
+
+def choose_text_form(args, table, inputs, groups, rows, settings, device, client):
+    """The form of the text (features.TEXT_FORMS) whose global regressor, fitted on the fit rows,
+    errs least in log1p(likes) on the validation slice, `none` among them, so the text is used
+    only in a form that pays on these training rows; with the fitted text model (text.fit) and
+    each form's validation RMSE and same-account pairwise accuracy."""
+    if "text" not in groups:
+        return "none", None, {}
+    log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
+    keys, within, copies = text.row_keys()
+    content = np.load(inputs["content"].embeddings, mmap_mode="r")
+    text_model = text.fit(content, log_likes, keys, copies, (table["split"] == "train").to_numpy(), args.seed)
+    candidates = [form for form in features.TEXT_FORMS if form != "finetuned"] if args.text_form == "auto" \
+        else [args.text_form]
+    scores = {}
+    if len(candidates) > 1:
+        fit_rows, validation_rows = rows
+        print(f"text form, by its global regressor on the {len(validation_rows)} validation rows: "
+              f"log1p RMSE, same-{within} pairwise accuracy")
+        for form in candidates:
+            X = training.text_form_inputs(table, inputs, groups, form, text_model)["combined"]
+            model = training.train_xgboost("regressor", settings, device, X, log_likes, fit_rows, validation_rows,
+                                           client=client)
+            predicted = training.predict_rows(model.predict, X, validation_rows)
+            error = float(np.sqrt(np.mean((predicted - log_likes[validation_rows]) ** 2)))
+            accuracy = pairs.pairwise_accuracy(keys[validation_rows], log_likes[validation_rows], predicted)[0]
+            scores[form] = {"validation_log_rmse": error, "pairwise": accuracy, "columns": X.width}
+            print(f"  {form:10s} {error:.3f}  " + ("n/a" if accuracy is None else f"{accuracy:.3f}")
+                  + f"  ({X.width} columns)")
+    chosen = min(candidates, key=lambda form: scores[form]["validation_log_rmse"]) if scores else candidates[0]
+    return chosen, text_model, scores
 
 
 def print_test_report(y, predicted, train_rows, test_rows):
@@ -62,40 +94,46 @@ def print_test_report(y, predicted, train_rows, test_rows):
 
 
 def main(argv=None):
-    args = training.parse_training_arguments(__doc__, argv)
+    args = training.parse_training_arguments(__doc__, argv, chooses_text_form=True)
     common.check_writable([common.CLASSIFIER])
     started = time.perf_counter()
 
-    # 1. The training columns and the content embeddings; the validation slice.
-    table, inputs, provenance = training.training_inputs(args, ["content"])
-    X = inputs["content"]
+    # 1. The training columns and both embeddings; the validation slice.
+    table, inputs, provenance = training.training_inputs(args, ["content", "combined"])
     y = table["popularity_class"].to_numpy()
     fit_rows, validation_rows = training.training_split(table, args.seed)
     train_rows = np.sort(np.concatenate([fit_rows, validation_rows]))
     print(f"fit {len(fit_rows)} rows, validation {len(validation_rows)}")
-
-    # 2. "Balanced" weights, n / (3 * count), from the training rows; for fit and validation alike.
-    class_weight = len(train_rows) / (len(common.CLASS_NAMES) * np.bincount(y[train_rows],
-                                                                            minlength=len(common.CLASS_NAMES)))
-    print("class weights: " + ", ".join(f"{name} {w:.2f}" for name, w in zip(common.CLASS_NAMES, class_weight)))
-
-    # 3. Train, early-stopped on the validation slice.
     device = training.xgboost_device()
     settings = training.training_settings(args)
+
     with cluster.cluster(args.cluster) as client:
+        # 2. The form of the text that pays on these training rows, chosen on the validation slice.
+        text_form, text_model, text_scores = choose_text_form(args, table, inputs, provenance["features"],
+                                                              (fit_rows, validation_rows), settings, device, client)
+        X = training.text_form_inputs(table, inputs, provenance["features"], text_form, text_model)["content"]
+        print(f"text form: {text_form}" + (" (chosen on the validation slice)" if text_scores else ""))
+
+        # 3. "Balanced" weights, n / (3 * count), from the training rows; for fit and validation alike.
+        class_weight = len(train_rows) / (len(common.CLASS_NAMES) * np.bincount(y[train_rows],
+                                                                                minlength=len(common.CLASS_NAMES)))
+        print("class weights: " + ", ".join(f"{name} {w:.2f}" for name, w in zip(common.CLASS_NAMES, class_weight)))
+
+        # 4. Train, early-stopped on the validation slice.
         model = training.train_xgboost("classifier", settings, device, X, y, fit_rows, validation_rows,
                                        weight=class_weight[y], client=client)
         on_cluster = cluster.cluster_record(args.cluster, client)
     print(f"trained on {device}{' on the cluster' if client else ''}: best round {model.best_iteration + 1} "
           f"of {args.n_estimators}")
 
-    # 4. How it does on the test rows, then the model file with everything it was made from.
+    # 5. How it does on the test rows, then the model file with everything it was made from (and
+    #    the text model the other stages read the text through).
     test_rows = np.flatnonzero((table["split"] == "test").to_numpy())
     print_test_report(y, training.predict_rows(model.predict, X, test_rows), train_rows, test_rows)
     models.save_artifact(common.CLASSIFIER, models.artifact(model, {
         **provenance, "settings": settings, "n_features": X.width, "train_rows": len(train_rows),
         "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
-        **on_cluster}))
+        "text_form": text_form, "text_form_scores": text_scores, **on_cluster}, text=text_model))
     print(f"wrote {common.CLASSIFIER} in {common.seconds_since(started)}")
 
 

@@ -155,15 +155,17 @@ def main(argv=None):
 
     # 1. The training columns, both embeddings, the classifier of 03b and the validation slice.
     table, inputs, provenance = training.training_inputs(args, ["combined", "content"])
-    classifier = models.load_classifier({key: provenance[key] for key in provenance
-                                         if key != "embeddings_combined_sha256"})
+    classifier = models.load_classifier(provenance)
+    text_form = classifier["meta"]["text_form"]  # the form 03b chose: the text reads as its model does
+    inputs = training.text_form_inputs(table, inputs, provenance["features"], text_form, classifier["text"])
     X = inputs["combined"]
     fit_rows, validation_rows = training.training_split(table, args.seed)
     device = training.xgboost_device()
     settings = training.training_settings(args)
     run_id = uuid.uuid4().hex[:12]  # ties the four regressors and the combiner of this run together
     provenance = {**provenance, "settings": settings, "n_features": X.width, "target": "log1p(likes)",
-                  "run_id": run_id}
+                  "run_id": run_id, "text_form": text_form}
+    print(f"text form: {text_form} (03b's choice)")
 
     # 2. The four regressors, here or on the cluster.
     print(f"training on {device}{' on the cluster' if args.cluster else ''}; log1p(likes) RMSE, "

@@ -96,7 +96,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import cluster, drafts, encoder, features, models, report, tables
+from tweetlikes import cluster, drafts, encoder, features, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
@@ -197,7 +197,7 @@ def test_rows_input(table, classifier, global_regressor):
     rows = np.flatnonzero((table["split"] == "test").to_numpy())
     tweets = table.iloc[rows].reset_index(drop=True)
     embeddings = {}
-    if "text" in classifier["meta"]["features"]:
+    if reads_embeddings(classifier):
         for kind, bundle, path in (("content", classifier, common.CLASSIFIER),
                                    ("combined", global_regressor, common.GLOBAL_REGRESSOR)):
             matrix, meta = tables.load_embeddings(kind, table)
@@ -205,8 +205,36 @@ def test_rows_input(table, classifier, global_regressor):
                                                            "embedding_model": meta["model"],
                                                            "embedding_mode": meta["mode"]})
             embeddings[kind] = matrix  # row i of `tweets` is its row rows[i]
+        tweets = with_text_columns(tweets, classifier, embeddings["content"], rows, out_of_fold=True)
     return tweets, tweets.drop(columns=list(features.DERIVED_COLUMNS)), model_inputs(tweets, embeddings, classifier,
                                                                                      rows)
+
+
+def text_form_line(meta):
+    """How the models read the text, and why: 03b's choice, with each form's validation error."""
+    if "text" not in meta["features"]:
+        return "text: not read (trained with --features without text)"
+    scores = meta.get("text_form_scores") or {}
+    why = ("chosen by 03b on the validation slice; log1p RMSE there " +
+           ", ".join(f"{form} {score['validation_log_rmse']:.3f}" for form, score in scores.items())) \
+        if scores else "set by 03b --text-form"
+    return f"text read as: {meta['text_form']} ({why})"
+
+
+def reads_embeddings(classifier):
+    """Whether the models read the text, and so its embeddings: `text` among the features, in a
+    form other than none."""
+    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
+
+
+def with_text_columns(tweets, classifier, content, rows, out_of_fold):
+    """`tweets` with the columns of the classifier's text form (text.columns) for `rows` of the
+    `content` embeddings, for the forms that have columns."""
+    form = classifier["meta"]["text_form"]
+    if not features.TEXT_COLUMNS[form]:
+        return tweets
+    return tweets.join(text.columns(form, classifier["text"], content, rows, out_of_fold=out_of_fold)
+                       .set_axis(tweets.index))
 
 
 def new_tweets_input(args, stats, info, classifier):
@@ -241,7 +269,11 @@ def new_tweets_input(args, stats, info, classifier):
     for group, count in malformed.items():
         if count:
             print(f"signals: {count} unreadable `{features.SIGNAL_SOURCE[group]}` cells left missing")
-    embeddings = embed_new_tweets(tweets, classifier, args) if "text" in classifier["meta"]["features"] else {}
+    embeddings = {}
+    if reads_embeddings(classifier):
+        embeddings = embed_new_tweets(tweets, classifier, args)
+        tweets = with_text_columns(tweets, classifier, embeddings["content"], np.arange(len(tweets)),
+                                   out_of_fold=False)
     return tweets, original, model_inputs(tweets, embeddings, classifier)
 
 
@@ -262,8 +294,9 @@ def embed_new_tweets(tweets, classifier, args):
 def model_inputs(tweets, embeddings, classifier, index=None):
     """The classifier's and the regressors' inputs: content and combined embeddings (row i of
     `tweets` is their row index[i]) beside the feature columns."""
-    groups = classifier["meta"]["features"]
-    return tuple(features.model_input(tweets, embeddings.get(kind), groups, index) for kind in ("content", "combined"))
+    groups, form = classifier["meta"]["features"], classifier["meta"]["text_form"]
+    return tuple(features.model_input(tweets, embeddings.get(kind), groups, index, form)
+                 for kind in ("content", "combined"))
 
 
 def seen_in(tweets, rows):
@@ -337,7 +370,8 @@ def known_likes(tweets, in_training, args):
 def explain(trained, X_regressor, by_routing, outputs, routing):
     """models.explain for every row, over the columns the global regressor reads."""
     classifier, _, global_regressor = trained
-    groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"].get("embedding_dim", 0))
+    groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"].get("embedding_dim", 0),
+                                         classifier["meta"]["text_form"])
     return models.explain(global_regressor, X_regressor.block(np.arange(X_regressor.rows)), groups,
                           by_routing[routing], outputs)
 
@@ -402,6 +436,7 @@ def main(argv=None):
     tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
         args, table, stats, info, trained)
     print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
+    print(text_form_line(trained[0]["meta"]))
     likes, known, in_sample = known_likes(tweets, in_training, args)
 
     # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.

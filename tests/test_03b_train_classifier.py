@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import common
-from conftest import PROJECT_DIR, interrupt_at_blocks, stage
+from conftest import PROJECT_DIR, interrupt_at_blocks, run, stage
 from tweetlikes import features, models, tables, training
 
 train_classifier = stage("03b_train_classifier_improved")
@@ -38,8 +38,32 @@ def test_class_weights_are_balanced_on_the_training_rows_and_recorded(pipeline_d
     assert np.allclose(counts * np.array(meta["class_weight"]), len(train_classes) / 3)  # each class weighs alike
     assert meta["class_weight"][0] < meta["class_weight"][1] < meta["class_weight"][2]  # 75/20/5
     assert meta["train_rows"] == len(train_classes) and meta["rows"] == len(table)
-    assert meta["features"] == ["text", "history", "surface", "media", "time"]
-    assert meta["n_features"] == meta["embedding_dim"] + len(features.feature_columns(meta["features"][1:]))
+    assert meta["features"] == ["text", "history", "surface", "media", "time", "wording"]
+    raw = meta["text_form"] == "raw"
+    assert meta["n_features"] == meta["embedding_dim"] * raw + len(features.feature_columns(meta["features"],
+                                                                                           meta["text_form"]))
+
+
+@pytest.mark.slow
+def test_the_text_form_is_the_one_that_errs_least_on_the_validation_slice(pipeline_dir):
+    bundle = models.load_artifact(pipeline_dir / common.CLASSIFIER, {})
+    meta, scores = bundle["meta"], bundle["meta"]["text_form_scores"]
+    assert list(scores) == [form for form in features.TEXT_FORMS if form != "finetuned"]  # none without 02 --finetune
+    assert meta["text_form"] == min(scores, key=lambda form: scores[form]["validation_log_rmse"])
+    no_text = len(features.feature_columns(meta["features"][1:]))
+    assert scores["none"]["columns"] == no_text and scores["score"]["columns"] == no_text + 1
+    assert scores["raw"]["columns"] == meta["embedding_dim"] + no_text
+    assert set(bundle["text"]) >= {"ridge", "projection", "out_of_fold_score"}
+
+
+@pytest.mark.slow
+def test_text_form_none_trains_the_classifier_that_text_off_trains(pipeline_copy):
+    run("03b_train_classifier_improved", "--text-form", "none")
+    forced = models.load_artifact(pipeline_copy / common.CLASSIFIER, {})
+    run("03b_train_classifier_improved", "--features", "all,-text")
+    off = models.load_artifact(pipeline_copy / common.CLASSIFIER, {})
+    assert forced["meta"]["text_form"] == "none" and forced["meta"]["text_form_scores"] == {}
+    assert forced["model"] == off["model"]  # the same columns, the same booster
 
 
 @pytest.mark.slow

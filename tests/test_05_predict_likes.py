@@ -4,6 +4,7 @@ without torch and without touching the report), models that do not belong togeth
 --output never written over an input or a pipeline file."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -92,7 +93,7 @@ def test_metrics_json_structure(pipeline_dir):
     settings = metrics["settings"]
     assert settings["rows_scored"] == (table["split"] == "test").sum() and settings["in_sample_rows"] == 0
     assert settings["routing"] == predict_likes.DEFAULT_ROUTING == "learned"
-    assert settings["features"] == ["text", "history", "surface", "media", "time"]  # no is_reply column
+    assert settings["features"] == ["text", "history", "surface", "media", "time", "wording"]  # no is_reply column
     assert settings["classifier"]["settings"]["learning_rate"] == training.LEARNING_RATE
     assert len(settings["regressors"]["rounds"]) == 4 and len(settings["combiner"]["coefficients"]) == 8
     scale = metrics["likes_scale"]
@@ -501,3 +502,15 @@ def test_served_probabilities_are_the_calibrated_ones(pipeline_dir, monkeypatch)
     learned = models.routed_log_likes(models.calibrated(raw, combiner), combiner)["learned"]
     assert np.abs(pd.read_csv(pipeline_dir / common.PREDICTIONS)["predicted_likes"]
                   - np.clip(np.expm1(learned), 0, None).round(1)).max() < 1e-6
+
+
+@pytest.mark.slow
+def test_a_draft_says_how_the_text_was_read_and_how_much_the_wording_moved_it(pipeline_copy, capsys):
+    meta = models.load_artifact(pipeline_copy / common.CLASSIFIER, {})["meta"]
+    run("05_predict_likes", "--text", "Would you vote for this? Tell us below", "--username", "adidas")
+    out = capsys.readouterr().out
+    errors = ", ".join(f"{form} {score['validation_log_rmse']:.3f}" for form, score in meta["text_form_scores"].items())
+    assert f"text read as: {meta['text_form']} (chosen by 03b on the validation slice; log1p RMSE there {errors})" in out
+    moved = re.search(r"the wording moved it x([0-9.]+) \(text and surface and wording: ", out)
+    factors = dict(re.findall(r"(text|surface|wording) x([0-9.]+)", out.split("why:")[1].split("\n")[0]))
+    assert moved and float(moved[1]) == pytest.approx(np.prod([float(v) for v in factors.values()]), rel=0.02)

@@ -58,15 +58,16 @@ def test_reply_flags():
 
 def test_missing_columns_turn_groups_off():
     table = pd.DataFrame({"content": ["hi #x"], "username": ["a"], "company": ["c"]})
-    stats = pd.DataFrame(columns=["kind", "key", "count", "sum_log_likes", "median_log_likes", "first_day"])
+    stats = pd.DataFrame(columns=features.STATS_COLUMNS)
     signals, found, malformed = features.signal_features(table, stats)
-    assert found == ["surface"] and malformed == {"surface": 0}
+    assert found == ["surface", "wording"] and malformed == {"surface": 0, "wording": 0}
     assert signals[features.SIGNAL_FEATURES["media"] + features.SIGNAL_FEATURES["time"]].isna().all().all()
 
 
 def test_feature_groups():
     available = ["surface", "media", "time"]
-    assert features.parse_features("all", available) == (("text", "history", "surface", "media", "time"), ("reply",))
+    assert features.parse_features("all", available) == (("text", "history", "surface", "media", "time"),
+                                                          ("reply", "wording"))
     assert features.parse_features("seed", available) == (("text",), ())
     assert features.parse_features("all,-text", available)[0] == ("history", "surface", "media", "time")
     assert features.parse_features("history,reply", available) == (("text", "history"), ("reply",))
@@ -146,8 +147,9 @@ def test_dates_pandas_cannot_hold_are_missing():
 
 
 def test_an_unholdable_date_is_an_unreadable_cell_counted():
-    table = pd.DataFrame({"content": ["a", "b"], "username": ["u", "v"], "date": ["1448-01-01 00:00:00", "2020-01-01"]})
-    stats = pd.DataFrame(columns=["kind", "key", "count", "sum_log_likes", "median_log_likes", "first_day"])
+    table = pd.DataFrame({"content": ["a", "b"], "username": ["u", "v"], "company": ["", ""],
+                          "date": ["1448-01-01 00:00:00", "2020-01-01"]})
+    stats = pd.DataFrame(columns=features.STATS_COLUMNS)
     signals, found, malformed = features.signal_features(table, stats)
     assert "time" in found and malformed["time"] == 1
     assert np.isnan(signals["time_hour"].iloc[0]) and signals["time_hour"].iloc[1] == 0
@@ -170,3 +172,18 @@ def test_every_model_input_column_is_explained_by_exactly_one_group():
                 assert names.count("account_history") == names.count("company_history") == 3
             elif group != "text":
                 assert names.count(group) == len(features.SIGNAL_FEATURES[group])
+
+
+def test_wording_signals_count_what_a_writer_chooses():
+    stats = pd.DataFrame([["user", "a", 2, 0.0, 0.0, np.nan, 10.0], ["company", "c", 1, 0.0, 0.0, np.nan, 20.0]],
+                         columns=features.STATS_COLUMNS)
+    table = pd.DataFrame({"content": ["Why did WE win? <hyperlink>", "Please RT and vote for me: 3 days left",
+                                      "hello you"], "username": ["a", "x", ""], "company": ["c", "c", ""]})
+    frame = features.wording_signals(table["content"], table["username"], table["company"], stats)
+    assert list(frame.columns) == features.SIGNAL_FEATURES["wording"]
+    # Length against the account's usual (10 chars), else the company's (20), else unknown.
+    assert frame["wording_relative_length"].iloc[:2].tolist() == pytest.approx([27 / 10, 38 / 20])
+    assert np.isnan(frame["wording_relative_length"].iloc[2])
+    assert frame.iloc[:, 1:].to_numpy().tolist() == [[1, 0, 0, 1, 0, 1],  # question, we, WE
+                                                     [0, 1, 1, 1, 0, 1],  # vote, 3, me, RT
+                                                     [0, 0, 0, 0, 1, 0]]  # you

@@ -73,7 +73,7 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
     args = argparse.Namespace(features="all,-text")  # no embeddings needed
     table, inputs, provenance = training.training_inputs(args, ["content"])
     info = common.read_json(common.THRESHOLDS_JSON)
-    groups = ["history", "surface", "media", "time"]  # the sample has no is_reply column
+    groups = ["history", "surface", "media", "time", "wording"]  # the sample has no is_reply column
     assert len(table) == 100 and "content" not in table.columns  # texts are only hashed, never kept
     assert provenance == {"classed_csv_sha256": info["classed_csv_sha256"],
                           "history_stats_sha256": info["history_stats_sha256"], "thresholds": info["thresholds"],

@@ -169,6 +169,10 @@ def describe_one(predicted_likes, probabilities, explanation, history_lines):
     print("class probabilities: " + ", ".join(f"{name} {p:.1%}" for name, p in zip(common.CLASS_NAMES, probabilities)))
     print(f"why: a typical tweet gets {np.expm1(explanation['base'][0]):.0f}; then "
           + ", ".join(f"{group.replace('_', ' ')} x{np.exp(effect):.2f}" for group, effect in factors(explanation, 0)))
+    wording = [group for group in features.CONTENT_GROUPS if group in explanation]
+    if wording:
+        print(f"the wording moved it x{np.exp(sum(explanation[group][0] for group in wording)):.2f} "
+              f"({' and '.join(wording)}: what rewording changes; the rest is who posts, when and with what)")
     for line in history_lines:
         print(line)
 

@@ -1,9 +1,10 @@
 """What the models read: the feature groups, the history features, the signals the Adobe
 columns carry, and the model input built from them a block of rows at a time.
 
-- Groups: `text` (the embeddings), `history` (per-account and per-company likes on training
-  rows), and the signal groups `surface`, `media`, `time`, `reply`, each on when its column is in
-  the input. `--features` of 03b and 04 picks among them (parse_features).
+- Groups: `text` (the embeddings, in the form tweetlikes.text names), `history` (per-account and
+  per-company likes on training rows), and the signal groups `surface`, `media`, `time`, `reply`
+  and `wording` (choices a writer makes: length against the account's usual, a question, a call to
+  action, numbers, first and second person, capitals), each on when its column is in the input. `--features` of 03b and 04 picks among them (parse_features).
 - History: 01 computes it out of fold for training rows (see there); lookup_history gives new
   rows the statistics of all training rows, and the prior to unseen accounts.
 - Signals: counted from the raw columns; a cell that can't be read is missing (NaN, which XGBoost
@@ -30,13 +31,24 @@ SIGNAL_FEATURES = {
     "media": ["media_photos", "media_videos", "media_gifs"],
     "time": ["time_hour", "time_weekday", "time_account_days"],
     "reply": ["reply_is_reply"],
+    "wording": ["wording_relative_length", "wording_question", "wording_call_to_action", "wording_numbers",
+                "wording_first_person", "wording_second_person", "wording_all_caps"],
 }
-SIGNAL_SOURCE = {"surface": "content", "media": "media", "time": "date", "reply": "is_reply"}
+SIGNAL_SOURCE = {"surface": "content", "media": "media", "time": "date", "reply": "is_reply", "wording": "content"}
+# What rewording a tweet changes: the explanation groups read from its content alone.
+CONTENT_GROUPS = ("text", *(group for group, source in SIGNAL_SOURCE.items() if source == "content"))
 
 # Model inputs, by group: `text` is the embeddings (content ones for the classifier, which on
 # combined ones learns account names that do not carry over to new accounts; content+company+
 # username ones for the regressors), `history` the six history features, then the signals.
 FEATURE_GROUPS = ("text", "history", *SIGNAL_FEATURES)
+
+# The forms the text takes as model input (tweetlikes.text fits them; 03b picks one on the
+# validation slice), each with the table columns it adds: `raw` is the embeddings themselves.
+TEXT_FORMS = ("none", "score", "projection", "raw", "finetuned")  # a tie goes to the earlier: fewer columns
+PROJECTION_DIMS = 16  # enough for the topics a few thousand tweets hold; 24x fewer columns than raw
+TEXT_COLUMNS = {"none": [], "raw": [], "score": ["text_score"], "finetuned": ["text_finetuned"],
+                "projection": [f"text_pc_{i + 1}" for i in range(PROJECTION_DIMS)]}
 FEATURE_PRESETS = {"seed": ("text",), "history": ("text", "history"), "all": FEATURE_GROUPS}
 DEFAULT_FEATURES = "all"
 
@@ -61,17 +73,21 @@ def parse_features(spec, available):
     return groups, left_out
 
 
-def feature_columns(groups):
-    """The table columns (history and signals) that `groups` feed to the models, in order."""
-    return [column for group in groups if group != "text"
-            for column in (HISTORY_FEATURES if group == "history" else SIGNAL_FEATURES[group])]
+def feature_columns(groups, text_form="raw"):
+    """The table columns (the text form's, history and signals) that `groups` feed to the
+    models, in order."""
+    return [*(TEXT_COLUMNS[text_form] if "text" in groups else []),
+            *(column for group in groups if group != "text"
+              for column in (HISTORY_FEATURES if group == "history" else SIGNAL_FEATURES[group]))]
 
 
-def explanation_groups(groups, embedding_dim):
+def explanation_groups(groups, embedding_dim, text_form="raw"):
     """What each model input column counts towards when a prediction is explained, in column
-    order: the embeddings as `text`, the history split into `account_history` and
-    `company_history` (what a writer can act on differs), each signal group under its name."""
-    names = ["text"] * (embedding_dim if "text" in groups else 0)
+    order: the embeddings or the text form's columns as `text`, the history split into
+    `account_history` and `company_history` (what a writer can act on differs), each signal
+    group under its name."""
+    names = ["text"] * ((embedding_dim if text_form == "raw" else len(TEXT_COLUMNS[text_form]))
+                        if "text" in groups else 0)
     for group in groups:
         if group == "history":
             names += [f"{'account' if kind == 'user' else kind}_history" for kind, _ in HISTORY_KEYS
@@ -132,17 +148,19 @@ class ModelInput:
         return [rows[start:start + BLOCK_ROWS] for start in range(0, len(rows), BLOCK_ROWS)]
 
 
-def model_input(table, embeddings, groups, index=None):
-    """The model input as ModelInput: the embeddings (when `text` is in `groups`; row i of the
-    table is the embeddings' row index[i]), then the table's feature columns."""
-    columns = feature_columns(groups)
-    return ModelInput(embeddings if "text" in groups else None,
+def model_input(table, embeddings, groups, index=None, text_form="raw"):
+    """The model input as ModelInput: the embeddings (when `text` is in `groups` in the raw form;
+    row i of the table is the embeddings' row index[i]), then the table's feature columns."""
+    columns = feature_columns(groups, text_form)
+    return ModelInput(embeddings if "text" in groups and text_form == "raw" else None,
                       table[columns].to_numpy(dtype=np.float32) if columns else None, index)
 
 
 # ------------------------------------------------------------------------------ history features
 
 HISTORY_SMOOTHING = 5  # pseudo-posts pulling a small account's mean towards the global mean
+# history_stats.csv, one row per account or company of the training rows (01's group_stats).
+STATS_COLUMNS = ["kind", "key", "count", "sum_log_likes", "median_log_likes", "first_day", "mean_chars"]
 
 
 def history_columns(kind, count, total, median, prior_mean, prior_median):
@@ -156,8 +174,8 @@ def history_columns(kind, count, total, median, prior_mean, prior_median):
 
 
 def key_stats(stats, kind, keys):
-    """Each key's row of `stats` (count, sum_log_likes, median_log_likes, first_day) for one kind;
-    empty or unseen keys get count 0."""
+    """Each key's row of `stats` (count, sum_log_likes, median_log_likes, first_day, mean_chars)
+    for one kind; empty or unseen keys get count 0."""
     by_key = stats[stats["kind"] == kind].set_index("key")
     found = by_key.reindex(keys.where(keys != "").to_numpy())
     found["count"] = found["count"].fillna(0)
@@ -211,6 +229,32 @@ def surface_signals(content):
     return pd.DataFrame(dict(zip(SIGNAL_FEATURES["surface"], columns)), index=text.index).astype(float)
 
 
+QUESTION = r"^\W*(?:who|what|when|where|why|how|which|is|are|do|does|did|can|could|would|will|should)\b|\?\W*$"
+CALL_TO_ACTION = (r"\b(?:retweet|rt if|please (?:share|help|join|sign|watch|read|vote|call|reply)|share (?:this|if)|"
+                  r"like if|reply|comment|click|tap|sign up|join us|watch|read more|learn more|check (?:it )?out|"
+                  r"follow|vote|donate|subscribe|tell us|let us know|don't miss)\b")
+NUMBER = r"\d[\d,.:%]*"
+FIRST_PERSON = r"\b(?:i|me|my|mine|we|us|our|ours|i'm|i've|we're|we've)\b"
+SECOND_PERSON = r"\b(?:you|your|yours|you're|you've)\b"
+ALL_CAPS_WORD = r"\b[A-Z]{2,}\b"
+
+
+def wording_signals(content, usernames, companies, stats):
+    """Choices a writer makes in the wording: length against the account's usual (its company's
+    where the account is unknown; NaN where neither is), a question, calls to action (retweet,
+    reply, click, vote...), numbers, first and second person, words in capitals."""
+    text = pd.Series(content, dtype=object).fillna("").astype(str)
+    plain = text.str.replace(LINK, " ", regex=True).str.replace(MENTION, " ", regex=True)
+    lower = plain.str.lower()
+    usual = key_stats(stats, "user", usernames)["mean_chars"].to_numpy(dtype=float)
+    usual = np.where(np.isnan(usual), key_stats(stats, "company", companies)["mean_chars"].to_numpy(dtype=float),
+                     usual)
+    columns = [text.str.len().to_numpy() / np.where(usual > 0, usual, np.nan),
+               lower.str.contains(QUESTION), lower.str.count(CALL_TO_ACTION), plain.str.count(NUMBER),
+               lower.str.count(FIRST_PERSON), lower.str.count(SECOND_PERSON), plain.str.count(ALL_CAPS_WORD)]
+    return pd.DataFrame(dict(zip(SIGNAL_FEATURES["wording"], columns)), index=text.index).astype(float)
+
+
 def media_signals(media):
     """Photo, video and GIF counts from Adobe's media lists; an empty cell means none. A cell that
     is not such a list is missing (NaN); returns (frame, malformed count)."""
@@ -257,6 +301,8 @@ def signal_features(table, stats):
         found.append(group)
         if group == "surface":
             frame, bad = surface_signals(table[source]), 0
+        elif group == "wording":
+            frame, bad = wording_signals(table[source], table["username"], table["company"], stats), 0
         elif group == "media":
             frame, bad = media_signals(table[source])
         elif group == "time":

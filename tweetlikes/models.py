@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
-from tweetlikes import calibration
+from tweetlikes import calibration, features
 
 
 def load_artifact(path, expect):
@@ -44,12 +44,14 @@ def _short(value):
     return value[:12] + "…" if isinstance(value, str) and len(value) > 16 else value
 
 
-def artifact(model, meta):
+def artifact(model, meta, text=None):
     """A trained XGBoost model as our .joblib files hold it: its booster in XGBoost's own binary
     format (UBJSON), cut to the rounds early stopping kept, beside its provenance. Plain bytes, not
     the pickled sklearn object: loading a bundle imports neither xgboost nor scikit-learn (05
     embeds a draft before it needs them, which keeps its peak memory down), and XGBoost reads
-    its own format across versions, where its pickles are tied to one."""
+    its own format across versions, where its pickles are tied to one. The classifier's also
+    holds `text`, the text model (tweetlikes.text.fit) every stage after it reads the text
+    through."""
     booster = model.get_booster()
     try:
         booster = booster[: booster.best_iteration + 1]  # what the sklearn model's predict uses
@@ -57,7 +59,7 @@ def artifact(model, meta):
         pass
     raw = bytes(booster.save_raw("ubj"))
     # Checked on loading: a damaged booster would otherwise surface deep inside XGBoost.
-    return {"model": raw, "meta": {**meta, "booster_sha256": hashlib.sha256(raw).hexdigest()}}
+    return {"model": raw, "meta": {**meta, "booster_sha256": hashlib.sha256(raw).hexdigest()}, "text": text}
 
 
 def load_classifier(expect):
@@ -66,7 +68,8 @@ def load_classifier(expect):
     classifier = load_artifact(common.CLASSIFIER, expect)
     common.check_fields(common.CLASSIFIER, classifier["meta"], {
         "class_weight": lambda v: isinstance(v, list) and len(v) == len(common.CLASS_NAMES)
-                                  and all(map(common.is_number, v))})
+                                  and all(map(common.is_number, v)),
+        "text_form": lambda v: v in features.TEXT_FORMS})
     return classifier
 
 
@@ -86,6 +89,7 @@ def load_run(info):
         "pair_chance": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r, {}).get("slope"))
                                                              for r in ROUTINGS)})
     regressor_expect = {**expect, "features": classifier["meta"]["features"], "run_id": combiner.get("run_id"),
+                        "text_form": classifier["meta"]["text_form"],
                         **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
     # Each file must hold its own class's specialist: swapped files would load and mispredict.
     regressors = [load_artifact(common.REGRESSOR.format(k=k), {**regressor_expect, "popularity_class": k})

@@ -290,8 +290,13 @@ def classed_fingerprints(kinds):
 
 
 def load_history_stats():
-    """history_stats.csv (01): per-key count, sum and median of log1p(likes), first posting day."""
-    return pd.read_csv(common.HISTORY_CSV, dtype={"key": str}, keep_default_na=False, na_values={"first_day": [""]})
+    """history_stats.csv (01): per-key count, sum and median of log1p(likes), first posting day,
+    mean content length."""
+    stats = pd.read_csv(common.HISTORY_CSV, dtype={"key": str}, keep_default_na=False, na_values={"first_day": [""]})
+    if list(stats.columns) != features.STATS_COLUMNS:
+        common.fail(f"{common.HISTORY_CSV} has columns {list(stats.columns)}, not this version's "
+                    f"{features.STATS_COLUMNS}; rerun {common.maker(common.HISTORY_CSV)}")
+    return stats
 
 
 def load_embeddings(kind, table, texts_sha256=None):

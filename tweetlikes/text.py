@@ -1,4 +1,4 @@
-"""The text as model input, in the form that pays on the training rows at hand (03b chooses it on
+"""The text as model input (features.TEXT_FORMS), in the form that pays on the training rows at hand (03b chooses it on
 the validation slice; 04 and 05 use its choice):
 
 - `raw`: the 384 embedding columns (content ones for the classifier, content+company+username
@@ -23,14 +23,10 @@ components need only 385 x 385 sums.
 import numpy as np
 import pandas as pd
 
-from tweetlikes import features
+from tweetlikes import features, pairs, tables
 
-FORMS = ("none", "score", "projection", "raw", "finetuned")  # ties go to the earlier: fewer columns
-PROJECTION_DIMS = 16  # enough for the topics a few thousand tweets hold; 24x fewer columns than raw
 SCORE_FOLDS = 5       # the out-of-fold ridges see 80% of the training rows, near the test rows' 100%
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)  # chosen per ridge by generalised cross-validation on its own rows
-COLUMNS = {"none": [], "raw": [], "score": ["text_score"], "finetuned": ["text_finetuned"],
-           "projection": [f"text_pc_{i + 1}" for i in range(PROJECTION_DIMS)]}
 
 
 def residuals(log_likes, keys, rows):
@@ -62,8 +58,7 @@ def sums(embeddings, rows, target=None):
     """(count, sum of x, sum of x x^T, sum of x y) over `rows` of the embeddings, a block at a time."""
     dim = embeddings.shape[1]
     total, outer, cross = np.zeros(dim), np.zeros((dim, dim)), np.zeros(dim)
-    for start in range(0, len(rows), features.BLOCK_ROWS):
-        block = np.asarray(embeddings[rows[start:start + features.BLOCK_ROWS]], dtype=np.float64)
+    for start, block in zip(range(0, len(rows), features.BLOCK_ROWS), blocks(embeddings, rows)):
         total += block.sum(axis=0)
         outer += block.T @ block
         if target is not None:
@@ -96,11 +91,11 @@ def fit_ridge(embeddings, rows, target):
 
 
 def fit_projection(embeddings, rows):
-    """The first PROJECTION_DIMS principal components of the embeddings of `rows`."""
+    """The first features.PROJECTION_DIMS principal components of the embeddings of `rows`."""
     n, total, outer, _ = sums(embeddings, rows)
     mean = total / n
     eigenvalues, vectors = np.linalg.eigh(outer / n - np.outer(mean, mean))
-    return {"mean": mean, "components": vectors[:, ::-1][:, :PROJECTION_DIMS]}
+    return {"mean": mean, "components": vectors[:, ::-1][:, :features.PROJECTION_DIMS]}
 
 
 def fit(embeddings, log_likes, keys, copy_keys_of_rows, is_train, seed):
@@ -121,31 +116,44 @@ def fit(embeddings, log_likes, keys, copy_keys_of_rows, is_train, seed):
             "out_of_fold_score": out_of_fold.astype(np.float32), "folds": SCORE_FOLDS, "seed": seed}
 
 
+def blocks(embeddings, rows):
+    """The embeddings of `rows` as float64, a block at a time."""
+    for start in range(0, len(rows), features.BLOCK_ROWS):
+        yield np.asarray(embeddings[rows[start:start + features.BLOCK_ROWS]], dtype=np.float64)
+
+
 def score_rows(ridge, embeddings, rows):
-    return np.concatenate([np.asarray(embeddings[rows[start:start + features.BLOCK_ROWS]], dtype=np.float64)
-                           @ ridge["coef"] + ridge["intercept"]
-                           for start in range(0, len(rows), features.BLOCK_ROWS)] or [np.zeros(0)])
+    return np.concatenate([block @ ridge["coef"] + ridge["intercept"] for block in blocks(embeddings, rows)]
+                          or [np.zeros(0)])
 
 
-def columns(form, fitted, embeddings, finetuned=None, out_of_fold=True):
-    """The table columns of `form` for every row of `embeddings` (content ones): out-of-fold
-    scores for the training rows of the fit (`out_of_fold`; new rows have none), the ridge on all
-    training rows elsewhere. `finetuned` is 02 --finetune's column for the same rows."""
-    rows = np.arange(len(embeddings))
+def columns(form, fitted, embeddings, rows, finetuned=None, out_of_fold=True):
+    """The table columns of `form` for `rows` of `embeddings` (content ones): for the training rows
+    of the fit (`out_of_fold`: `rows` index the classed CSV), their out-of-fold scores; elsewhere
+    the ridge on every training row. `finetuned` is 02 --finetune's column for the same rows."""
     if form == "score":
-        score = score_rows(fitted["ridge"], embeddings, rows)
+        values = score_rows(fitted["ridge"], embeddings, rows)
         if out_of_fold:
-            held_out = ~np.isnan(fitted["out_of_fold_score"])
-            score[held_out] = fitted["out_of_fold_score"][held_out]
-        values = score[:, None]
+            held_out = fitted["out_of_fold_score"][rows]
+            values = np.where(np.isnan(held_out), values, held_out)
+        values = values[:, None]
     elif form == "projection":
         projection = fitted["projection"]
-        values = np.concatenate([(np.asarray(embeddings[start:start + features.BLOCK_ROWS], dtype=np.float64)
-                                  - projection["mean"]) @ projection["components"]
-                                 for start in range(0, len(rows), features.BLOCK_ROWS)] or
-                                [np.zeros((0, PROJECTION_DIMS))])
+        values = np.concatenate([(block - projection["mean"]) @ projection["components"]
+                                 for block in blocks(embeddings, rows)]
+                                or [np.zeros((0, features.PROJECTION_DIMS))])
     elif form == "finetuned":
         values = np.asarray(finetuned, dtype=np.float64).reshape(-1, 1)
     else:
         values = np.zeros((len(rows), 0))
-    return pd.DataFrame(values.astype(np.float32), columns=COLUMNS[form])
+    return pd.DataFrame(values.astype(np.float32), columns=features.TEXT_COLUMNS[form])
+
+
+def row_keys():
+    """For every row of the classed CSV, streamed: the key of its pairs (pairs.pair_keys: the
+    account, or the company without usernames) and its copy key (copy_keys)."""
+    chunks = list(tables.classed_chunks(["content", "username", "company"]))
+    hashes = np.concatenate([copy_keys(chunk) for chunk in chunks])
+    keys, within = pairs.pair_keys(pd.concat([chunk[["username", "company"]] for chunk in chunks],
+                                             ignore_index=True))
+    return keys, within, hashes

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 import common
-from tweetlikes import cluster, features, tables
+from tweetlikes import cluster, features, tables, text
 
 # The XGBoost settings of 03b and 04 alike (--help shows them; every model file records them).
 VALIDATION_FRACTION = 0.1   # of the training rows, for early stopping and 04's combiner; never test rows
@@ -25,15 +25,21 @@ SUBSAMPLE = 0.8             # rows per tree: a little bagging against the heavy-
 COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen non-text columns is offered
 
 
-def parse_training_arguments(doc, argv):
+def parse_training_arguments(doc, argv, chooses_text_form=False):
     """03b's and 04's command line: the settings they share (both must get the same --features
-    for 05 to combine them) and --cluster; `doc` is the script's docstring."""
+    for 05 to combine them) and --cluster, and for 03b (`chooses_text_form`) --text-form; `doc`
+    is the script's docstring."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--features", default=features.DEFAULT_FEATURES,
                         help=f"model inputs: {', '.join(features.FEATURE_PRESETS)} (seed: embeddings only, the "
                              "original design; history: embeddings + history) or a comma list of "
                              f"{', '.join(features.FEATURE_GROUPS)}; '-GROUP' drops one, e.g. all,-text")
+    if chooses_text_form:
+        parser.add_argument("--text-form", default="auto", choices=("auto", *features.TEXT_FORMS),
+                            help="how the models read the text: auto picks, on the validation slice, the form "
+                                 "whose global regressor errs least (see tweetlikes/text.py); 04 and 05 use "
+                                 "the classifier's")
     parser.add_argument("--n-estimators", type=common.positive_int, default=N_ESTIMATORS, help="most boosting rounds")
     parser.add_argument("--learning-rate", type=common.positive_float, default=LEARNING_RATE)
     parser.add_argument("--max-depth", type=common.positive_int, default=MAX_DEPTH)
@@ -88,6 +94,17 @@ def training_inputs(args, embedding_kinds):
           f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"
           + (f"; no column for {', '.join(left_out)} in the input" if left_out else ""))
     return table, inputs, provenance
+
+
+def text_form_inputs(table, inputs, groups, form, text_model, finetuned=None):
+    """The model input of each embedding kind with the text in `form`: `inputs` themselves for the
+    raw embeddings, else the table's feature columns with the form's (text.columns, out of fold
+    for training rows) and no embeddings."""
+    if form == "raw" or "text" not in groups:
+        return inputs
+    content = np.load(inputs["content"].embeddings, mmap_mode="r") if form in ("score", "projection") else None
+    table = table.join(text.columns(form, text_model, content, np.arange(len(table)), finetuned))
+    return {kind: features.model_input(table, None, groups, text_form=form) for kind in inputs}
 
 
 def training_settings(args):
