@@ -13,7 +13,7 @@ over seeds), MAE, Spearman, viral-class log MAE, viral precision/recall of predi
 viral threshold, and the classifier's macro-F1 / viral recall.
 
 Usage: python tests/evaluate.py --input TWEETS.csv [--split random|account|company|time]
-           [--seeds 42,43,44] [--ablations all,-text all,-history ...] [--ablation-seeds K]
+           [--seeds 42,43,44] [--ablations all,-text all@raw all@finetuned all,-wording ...] [--ablation-seeds K]
            [--workdir DIR] [--rows N]
 """
 import argparse
@@ -45,11 +45,17 @@ def stage(name, *args, log):
         importlib.import_module(name).main([str(a) for a in args])
 
 
-def run_config(features, seed, log):
-    for name in ("03b_train_classifier_improved", "04_train_regressors"):
-        stage(name, "--features", features, "--seed", seed, log=log)
+def run_config(config, seed, log):
+    """03b, 04 and 05 with one configuration, FEATURES[@TEXT_FORM] (`all,-text`, `all@raw`); its
+    metrics.json, with the seconds 03b and 04 took."""
+    features, _, text_form = config.partition("@")
+    started = time.perf_counter()
+    stage("03b_train_classifier_improved", "--features", features, "--seed", seed,
+          *(("--text-form", text_form) if text_form else ()), log=log)
+    stage("04_train_regressors", "--features", features, "--seed", seed, log=log)
+    seconds = time.perf_counter() - started
     stage("05_predict_likes", "--no-plots", log=log)
-    return json.loads(Path("metrics.json").read_text())
+    return {**json.loads(Path("metrics.json").read_text()), "training_seconds": seconds}
 
 
 def figures(metrics, method):
@@ -70,6 +76,20 @@ def fmt(values):
     return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
+def print_text_forms(results, finetune_seconds):
+    """Per configuration, the learned routing's RMSE and pairwise accuracy, the text form each seed
+    read, and the seconds 03b and 04 took (plus 02 --finetune's, for the fine-tuned form)."""
+    print("\ntext forms, learned routing, mean (min-max over seeds):")
+    print("| configuration | text form per seed | RMSE | pairwise | 03b+04 seconds |")
+    print("|---|---|---|---|---|")
+    for config, runs in results.items():
+        rows = [figures(m, "two-stage, learned routing") for m in runs]
+        forms = ", ".join(m["settings"]["text_form"] if "text" in m["settings"]["features"] else "off" for m in runs)
+        extra = f" + {fmt(finetune_seconds)} fine-tuning" if config.endswith("@finetuned") else ""
+        print(f"| {config} | {forms} | {fmt([r['rmse'] for r in rows])} | {fmt([r['pairwise'] for r in rows])} | "
+              f"{fmt([m['training_seconds'] for m in runs])}{extra} |")
+
+
 def print_calibration(runs):
     """The default's class probabilities on the test rows before and after 04's calibration."""
     print(f"\ncalibration ({', '.join(sorted({m['calibration']['method'] for m in runs}))}), mean (min-max over seeds):")
@@ -88,7 +108,8 @@ def main(argv=None):
     parser.add_argument("--split", default="random", choices=("random", "account", "company", "time"))
     parser.add_argument("--seeds", default="42,43,44", help="comma list; the spread is over these")
     parser.add_argument("--ablations", nargs="*", default=DEFAULT_ABLATIONS,
-                        help="--features values run beside the default")
+                        help="configurations run beside the default: a --features value, and @FORM for "
+                             "03b's --text-form (all@raw); @finetuned runs 02 --finetune for each seed")
     parser.add_argument("--ablation-seeds", type=int, default=0, help="run the ablations on the first K seeds (0: all)")
     parser.add_argument("--rows", type=int, default=0, help="a seeded sample of this many rows (0: all)")
     parser.add_argument("--workdir", default="evaluation", help="working folder (embeddings are reused there)")
@@ -105,17 +126,22 @@ def main(argv=None):
         source = Path("sample.csv").resolve()
     started = time.perf_counter()
     results = {"default": [], **{features: [] for features in args.ablations}}
+    finetune_seconds = []
     with open("evaluate.log", "a", buffering=1) as log:
         for index, seed in enumerate(seeds):
             stage("01_create_classes", "--input", source, "--split", args.split, "--seed", seed, log=log)
             stage("02_generate_embeddings", log=log)
+            if any(config.endswith("@finetuned") for config in args.ablations):
+                started_finetune = time.perf_counter()
+                stage("02_generate_embeddings", "--finetune", log=log)
+                finetune_seconds.append(time.perf_counter() - started_finetune)
             for features in ["default", *(args.ablations if index < (args.ablation_seeds or len(seeds)) else [])]:
                 results[features].append(run_config(DEFAULT_FEATURES if features == "default" else features,
                                                     seed, log))
                 print(f"  seed {seed}, features {features}: done at {time.perf_counter() - started:.0f}s",
                       file=sys.stderr)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(json.dumps({**results, "finetune_seconds": finetune_seconds}, indent=1))
 
     columns = ("rmse", "mae", "spearman", "pairwise", "viral_mae", "viral_p", "viral_r")
     print(f"\n{source.name}, {args.split} split, test rows {results['default'][0]['settings']['rows_scored']}, "
@@ -138,6 +164,7 @@ def main(argv=None):
             classifier = f"{fmt([r['macro_f1'] for r in rows])} / {fmt([r['clf_viral_r'] for r in rows])}" \
                 if method.startswith("two-stage") else ""
             print(f"| {features} | {method} | " + " | ".join(cells) + f" | {classifier} |")
+    print_text_forms(results, finetune_seconds)
     print_calibration(results["default"])
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"

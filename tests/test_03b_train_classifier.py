@@ -88,7 +88,7 @@ def test_ctrl_c_in_a_stage_is_one_line_and_exit_130(pipeline_copy):
                                 "--learning-rate", "0.001"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in process.stdout:
-        if line.startswith("class weights"):  # the last line before training
+        if line.startswith("text form, by its global regressor"):  # the last line before training
             break
     process.send_signal(signal.SIGINT)
     try:
