@@ -7,6 +7,9 @@ Writes embeddings_content.npy       float32 (rows, 384), row i = content of CSV 
        embeddings_meta.json         what each file was computed from: model, mode (exact or fast)
                                     and precision, template, a fingerprint of the texts; later
                                     stages check it
+       text_finetuned.npy           with --finetune: float32 (rows,), row i = the fine-tuned
+                                    model's score of row i's content (tweetlikes.finetune), its
+                                    tuned weights in finetuned/; recorded in embeddings_meta.json
 
 It does no needless work: if the texts, model and mode are unchanged since the last run,
 it reuses the files without even loading the model. Identical texts are encoded once. Texts are
@@ -25,8 +28,14 @@ on the current one.
 its finished chunk to .embeddings_cache/ as above (so a lost worker or Ctrl-C resumes the same
 way); this process assembles them in order. The working directory must be shared with the workers.
 
+--finetune then fine-tunes the model's top two layers to predict what each training tweet's
+wording adds to its account's typical likes, strictly out of fold (a fold's rows are scored by a
+model that never saw their likes; test rows by one trained on every training row), on CUDA when
+present. Its weights and scores are cached by a hash of all they depend on: a rerun on unchanged
+input trains nothing and imports no torch.
+
 Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
-                                        [--cluster ADDRESS]
+                                        [--cluster ADDRESS] [--finetune]
 
 A good first run on the embedded sample prints (a rerun on unchanged texts: "embeddings are up
 to date ...; nothing to do"):
@@ -41,6 +50,22 @@ to date ...; nothing to do"):
     wrote embeddings_content.npy (5000, 384)
     wrote embeddings_combined.npy (5000, 384)
     wrote embeddings_meta.json in 79.2s
+
+With --finetune, on the 6,439 tweets of tweets_538_two_accounts.csv (embeddings already there; 2
+CPU cores shared with other work, load average 10-16: slower than on an idle machine), it goes on (a
+rerun: "fine-tuned scores are up to date ...; nothing to do"; back on an earlier split: "reusing
+the fine-tuned model and scores in finetuned/...: no training"):
+
+      computing text_finetuned.npy: no record of it in embeddings_meta.json
+    fine-tuning all-MiniLM-L6-v2 (top 2 of 6 layers) on cpu: 3 folds and all training rows, 1 epoch(s), batch 32, max 128 tokens
+      frozen layers: 6396 distinct texts in 306.2s
+        fold 1 of 3: 928 of 3396 texts in 30s
+        ...
+      fold 1 of 3: trained on 3396 rows in 124.7s (27 texts/s)
+      ...
+      all training rows: trained on 5151 rows in 221.8s (23 texts/s)
+    wrote text_finetuned.npy (6439,) and finetuned/bab4db2934fe5953/weights.safetensors (14.2 MB)
+    wrote embeddings_meta.json in 980.4s
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 

@@ -185,6 +185,7 @@ def lower_outputs(base, texts):
     order = np.argsort([len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]],
                        kind="stable")
     outputs = [None] * len(texts)
+    progress = encoder.progress_bar(len(texts))
     with torch.no_grad():
         for start in range(0, len(texts), PREDICT_BATCH):
             batch = order[start:start + PREDICT_BATCH]
@@ -193,6 +194,8 @@ def lower_outputs(base, texts):
             hidden = run_layers(bert, bert.encoder.layer[:first], hidden, tokens["attention_mask"])
             for row, i in enumerate(batch):
                 outputs[i] = hidden[row, :int(tokens["attention_mask"][row].sum())].clone()
+            progress.update(len(batch))
+    progress.close()
     return outputs
 
 
