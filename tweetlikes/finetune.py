@@ -231,7 +231,7 @@ def train(base, lower, untuned, text_of_row, target, seed, label):
                                  "head": torch.nn.Linear(bert.config.hidden_size, 1)}).to(model.device)
     ridge = text.fit_ridge(untuned[text_of_row], np.arange(len(text_of_row)), (target - mean) / std)
     with torch.no_grad():
-        tuned["head"].weight.copy_(torch.tensor(ridge["coef"][None, :]))
+        tuned["head"].weight.copy_(torch.tensor(ridge["coef"][None, :], dtype=torch.float32))
         tuned["head"].bias.fill_(ridge["intercept"])
     optimizer = torch.optim.AdamW([{"params": tuned["layers"].parameters(), "lr": ENCODER_LEARNING_RATE},
                                    {"params": tuned["head"].parameters(), "lr": HEAD_LEARNING_RATE}])
