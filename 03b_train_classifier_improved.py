@@ -1,47 +1,65 @@
-"""Stage 3: train the XGBoost classifier that routes each tweet to a popularity class.
+"""Stage 3: choose the form the models read the text in, then train the XGBoost classifier that
+routes each tweet to a popularity class.
 
 Reads  train_data_with_classes.csv   (from 01_create_classes.py)
-       embeddings_content.npy       (from 02_generate_embeddings.py; not with --features all,-text)
-Writes classifier_model_improved.joblib   the model plus what it was trained on and with
+       embeddings_content.npy, embeddings_combined.npy   (from 02_generate_embeddings.py; not with
+                                    --features all,-text), text_finetuned.npy (02 --finetune) if there
+Writes classifier_model_improved.joblib   the model plus what it was trained on and with, the text
+                                          form chosen and the fitted text model (tweetlikes.text)
+
+The text form (tweetlikes/text.py): none, an out-of-fold ridge score of the content embeddings
+on the within-account residual, their first 16 principal components, the raw embedding columns,
+or 02 --finetune's out-of-fold scores. The global regressor is trained once per form on the fit
+rows, and the form with the lowest log1p RMSE on the validation slice is kept (--text-form FORM
+skips the choice); 04 and 05 read the text in the form recorded here.
 
 Class imbalance (75/20/5) is countered with balanced sample weights computed from the training
 rows. Early stopping watches a seeded validation slice of the training rows; the test rows are
 only used for the report printed at the end.
 
 --features all      content embeddings, the history features and every signal 01 found (default)
---features seed     the original design: content embeddings only
+--features seed     the original design: content embeddings only (read raw, unless --text-form says)
 --help lists the groups; 04 must be run with the same --features.
 
 The feature matrix is never built whole: XGBoost bins it a block of rows at a time from the
 memory-mapped embeddings. --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
 the same settings, weights, validation slice and early stopping; the model file is the same kind.
 
-Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
+Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...]
+                                              [--text-form auto|none|score|projection|raw|finetuned]
+                                              [--cluster ADDRESS]
 
 A good run on the embedded sample prints (the per-class table abridged):
 
-    read train_data_with_classes.csv and content embeddings: 5000 rows, features
-      text+history+surface+media+time (405 columns); no column for reply in the input
+    read train_data_with_classes.csv and content and combined embeddings: 5000 rows, features
+      text+history+surface+media+time+wording (412 columns); no column for reply in the input
     fit 3600 rows, validation 400
+    text form, by its global regressor on the 400 validation rows: log1p RMSE, same-account pairwise accuracy
+      none       1.481  0.614  (28 columns)
+      score      1.343  0.673  (29 columns)
+      projection 1.350  0.666  (44 columns)
+      raw        1.407  0.647  (412 columns)
+    text form: score (chosen on the validation slice)
     class weights: common 0.44, popular 1.67, viral 6.67
-    trained on cpu: best round 62 of 1000
+    trained on cpu: best round 98 of 1000
 
     test rows (1000), never seen in training:
                   precision    recall  f1-score   support
-          common      0.908     0.792     0.846       710
-         popular      0.457     0.680     0.547       228
-           viral      0.381     0.258     0.308        62
+          common      0.918     0.754     0.828       710
+         popular      0.426     0.645     0.513       228
+           viral      0.361     0.419     0.388        62
     ...
-    macro-F1 0.567 vs 0.277 always answering 'common'
-    wrote classifier_model_improved.joblib in 15.0s
+    macro-F1 0.576 vs 0.277 always answering 'common'
+    wrote classifier_model_improved.joblib in 172.5s
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-from tweetlikes import cluster, features, models, pairs, text, training
+from tweetlikes import cluster, features, finetune, models, pairs, tables, text, training
 
 
 def choose_text_form(args, table, inputs, groups, rows, settings, device, client):
@@ -55,15 +73,21 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
     keys, within, copies = text.row_keys()
     content = np.load(inputs["content"].embeddings, mmap_mode="r")
     text_model = text.fit(content, log_likes, keys, copies, (table["split"] == "train").to_numpy(), args.seed)
-    candidates = [form for form in features.TEXT_FORMS if form != "finetuned"] if args.text_form == "auto" \
-        else [args.text_form]
+    finetuned = fine_tuned_scores(args.text_form)
+    candidates = [form for form in features.TEXT_FORMS if form != "finetuned" or finetuned is not None] \
+        if args.text_form == "auto" else [args.text_form]
+    if tuple(groups) == ("text",):  # --features seed, the original design: the raw embeddings alone
+        candidates = ["raw"] if args.text_form == "auto" else candidates
+        if candidates == ["none"]:
+            common.fail("--text-form none with --features seed leaves no input for the models")
     scores = {}
     if len(candidates) > 1:
         fit_rows, validation_rows = rows
         print(f"text form, by its global regressor on the {len(validation_rows)} validation rows: "
               f"log1p RMSE, same-{within} pairwise accuracy")
         for form in candidates:
-            X = training.text_form_inputs(table, inputs, groups, form, text_model)["combined"]
+            X = training.text_form_inputs(table, inputs, groups, form, {**text_model, "finetuned": finetuned}
+                                          )["combined"]
             model = training.train_xgboost("regressor", settings, device, X, log_likes, fit_rows, validation_rows,
                                            client=client)
             predicted = training.predict_rows(model.predict, X, validation_rows)
@@ -73,7 +97,23 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
             print(f"  {form:10s} {error:.3f}  " + ("n/a" if accuracy is None else f"{accuracy:.3f}")
                   + f"  ({X.width} columns)")
     chosen = min(candidates, key=lambda form: scores[form]["validation_log_rmse"]) if scores else candidates[0]
+    if chosen == "finetuned":  # the scores travel with the classifier, and the record of the weights new tweets need
+        text_model.update(finetuned=finetuned, finetuned_record=common.read_json(common.EMBEDDINGS_META)[finetune.RECORD])
     return chosen, text_model, scores
+
+
+def fine_tuned_scores(text_form):
+    """02 --finetune's scores (tweetlikes.finetune) when they are made from the current classed CSV;
+    None (said, if the file is there) when they are not, an error if --text-form finetuned asks
+    for them."""
+    if text_form not in ("auto", "finetuned") or (text_form == "auto" and not Path(common.FINETUNED_SCORES).exists()):
+        return None
+    scores, why = finetune.load_scores(*tables.load_classed())
+    if why and text_form == "finetuned":
+        common.fail(why)
+    if why:
+        print(f"  finetuned: not tried ({why})")
+    return scores
 
 
 def print_test_report(y, predicted, train_rows, test_rows):

@@ -96,7 +96,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import cluster, drafts, encoder, features, models, report, tables, text
+from tweetlikes import cluster, drafts, encoder, features, finetune, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
@@ -227,13 +227,16 @@ def reads_embeddings(classifier):
     return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
 
 
-def with_text_columns(tweets, classifier, content, rows, out_of_fold):
+def with_text_columns(tweets, classifier, content, rows, out_of_fold, device=None):
     """`tweets` with the columns of the classifier's text form (text.columns) for `rows` of the
-    `content` embeddings, for the forms that have columns."""
+    `content` embeddings, for the forms that have columns; new tweets (not `out_of_fold`) in the
+    fine-tuned form are scored by 02 --finetune's model on `device`."""
     form = classifier["meta"]["text_form"]
     if not features.TEXT_COLUMNS[form]:
         return tweets
-    return tweets.join(text.columns(form, classifier["text"], content, rows, out_of_fold=out_of_fold)
+    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], common.pick_device(device))(
+        tweets["content"]) if form == "finetuned" and not out_of_fold else None
+    return tweets.join(text.columns(form, classifier["text"], content, rows, new_scores, out_of_fold)
                        .set_axis(tweets.index))
 
 
@@ -273,7 +276,7 @@ def new_tweets_input(args, stats, info, classifier):
     if reads_embeddings(classifier):
         embeddings = embed_new_tweets(tweets, classifier, args)
         tweets = with_text_columns(tweets, classifier, embeddings["content"], np.arange(len(tweets)),
-                                   out_of_fold=False)
+                                   out_of_fold=False, device=args.device)
     return tweets, original, model_inputs(tweets, embeddings, classifier)
 
 

@@ -3,6 +3,7 @@ broken rule), the cache, the split forward against sentence-transformers' own en
 of new tweets, and the records that say when the scores are stale.
 
 The model tests run the real MiniLM on 48 short tweets of 3 accounts, one epoch in batches of 8."""
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 import common
 from conftest import run, run_python
-from tweetlikes import finetune, text
+from tweetlikes import finetune, models, tables, text
 
 TINY_BATCH = 8  # 38 training rows: a few steps per model
 
@@ -192,3 +193,26 @@ def test_scores_are_used_only_while_the_record_matches(workdir):
     common.save_npy(common.FINETUNED_SCORES, scores + 1)  # replaced by another run's file
     assert "bytes" in finetune.load_scores(table, info)[1]
 
+
+
+@pytest.mark.slow
+def test_the_fine_tuned_form_runs_through_03b_04_and_05(finetuned_copy, capsys):
+    """03b --text-form finetuned trains on 02 --finetune's scores and carries them; 05 gives test
+    rows those scores and scores new tweets with the model tuned on every training row."""
+    for name, *args in (("03b_train_classifier_improved", "--text-form", "finetuned"), ("04_train_regressors",),
+                        ("05_predict_likes", "--no-plots")):
+        run(name, *args)
+    assert "text read as: finetuned (set by 03b --text-form)" in capsys.readouterr().out
+    classifier = models.load_artifact(common.CLASSIFIER, {})
+    assert classifier["meta"]["text_form"] == "finetuned"
+    written = np.load(common.FINETUNED_SCORES)
+    assert np.array_equal(classifier["text"]["finetuned"], written)
+    predict = importlib.import_module("05_predict_likes")
+    table, _ = tables.load_classed()
+    test_rows = np.flatnonzero(table["split"] == "test")
+    tweets = table.iloc[test_rows].reset_index(drop=True)
+    as_test_rows = predict.with_text_columns(tweets, classifier, None, test_rows, out_of_fold=True)
+    assert np.array_equal(as_test_rows["text_finetuned"], written[test_rows])
+    as_new = predict.with_text_columns(tweets, classifier, None, np.arange(len(tweets)), out_of_fold=False,
+                                       device="cpu")
+    assert as_new["text_finetuned"].to_numpy() == pytest.approx(written[test_rows], abs=1e-5)

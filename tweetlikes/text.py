@@ -127,10 +127,11 @@ def score_rows(ridge, embeddings, rows):
                           or [np.zeros(0)])
 
 
-def columns(form, fitted, embeddings, rows, finetuned=None, out_of_fold=True):
-    """The table columns of `form` for `rows` of `embeddings` (content ones): for the training rows
-    of the fit (`out_of_fold`: `rows` index the classed CSV), their out-of-fold scores; elsewhere
-    the ridge on every training row. `finetuned` is 02 --finetune's column for the same rows."""
+def columns(form, fitted, embeddings, rows, new_scores=None, out_of_fold=True):
+    """The table columns of `form` for `rows` of `embeddings` (content ones). Rows of the classed
+    CSV (`out_of_fold`): the training rows' out-of-fold scores, the ridge on every training row
+    elsewhere, and 02 --finetune's scores that `fitted` carries; new rows: the ridge's, and the
+    fine-tuned model's `new_scores`."""
     if form == "score":
         values = score_rows(fitted["ridge"], embeddings, rows)
         if out_of_fold:
@@ -143,7 +144,7 @@ def columns(form, fitted, embeddings, rows, finetuned=None, out_of_fold=True):
                                  for block in blocks(embeddings, rows)]
                                 or [np.zeros((0, features.PROJECTION_DIMS))])
     elif form == "finetuned":
-        values = np.asarray(finetuned, dtype=np.float64).reshape(-1, 1)
+        values = np.asarray(fitted["finetuned"][rows] if out_of_fold else new_scores, dtype=np.float64)[:, None]
     else:
         values = np.zeros((len(rows), 0))
     return pd.DataFrame(values.astype(np.float32), columns=features.TEXT_COLUMNS[form])

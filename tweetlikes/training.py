@@ -96,14 +96,14 @@ def training_inputs(args, embedding_kinds):
     return table, inputs, provenance
 
 
-def text_form_inputs(table, inputs, groups, form, text_model, finetuned=None):
+def text_form_inputs(table, inputs, groups, form, text_model):
     """The model input of each embedding kind with the text in `form`: `inputs` themselves for the
     raw embeddings, else the table's feature columns with the form's (text.columns, out of fold
-    for training rows) and no embeddings."""
+    for training rows; the fine-tuned scores from `text_model`) and no embeddings."""
     if form == "raw" or "text" not in groups:
         return inputs
     content = np.load(inputs["content"].embeddings, mmap_mode="r") if form in ("score", "projection") else None
-    table = table.join(text.columns(form, text_model, content, np.arange(len(table)), finetuned))
+    table = table.join(text.columns(form, text_model, content, np.arange(len(table))))
     return {kind: features.model_input(table, None, groups, text_form=form) for kind in inputs}
 
 
