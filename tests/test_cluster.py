@@ -1,8 +1,8 @@
 """tweetlikes/cluster.py and stages 2-5 on a Dask cluster (--cluster): the address and the
 workers are checked, Dask is never imported without --cluster, a cluster run gives what one
-machine gives, and a cluster encode resumes after a lost worker. The cluster is a real
-LocalCluster with two workers as threads of this process (processes=False): it starts in a
-fraction of a second."""
+machine gives, a cluster encode resumes after a lost worker, and the precision recorded is the
+workers' own. The cluster is a real LocalCluster with two workers as threads of this process
+(processes=False): it starts in a fraction of a second."""
 import argparse
 import functools
 import json
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import common
-from conftest import PROJECT_DIR, run, stage
+from conftest import PROJECT_DIR, expect_error, run, sample, stage
 from tweetlikes import cluster, encoder, models, tables
 
 CLUSTER = ("--cluster", "local:2")
@@ -148,3 +148,39 @@ def test_cluster_encode_resumes_after_a_lost_worker(small_csv, pipeline_dir, wor
     assert len(finished | encoded) == -(-unique // encoder.chunk_length(unique, encoder.BATCH_SIZE["cpu"]))
     for name in (common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED):
         assert np.abs(np.load(name) - np.load(pipeline_dir / name)).max() <= 1e-6
+
+
+@pytest.mark.slow
+def test_the_precision_recorded_is_the_workers_and_a_mix_is_refused(small_csv, workdir, threads_cluster, monkeypatch,
+                                                                     capsys):
+    distributed = pytest.importorskip("distributed")
+    sample(small_csv, 60).to_csv("tweets.csv", index=False)
+    run("01_create_classes", "--input", "tweets.csv")
+    load_encoder, encode_part = encoder.load_encoder, encoder.encode_part
+
+    def workers_own(*args):  # the workers' CPUs have bfloat16, this machine's not: what --fast then picks
+        model = load_encoder(*args)
+        try:
+            distributed.get_worker()
+        except ValueError:
+            return model
+        return model._replace(precision="openvino-bf16")
+    monkeypatch.setattr(encoder, "load_encoder", workers_own)
+    run("02_generate_embeddings", "--batch-size", 8, *CLUSTER)
+    assert "on the workers, openvino-bf16" in capsys.readouterr().out
+    meta = json.loads((workdir / common.EMBEDDINGS_META).read_text())
+    assert meta["content"]["precision"] == meta["combined"]["precision"] == "openvino-bf16"
+
+    # A cluster run that lost a worker, resumed on this machine: its chunks would mix precisions.
+    def dies_after_two(texts, path, *args):
+        if len(list(Path(path).parent.glob("part_*.npy"))) >= 2:
+            raise RuntimeError("worker lost")
+        encode_part(texts, path, *args)
+    monkeypatch.setattr(encoder, "encode_part", dies_after_two)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run("02_generate_embeddings", "--batch-size", 8, "--force", *CLUSTER)
+    message = expect_error("were encoded in more than one precision", "02_generate_embeddings", "--batch-size", 8,
+                           "--force")
+    assert " in openvino-bf16" in message and " in openvino-fp32" in message and "\n" not in message
+    assert message.endswith("rerun on workers alike in CPU and packages, or without --fast (float32 on every CPU)")
+    assert json.loads((workdir / common.EMBEDDINGS_META).read_text()) == meta  # the files stay as they were

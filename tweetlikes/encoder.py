@@ -7,8 +7,9 @@ On a CPU a mean-pooled model like MiniLM runs compiled by OpenVINO (converted on
 in float32 by default, within 4e-7 of torch. `fast` trades that for about 1e-5 of cosine: bfloat16
 where the CPU has it, float16 on CUDA. Texts are sorted by token count before batching, so a batch
 pads to similar lengths, and the next batch is tokenized while the model runs the current one.
-encode() can save finished chunks and resume from them; encode_on_cluster() has a Dask cluster's
-workers write those chunks instead.
+encode() can save finished chunks, each with a record of its precision, and resume from them;
+encode_on_cluster() has a Dask cluster's workers write those chunks instead, each worker in the
+precision its own CPU allows.
 """
 import hashlib
 import importlib.metadata
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections import namedtuple
+from collections import Counter, namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -218,8 +219,9 @@ def chunk_length(n_texts, batch_size):
 def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
     """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
     count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
-    there and reused after an interruption. `on_cluster(texts, chunks, batch_size)` (see
-    encode_on_cluster) has a cluster's workers write the missing chunks first."""
+    there, each with its record (save_chunk), and reused after an interruption.
+    `on_cluster(texts, chunks, batch_size)` (see encode_on_cluster) has a cluster's workers write
+    the missing chunks first."""
     # Counted a slice at a time, so the token ids never pile up in memory.
     counts = np.concatenate([encoder.count_tokens(texts[start:start + 10_000])
                              for start in range(0, len(texts), 10_000)])
@@ -234,7 +236,7 @@ def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
         for chunk_start in range(0, len(texts), chunk_size):
             chunk = order[chunk_start:chunk_start + chunk_size]
             part = chunk_dir / f"part_{chunk_start // chunk_size:05d}.npy" if chunk_dir else None
-            if part is not None and part.exists():
+            if part is not None and finished(part):
                 embeddings[chunk] = np.load(part)
                 progress.update(len(chunk))
                 continue
@@ -247,9 +249,35 @@ def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
                 embeddings[batch] = encoder.forward(tokens)
                 progress.update(len(batch))
             if part is not None:
-                common.save_npy(part, embeddings[chunk])
+                save_chunk(part, embeddings[chunk], encoder)
     progress.close()
     return embeddings
+
+
+def save_chunk(part, matrix, encoder, worker=None):
+    """Save a chunk's embeddings and, first, its record: the precision it was encoded in, and by
+    which cluster worker (None: by this process)."""
+    common.save_json(part.with_suffix(".json"), {"precision": encoder.precision, "worker": worker})
+    common.save_npy(part, matrix)
+
+
+def finished(part):
+    """A chunk is finished when both its embeddings and its record are there; one of an older
+    version, which wrote no record, is encoded again."""
+    return part.exists() and part.with_suffix(".json").exists()
+
+
+def chunks_precision(chunk_dir, remedy):
+    """The one precision the finished chunks in `chunk_dir` were encoded in, from their records.
+    Chunks of several, from machines whose CPUs (bfloat16 or not) or packages (OpenVINO or not)
+    differ, are refused in one line ending in `remedy`: one file of embeddings, one precision."""
+    counts = Counter(json.loads(path.read_text())["precision"] for path in chunk_dir.glob("part_*.json")
+                     if finished(path.with_suffix(".npy")))
+    if len(counts) > 1:
+        found = ", ".join(f"{count} in {precision}" for precision, count in counts.most_common())
+        common.fail(f"the chunks in {chunk_dir} were encoded in more than one precision ({found}): the machines "
+                    f"that encoded them differ in CPU or packages; {remedy}")
+    return next(iter(counts))
 
 
 def progress_bar(total):
@@ -287,7 +315,7 @@ def encode_on_cluster(client, model_name, device, fast, texts, chunks, batch_siz
 
     futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, fast,
                              batch_size, pure=False)
-               for part, chunk in chunks.items() if not part.exists()]
+               for part, chunk in chunks.items() if not finished(part)]
     progress = progress_bar(len(futures))
     for future in as_completed(futures):
         future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
@@ -296,15 +324,18 @@ def encode_on_cluster(client, model_name, device, fast, texts, chunks, batch_siz
 
 
 def encode_part(texts, path, model_name, device, fast, batch_size):
-    """On a worker: encode one chunk (already in token order, which encode keeps) to `path`."""
+    """On a worker: encode one chunk (already in token order, which encode keeps) to `path`, with
+    its record (save_chunk). The precision is picked here, from this worker's CPU."""
     from distributed import get_worker
 
+    worker = get_worker()
     # One encoder per worker, kept on the worker itself: a module-level cache would be shared by
     # the workers of one process (threads), which must not share an OpenVINO request.
-    encoders = get_worker().__dict__.setdefault("tweet_likes_encoders", {})
+    encoders = worker.__dict__.setdefault("tweet_likes_encoders", {})
     if (model_name, device, fast) not in encoders:
         encoders[model_name, device, fast] = load_encoder(model_name, device, fast)
-    common.save_npy(path, encode(texts, encoders[model_name, device, fast], batch_size))
+    model = encoders[model_name, device, fast]
+    save_chunk(Path(path), encode(texts, model, batch_size), model, worker.address)
 
 
 def embed_unique(text_lists, encoder, batch_size, chunk_dir=None, on_cluster=None):
