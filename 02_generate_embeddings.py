@@ -23,9 +23,10 @@ on the current one.
 
 --cluster encodes the chunks on a Dask cluster's workers, each writing its finished chunk to
 .embeddings_cache/ as above (so a lost worker or Ctrl-C resumes the same way); this process
-assembles them in order. Each worker picks the precision from its own CPU; every chunk records
-its precision, and chunks of more than one (workers whose CPUs differ, with --fast) are refused.
-The working directory must be shared with the workers.
+assembles them in order. Each worker compiles the model once, on as many OpenVINO threads as it
+has, and picks the precision from its own CPU; every chunk records its precision, and chunks of
+more than one (workers whose CPUs differ, with --fast) are refused. The working directory must be
+shared with the workers.
 
 Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
                                         [--cluster ADDRESS]

@@ -49,14 +49,15 @@ def test_each_chunk_records_its_precision_and_a_mix_is_refused(tmp_path):
     texts = [f"text {'x' * (i % 5)}{i}" for i in range(40)]
     encoder.encode(texts, fake_encoder([]), batch_size=4, chunk_dir=tmp_path)
     records = sorted(tmp_path.glob("part_*.json"))
-    assert len(records) == 8 and json.loads(records[0].read_text()) == {"precision": "fake", "worker": None}
+    assert len(records) == 8 and json.loads(records[0].read_text()) == {"precision": "fake", "threads": None,
+                                                                        "worker": None}
     assert encoder.chunks_precision(tmp_path, "do this") == "fake"
     records[5].unlink()  # a chunk without its record (an older version's) is not finished: encoded again
     batches = []
     encoder.encode(texts, fake_encoder(batches), batch_size=4, chunk_dir=tmp_path)
     assert sum(map(len, batches)) == 5 and records[5].exists()
     # As a worker whose CPU has bfloat16 would have recorded it, beside the others' float32.
-    records[2].write_text(json.dumps({"precision": "openvino-bf16", "worker": "tcp://b:1"}))
+    records[2].write_text(json.dumps({"precision": "openvino-bf16", "threads": 8, "worker": "tcp://b:1"}))
     with pytest.raises(SystemExit, match=r"^error: the chunks in .* were encoded in more than one precision "
                                          r"\(7 in fake, 1 in openvino-bf16\): .*; do this$"):
         encoder.chunks_precision(tmp_path, "do this")
