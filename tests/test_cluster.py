@@ -1,9 +1,9 @@
 """tweetlikes/cluster.py and stages 2-5 on a Dask cluster (--cluster): the address and the
 workers are checked, Dask is never imported without --cluster, a cluster run gives what one
-machine gives, a cluster encode resumes after a lost worker, and each worker compiles the model
-once on its own threads and records its own precision. The cluster is a real LocalCluster with two
-workers as threads of this process (processes=False): it starts in a fraction of a second; the
-test of one compile per worker process starts real ones."""
+machine gives, a cluster encode resumes after a lost worker, each worker compiles the model once
+on its own threads and records its own precision, and 05 embeds new tweets on the workers. The
+cluster is a real LocalCluster with two workers as threads of this process (processes=False): it
+starts in a fraction of a second; the test of one compile per worker process starts real ones."""
 import argparse
 import functools
 import json
@@ -252,3 +252,22 @@ def test_the_precision_recorded_is_the_workers_and_a_mix_is_refused(small_csv, w
     assert message.endswith("rerun on workers alike in CPU and packages, or without --fast (float32 on every CPU)")
     assert json.loads((workdir / common.EMBEDDINGS_META).read_text()) == meta  # the files stay as they were
 
+@pytest.mark.slow
+def test_new_tweets_are_embedded_on_the_workers(pipeline_copy, small_csv, threads_cluster, monkeypatch, capsys):
+    distributed = pytest.importorskip("distributed")
+    sample(small_csv, 40).assign(content=lambda t: t["content"] + " again").to_csv("new.csv", index=False)
+    run("05_predict_likes", "--input", "new.csv", "--output", "here.csv", "--no-plots")
+    encode_part = encoder.encode_part
+
+    def logged(texts, path, *args):  # who encodes each chunk
+        with open(Path(path).parents[1] / "encoded_by.log", "a") as log:
+            log.write(f"{distributed.get_worker().address}\n")
+        encode_part(texts, path, *args)
+    monkeypatch.setattr(encoder, "encode_part", logged)
+    capsys.readouterr()
+    run("05_predict_likes", "--input", "new.csv", "--output", "there.csv", "--no-plots", *CLUSTER)
+    assert "embedded 40 new tweets with all-MiniLM-L6-v2 on the workers, openvino-fp32" in capsys.readouterr().out
+    encoded_by = (pipeline_copy / "encoded_by.log").read_text().split()
+    assert len(encoded_by) >= 2 and all(address.startswith("inproc://") for address in encoded_by)
+    assert not list(pipeline_copy.glob(".new_tweets_*"))  # the chunks are gone once read
+    assert (pipeline_copy / "there.csv").read_bytes() == (pipeline_copy / "here.csv").read_bytes()
