@@ -24,9 +24,12 @@ float32 for about 1e-5 of cosine: bfloat16 where the CPU has it (AVX-512 BF16 or
 OpenVINO or else torch; float16 on CUDA. Tokenizing the next batch overlaps with the model's work
 on the current one.
 
---cluster encodes the chunks on a Dask cluster's workers (one model per worker), each writing
-its finished chunk to .embeddings_cache/ as above (so a lost worker or Ctrl-C resumes the same
-way); this process assembles them in order. The working directory must be shared with the workers.
+--cluster encodes the chunks on a Dask cluster's workers, each writing its finished chunk to
+.embeddings_cache/ as above (so a lost worker or Ctrl-C resumes the same way); this process
+assembles them in order. Each worker compiles the model once, on as many OpenVINO threads as it
+has, and picks the precision from its own CPU; every chunk records its precision, and chunks of
+more than one (workers whose CPUs differ, with --fast) are refused. The working directory must be
+shared with the workers.
 
 --finetune then fine-tunes the model's top two layers to predict what each training tweet's
 wording adds to its account's typical likes, strictly out of fold (a fold's rows are scored by a
@@ -153,9 +156,10 @@ def parse_arguments(argv):
 
 
 def chunk_folder(args, precision, batch_size, fingerprints):
-    """Where this encode keeps its finished chunks: one folder per model, precision, batching and
+    """Where this encode keeps its finished chunks: one folder per model, mode and precision (on a
+    cluster, the workers' may differ from this one's: the chunks record theirs), batching and
     texts, so a rerun resumes only the same work."""
-    key = hashlib.sha256("|".join([args.model, precision, str(batch_size),
+    key = hashlib.sha256("|".join([args.model, "fast" if args.fast else "exact", precision, str(batch_size),
                                    f"{encoder.CHUNK_TEXTS}/{encoder.MIN_CHUNKS}", *fingerprints]).encode())
     folder = CACHE_DIR / key.hexdigest()[:16]
     if folder.exists():
@@ -231,13 +235,15 @@ def generate(args):
         matrices, n_unique = encoder.embed_unique([texts[kind] for kind in stale], model, batch_size, chunk_dir,
                                                   on_cluster)
         on_cluster_record = cluster.cluster_record(args.cluster, client)
+    precision = encoder.chunks_precision(chunk_dir, f"remove {chunk_dir} and rerun on workers alike in CPU and "
+                                                    "packages, or without --fast (float32 on every CPU)")
     encode_seconds = time.perf_counter() - encode_started
     print(f"encoded {n_unique} distinct texts for {len(stale) * len(table)} rows in {encode_seconds:.1f}s "
-          f"({n_unique / encode_seconds:.0f} texts/s)")
+          f"({n_unique / encode_seconds:.0f} texts/s)" + (f" on the workers, {precision}" if client else ""))
 
     # 4. The files, their records last; the chunks are no longer needed.
     save_embeddings(dict(zip(stale, matrices)), wanted, old_meta,
-                    {"precision": model.precision, "device": device, **on_cluster_record})
+                    {"precision": precision, "device": device, **on_cluster_record})
     shutil.rmtree(chunk_dir)
     print(f"wrote {common.EMBEDDINGS_META} in {common.seconds_since(started)}")
     return table, info

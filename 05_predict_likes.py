@@ -6,7 +6,8 @@ Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01
        embeddings_*.npy (02), classifier_model_improved.joblib (03),
        regressor_model_class_{0,1,2}.joblib, regressor_model_global.joblib and
        routing_combiner.json (04); with --input, a CSV/.xlsx of new tweets (likes optional),
-       embedded here; with --text (once or more) or --drafts FILE, drafts, printed with why
+       embedded here (by the workers with --cluster); with --text (once or more) or --drafts
+       FILE, drafts, printed with why
 Writes final_predictions.csv         the input columns as they were, plus predicted_class, the
                                      calibrated class probabilities, predicted_likes (typical) and
                                      expected_likes (mean), with --explain why_<group> columns
@@ -45,7 +46,8 @@ log error, a median-like figure. expected_likes is the mean, predicted_likes sca
 smearing factor: use it for totals and raw-count scoring, where a median-like guess is far low.
 
 --cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
-of the embeddings from the shared working directory (new tweets of --input are embedded here).
+of the embeddings from the shared working directory; the workers embed new tweets (--input,
+drafts) as 02's do, in chunks written to a folder there.
 
 Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--text "..."] | --drafts FILE]
                                   [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
@@ -88,15 +90,17 @@ several drafts come back as a ranked table, `--when` adds the best and worst hou
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
 import argparse
+import functools
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tweetlikes import cluster, drafts, encoder, features, finetune, models, report, tables, text
+from tweetlikes import cluster, drafts, encoder, features, models, report, tables
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
@@ -197,7 +201,7 @@ def test_rows_input(table, classifier, global_regressor):
     rows = np.flatnonzero((table["split"] == "test").to_numpy())
     tweets = table.iloc[rows].reset_index(drop=True)
     embeddings = {}
-    if reads_embeddings(classifier):
+    if models.reads_text(classifier):
         for kind, bundle, path in (("content", classifier, common.CLASSIFIER),
                                    ("combined", global_regressor, common.GLOBAL_REGRESSOR)):
             matrix, meta = tables.load_embeddings(kind, table)
@@ -205,42 +209,12 @@ def test_rows_input(table, classifier, global_regressor):
                                                            "embedding_model": meta["model"],
                                                            "embedding_mode": meta["mode"]})
             embeddings[kind] = matrix  # row i of `tweets` is its row rows[i]
-        tweets = with_text_columns(tweets, classifier, embeddings["content"], rows, out_of_fold=True)
+        tweets = models.with_text_columns(tweets, classifier, embeddings["content"], rows, out_of_fold=True)
     return tweets, tweets.drop(columns=list(features.DERIVED_COLUMNS)), model_inputs(tweets, embeddings, classifier,
                                                                                      rows)
 
 
-def text_form_line(meta):
-    """How the models read the text, and why: 03b's choice, with each form's validation error."""
-    if "text" not in meta["features"]:
-        return "text: not read (trained with --features without text)"
-    scores = meta.get("text_form_scores") or {}
-    why = ("chosen by 03b on the validation slice; log1p RMSE there " +
-           ", ".join(f"{form} {score['validation_log_rmse']:.3f}" for form, score in scores.items())) \
-        if scores else "set by 03b --text-form"
-    return f"text read as: {meta['text_form']} ({why})"
-
-
-def reads_embeddings(classifier):
-    """Whether the models read the text, and so its embeddings: `text` among the features, in a
-    form other than none."""
-    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
-
-
-def with_text_columns(tweets, classifier, content, rows, out_of_fold, device=None):
-    """`tweets` with the columns of the classifier's text form (text.columns) for `rows` of the
-    `content` embeddings, for the forms that have columns; new tweets (not `out_of_fold`) in the
-    fine-tuned form are scored by 02 --finetune's model on `device`."""
-    form = classifier["meta"]["text_form"]
-    if not features.TEXT_COLUMNS[form]:
-        return tweets
-    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], common.pick_device(device))(
-        tweets["content"]) if form == "finetuned" and not out_of_fold else None
-    return tweets.join(text.columns(form, classifier["text"], content, rows, new_scores, out_of_fold)
-                       .set_axis(tweets.index))
-
-
-def new_tweets_input(args, stats, info, classifier):
+def new_tweets_input(args, stats, info, classifier, client):
     """The tweets of --input or --text as (tweets, original, model inputs), with their history and
     signals computed here and their texts embedded as 02 embedded the training rows. `original`
     is what the user gave, returned as it was; `tweets` is what the models read: its rows with
@@ -273,24 +247,36 @@ def new_tweets_input(args, stats, info, classifier):
         if count:
             print(f"signals: {count} unreadable `{features.SIGNAL_SOURCE[group]}` cells left missing")
     embeddings = {}
-    if reads_embeddings(classifier):
-        embeddings = embed_new_tweets(tweets, classifier, args)
-        tweets = with_text_columns(tweets, classifier, embeddings["content"], np.arange(len(tweets)),
+    if models.reads_text(classifier):
+        embeddings = embed_new_tweets(tweets, classifier, args, client)
+        tweets = models.with_text_columns(tweets, classifier, embeddings["content"], np.arange(len(tweets)),
                                    out_of_fold=False, device=args.device)
     return tweets, original, model_inputs(tweets, embeddings, classifier)
 
 
-def embed_new_tweets(tweets, classifier, args):
+def embed_new_tweets(tweets, classifier, args, client):
     """Embed new tweets with the model and mode (exact or fast) the classifier was trained on; on
-    the CPU when its embeddings were made by OpenVINO there, which needs no torch."""
+    the CPU when its embeddings were made by OpenVINO there, which needs no torch. With a cluster
+    `client`, its workers encode them as in 02, into a folder of chunks in the shared working
+    directory, gone once they are read."""
     meta = classifier["meta"]
     made_on_cpu = meta.get("embedding_precision", "").startswith("openvino")
     device = "cpu" if args.device == "auto" and made_on_cpu else common.pick_device(args.device)
-    model = encoder.load_encoder(meta["embedding_model"], device, meta["embedding_mode"] == "fast")
+    fast = meta["embedding_mode"] == "fast"
+    model = encoder.load_encoder(meta["embedding_model"], device, fast)
     batch_size = args.batch_size or encoder.BATCH_SIZE[device]
-    print(f"embedding {len(tweets)} new tweets with {meta['embedding_model']} on {device}, {model.precision}")
-    (content, combined), _ = encoder.embed_unique([list(tweets["content"]), tables.combined_texts(tweets)],
-                                                  model, batch_size)
+    texts = [list(tweets["content"]), tables.combined_texts(tweets)]
+    if client is None:
+        print(f"embedding {len(tweets)} new tweets with {meta['embedding_model']} on {device}, {model.precision}")
+        (content, combined), _ = encoder.embed_unique(texts, model, batch_size)
+    else:
+        with tempfile.TemporaryDirectory(prefix=".new_tweets_", dir=".") as folder:
+            (content, combined), _ = encoder.embed_unique(
+                texts, model, batch_size, Path(folder),
+                functools.partial(encoder.encode_on_cluster, client, meta["embedding_model"], device, fast))
+            precision = encoder.chunks_precision(Path(folder), "rerun on workers alike in CPU and packages, or "
+                                                               "without --cluster")
+        print(f"embedded {len(tweets)} new tweets with {meta['embedding_model']} on the workers, {precision}")
     return {"content": content, "combined": combined}
 
 
@@ -322,15 +308,16 @@ def training_rows(tweets):
     return pd.concat(kept, ignore_index=True), found
 
 
-def rows_to_predict(args, table, stats, info, trained):
+def rows_to_predict(args, table, stats, info, trained, client):
     """The tweets to predict, as given and as the models read them, their model inputs, the
-    training rows (for the report), which tweets are among them, and where the tweets came from."""
+    training rows (for the report), which tweets are among them, and where the tweets came from;
+    new tweets are embedded on the cluster of `client` when there is one."""
     classifier, _, global_regressor = trained
     if args.input is None and not args.has_drafts:
         tweets, original, inputs = test_rows_input(table, classifier, global_regressor)
         train = table[table["split"] == "train"]
         return tweets, original, inputs, train, seen_in(tweets, train), f"test rows of {common.CLASSED_CSV}"
-    tweets, original, inputs = new_tweets_input(args, stats, info, classifier)
+    tweets, original, inputs = new_tweets_input(args, stats, info, classifier, client)
     source = args.input or (f"--drafts {args.drafts}" if args.drafts else "--text")
     return (tweets, original, inputs, *training_rows(tweets), source)
 
@@ -436,15 +423,15 @@ def main(argv=None):
     stats = tables.load_history_stats()
     *trained, combiner = models.load_run(info)  # the classifier, the specialists, the global regressor
 
-    # 2. The rows to predict and their model inputs.
-    tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
-        args, table, stats, info, trained)
-    print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
-    print(text_form_line(trained[0]["meta"]))
-    likes, known, in_sample = known_likes(tweets, in_training, args)
-
-    # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.
+    # 2. The rows to predict and their model inputs (new tweets embedded here or on the cluster).
     with cluster.cluster(args.cluster) as client:
+        tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
+            args, table, stats, info, trained, client)
+        print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
+        print(models.text_form_line(trained[0]["meta"]))
+        likes, known, in_sample = known_likes(tweets, in_training, args)
+
+        # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.
         on_cluster = cluster.cluster_record(args.cluster, client)
         every_row = np.arange(len(tweets))
         outputs = cluster.cluster_predict(client, trained, X_classifier, X_regressor) if client else \

@@ -1,6 +1,8 @@
 """tweetlikes/encoder.py: the encode loop (batched by token count, results in input order, finished
 chunks saved and reused, each distinct text encoded once), the precision it picks, and the real
 MiniLM through OpenVINO and torch, equal to sentence-transformers' own."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,6 +43,24 @@ def test_texts_are_batched_by_length_and_come_back_in_order(tmp_path, monkeypatc
     batches.clear()
     again = encoder.encode(texts, fake_encoder(batches), batch_size=4, chunk_dir=tmp_path)
     assert np.array_equal(again, matrix) and sum(map(len, batches)) == 5  # only the missing chunk
+
+
+def test_each_chunk_records_its_precision_and_a_mix_is_refused(tmp_path):
+    texts = [f"text {'x' * (i % 5)}{i}" for i in range(40)]
+    encoder.encode(texts, fake_encoder([]), batch_size=4, chunk_dir=tmp_path)
+    records = sorted(tmp_path.glob("part_*.json"))
+    assert len(records) == 8 and json.loads(records[0].read_text()) == {"precision": "fake", "threads": None,
+                                                                        "worker": None}
+    assert encoder.chunks_precision(tmp_path, "do this") == "fake"
+    records[5].unlink()  # a chunk without its record (an older version's) is not finished: encoded again
+    batches = []
+    encoder.encode(texts, fake_encoder(batches), batch_size=4, chunk_dir=tmp_path)
+    assert sum(map(len, batches)) == 5 and records[5].exists()
+    # As a worker whose CPU has bfloat16 would have recorded it, beside the others' float32.
+    records[2].write_text(json.dumps({"precision": "openvino-bf16", "threads": 8, "worker": "tcp://b:1"}))
+    with pytest.raises(SystemExit, match=r"^error: the chunks in .* were encoded in more than one precision "
+                                         r"\(7 in fake, 1 in openvino-bf16\): .*; do this$"):
+        encoder.chunks_precision(tmp_path, "do this")
 
 
 def test_each_distinct_text_is_encoded_once():

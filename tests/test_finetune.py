@@ -3,7 +3,6 @@ broken rule), the cache, the split forward against sentence-transformers' own en
 of new tweets, and the records that say when the scores are stale.
 
 The model tests run the real MiniLM on 48 short tweets of 3 accounts, one epoch in batches of 8."""
-import importlib
 import json
 import shutil
 from pathlib import Path
@@ -207,12 +206,11 @@ def test_the_fine_tuned_form_runs_through_03b_04_and_05(finetuned_copy, capsys):
     assert classifier["meta"]["text_form"] == "finetuned"
     written = np.load(common.FINETUNED_SCORES)
     assert np.array_equal(classifier["text"]["finetuned"], written)
-    predict = importlib.import_module("05_predict_likes")
     table, _ = tables.load_classed()
     test_rows = np.flatnonzero(table["split"] == "test")
     tweets = table.iloc[test_rows].reset_index(drop=True)
-    as_test_rows = predict.with_text_columns(tweets, classifier, None, test_rows, out_of_fold=True)
+    as_test_rows = models.with_text_columns(tweets, classifier, None, test_rows, out_of_fold=True)
     assert np.array_equal(as_test_rows["text_finetuned"], written[test_rows])
-    as_new = predict.with_text_columns(tweets, classifier, None, np.arange(len(tweets)), out_of_fold=False,
+    as_new = models.with_text_columns(tweets, classifier, None, np.arange(len(tweets)), out_of_fold=False,
                                        device="cpu")
     assert as_new["text_finetuned"].to_numpy() == pytest.approx(written[test_rows], abs=1e-5)

@@ -7,8 +7,9 @@ On a CPU a mean-pooled model like MiniLM runs compiled by OpenVINO (converted on
 in float32 by default, within 4e-7 of torch. `fast` trades that for about 1e-5 of cosine: bfloat16
 where the CPU has it, float16 on CUDA. Texts are sorted by token count before batching, so a batch
 pads to similar lengths, and the next batch is tokenized while the model runs the current one.
-encode() can save finished chunks and resume from them; encode_on_cluster() has a Dask cluster's
-workers write those chunks instead.
+encode() can save finished chunks, each with a record of its precision, and resume from them;
+encode_on_cluster() has a Dask cluster's workers write those chunks instead, each worker with one
+model compiled for its own CPU and threads.
 """
 import hashlib
 import importlib.metadata
@@ -17,9 +18,10 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections import namedtuple
+from collections import Counter, namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,24 +57,26 @@ def load_sentence_model(name, device):
         common.fail(f"could not load embedding model {name!r}: {error}")
 
 
-Encoder = namedtuple("Encoder", "precision max_length dim count_tokens prepare forward")
+Encoder = namedtuple("Encoder", "precision max_length dim count_tokens prepare forward threads", defaults=(None,))
 Encoder.__doc__ = """How to run one model: count_tokens(texts) -> tokens per text after truncation,
-prepare(texts) -> a padded batch, forward(batch) -> float32 embeddings (rows, dim)."""
+prepare(texts) -> a padded batch, forward(batch) -> float32 embeddings (rows, dim); threads: the
+inference threads OpenVINO's compiled model says it runs on (None for torch: its own setting)."""
 
 
-def load_encoder(name, device, fast):
+def load_encoder(name, device, fast, threads=None):
     """The fastest encoder of `name` on `device` that keeps the accuracy asked for (see
-    pick_precision). Once the model is converted for OpenVINO, a CPU run loads only the tokenizer
-    and the compiled model: no torch and no sentence-transformers, seconds of imports."""
+    pick_precision), OpenVINO's threads capped at `threads` if given (else all the cores it
+    finds). Once the model is converted for OpenVINO, a CPU run loads only the tokenizer and the
+    compiled model: no torch and no sentence-transformers, seconds of imports."""
     files = openvino_files(name) if device == "cpu" and importlib.util.find_spec("openvino") else None
     if files is not None and files.with_suffix(".json").exists():
-        return openvino_encoder(files, pick_precision(device, fast, openvino=True))
+        return openvino_encoder(files, pick_precision(device, fast, openvino=True), threads)
     model = load_sentence_model(name, device)
     precision = pick_precision(device, fast, openvino=files is not None and openvino_can_run(model))
     if not precision.startswith("openvino"):
         return torch_encoder(model, precision)
     convert_for_openvino(model, name, files)
-    return openvino_encoder(files, precision)
+    return openvino_encoder(files, precision, threads)
 
 
 def pick_precision(device, fast, openvino):
@@ -166,10 +170,11 @@ def convert_for_openvino(model, model_name, files):
             os.replace(tmp / name, f"{files}{suffix}")
 
 
-def openvino_encoder(files, precision):
-    """The converted model compiled by OpenVINO, its tokenizer from the `tokenizers` library set up
-    as sentence-transformers calls it (truncation to max_length, padding to the longest text),
-    mean pooling and normalisation in numpy, as the MiniLM pipeline does them."""
+def openvino_encoder(files, precision, threads=None):
+    """The converted model compiled by OpenVINO (on at most `threads` threads if given), its
+    tokenizer from the `tokenizers` library set up as sentence-transformers calls it (truncation
+    to max_length, padding to the longest text), mean pooling and normalisation in numpy, as the
+    MiniLM pipeline does them."""
     import openvino
     from tokenizers import Tokenizer
 
@@ -184,8 +189,10 @@ def openvino_encoder(files, precision):
     hint = "bf16" if precision == "openvino-bf16" else "f32"
     # Batches sorted by length change shape ~once per length; caching kernels for every past shape
     # cost ~230 MB of peak memory here and bought no speed.
-    compiled = core.compile_model(core.read_model(files.with_suffix(".xml")), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": hint, "CPU_RUNTIME_CACHE_CAPACITY": 0})
+    properties = {"INFERENCE_PRECISION_HINT": hint, "CPU_RUNTIME_CACHE_CAPACITY": 0}
+    if threads is not None:  # a cluster worker's: the workers of one machine then share its cores
+        properties["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(core.read_model(files.with_suffix(".xml")), "CPU", properties)
     names = [port.get_any_name() for port in compiled.inputs]
     columns = {"input_ids": "ids", "token_type_ids": "type_ids", "attention_mask": "attention_mask"}
     request = compiled.create_infer_request()
@@ -206,7 +213,8 @@ def openvino_encoder(files, precision):
         pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
     dim = compiled.outputs[0].get_partial_shape()[2].get_length()
-    return Encoder(precision, settings["max_length"], dim, count_tokens, prepare, forward)
+    return Encoder(precision, settings["max_length"], dim, count_tokens, prepare, forward,
+                   compiled.get_property("INFERENCE_NUM_THREADS"))
 
 
 def chunk_length(n_texts, batch_size):
@@ -218,8 +226,9 @@ def chunk_length(n_texts, batch_size):
 def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
     """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
     count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
-    there and reused after an interruption. `on_cluster(texts, chunks, batch_size)` (see
-    encode_on_cluster) has a cluster's workers write the missing chunks first."""
+    there, each with its record (save_chunk), and reused after an interruption.
+    `on_cluster(texts, chunks, batch_size)` (see encode_on_cluster) has a cluster's workers write
+    the missing chunks first."""
     # Counted a slice at a time, so the token ids never pile up in memory.
     counts = np.concatenate([encoder.count_tokens(texts[start:start + 10_000])
                              for start in range(0, len(texts), 10_000)])
@@ -234,7 +243,7 @@ def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
         for chunk_start in range(0, len(texts), chunk_size):
             chunk = order[chunk_start:chunk_start + chunk_size]
             part = chunk_dir / f"part_{chunk_start // chunk_size:05d}.npy" if chunk_dir else None
-            if part is not None and part.exists():
+            if part is not None and finished(part):
                 embeddings[chunk] = np.load(part)
                 progress.update(len(chunk))
                 continue
@@ -247,9 +256,36 @@ def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
                 embeddings[batch] = encoder.forward(tokens)
                 progress.update(len(batch))
             if part is not None:
-                common.save_npy(part, embeddings[chunk])
+                save_chunk(part, embeddings[chunk], encoder)
     progress.close()
     return embeddings
+
+
+def save_chunk(part, matrix, encoder, worker=None):
+    """Save a chunk's embeddings and, first, its record: the precision and threads it was encoded
+    with, and by which cluster worker (None: by this process)."""
+    common.save_json(part.with_suffix(".json"), {"precision": encoder.precision, "threads": encoder.threads,
+                                                 "worker": worker})
+    common.save_npy(part, matrix)
+
+
+def finished(part):
+    """A chunk is finished when both its embeddings and its record are there; one of an older
+    version, which wrote no record, is encoded again."""
+    return part.exists() and part.with_suffix(".json").exists()
+
+
+def chunks_precision(chunk_dir, remedy):
+    """The one precision the finished chunks in `chunk_dir` were encoded in, from their records.
+    Chunks of several, from machines whose CPUs (bfloat16 or not) or packages (OpenVINO or not)
+    differ, are refused in one line ending in `remedy`: one file of embeddings, one precision."""
+    counts = Counter(json.loads(path.read_text())["precision"] for path in chunk_dir.glob("part_*.json")
+                     if finished(path.with_suffix(".npy")))
+    if len(counts) > 1:
+        found = ", ".join(f"{count} in {precision}" for precision, count in counts.most_common())
+        common.fail(f"the chunks in {chunk_dir} were encoded in more than one precision ({found}): the machines "
+                    f"that encoded them differ in CPU or packages; {remedy}")
+    return next(iter(counts))
 
 
 def progress_bar(total):
@@ -287,7 +323,7 @@ def encode_on_cluster(client, model_name, device, fast, texts, chunks, batch_siz
 
     futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, fast,
                              batch_size, pure=False)
-               for part, chunk in chunks.items() if not part.exists()]
+               for part, chunk in chunks.items() if not finished(part)]
     progress = progress_bar(len(futures))
     for future in as_completed(futures):
         future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
@@ -296,15 +332,21 @@ def encode_on_cluster(client, model_name, device, fast, texts, chunks, batch_siz
 
 
 def encode_part(texts, path, model_name, device, fast, batch_size):
-    """On a worker: encode one chunk (already in token order, which encode keeps) to `path`."""
+    """On a worker: encode one chunk (already in token order, which encode keeps) to `path`, with
+    its record (save_chunk). The precision is picked here, from this worker's CPU."""
     from distributed import get_worker
 
-    # One encoder per worker, kept on the worker itself: a module-level cache would be shared by
-    # the workers of one process (threads), which must not share an OpenVINO request.
-    encoders = get_worker().__dict__.setdefault("tweet_likes_encoders", {})
-    if (model_name, device, fast) not in encoders:
-        encoders[model_name, device, fast] = load_encoder(model_name, device, fast)
-    common.save_npy(path, encode(texts, encoders[model_name, device, fast], batch_size))
+    worker = get_worker()
+    # One encoder per worker, compiled for its first chunk and kept on the worker itself for the
+    # others (a module-level cache would be shared by the workers of one process, threads), its
+    # OpenVINO threads capped at the worker's. Its chunks take turns: a worker of several threads
+    # runs several at once, and one OpenVINO request runs one batch at a time ("busy" otherwise).
+    lock, encoders = worker.__dict__.setdefault("tweet_likes_encoders", (threading.Lock(), {}))
+    with lock:
+        if (model_name, device, fast) not in encoders:
+            encoders[model_name, device, fast] = load_encoder(model_name, device, fast, worker.state.nthreads)
+        model = encoders[model_name, device, fast]
+        save_chunk(Path(path), encode(texts, model, batch_size), model, worker.address)
 
 
 def embed_unique(text_lists, encoder, batch_size, chunk_dir=None, on_cluster=None):

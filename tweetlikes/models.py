@@ -1,6 +1,7 @@
 """Model bundles and what 05 does with them: the .joblib files of 03b and 04 (a booster in
-XGBoost's own format beside its provenance, checked on loading), the predictions of the five
-models on some rows (ModelOutputs), and the routings that turn them into one log1p(likes).
+XGBoost's own format beside its provenance, checked on loading), the text as the classifier's
+bundle says to read it, the predictions of the five models on some rows (ModelOutputs), and the
+routings that turn them into one log1p(likes).
 """
 import functools
 import hashlib
@@ -9,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
-from tweetlikes import calibration, features
+from tweetlikes import calibration, features, finetune, text
 
 
 def load_artifact(path, expect):
@@ -97,6 +98,38 @@ def load_run(info):
     global_regressor = load_artifact(common.GLOBAL_REGRESSOR, {**regressor_expect, "popularity_class": None})
     check_provenance(common.COMBINER, combiner, {"classifier_sha256": common.file_sha256(common.CLASSIFIER)})
     return classifier, regressors, global_regressor, combiner
+
+
+# ------------------------------------------------------------------- the text, as the classifier reads it
+
+def text_form_line(meta):
+    """How the models read the text, and why: 03b's choice, with each form's validation error."""
+    if "text" not in meta["features"]:
+        return "text: not read (trained with --features without text)"
+    scores = meta.get("text_form_scores") or {}
+    why = ("chosen by 03b on the validation slice; log1p RMSE there " +
+           ", ".join(f"{form} {score['validation_log_rmse']:.3f}" for form, score in scores.items())) \
+        if scores else "set by 03b --text-form"
+    return f"text read as: {meta['text_form']} ({why})"
+
+
+def reads_text(classifier):
+    """Whether the models read the text, and so its embeddings: `text` among the features, in a
+    form other than none."""
+    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
+
+
+def with_text_columns(tweets, classifier, content, rows, out_of_fold, device=None):
+    """`tweets` with the columns of the classifier's text form (text.columns) for `rows` of the
+    `content` embeddings, for the forms that have columns; new tweets (not `out_of_fold`) in the
+    fine-tuned form are scored by 02 --finetune's model on `device`."""
+    form = classifier["meta"]["text_form"]
+    if not features.TEXT_COLUMNS[form]:
+        return tweets
+    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], common.pick_device(device))(
+        tweets["content"]) if form == "finetuned" and not out_of_fold else None
+    return tweets.join(text.columns(form, classifier["text"], content, rows, new_scores, out_of_fold)
+                       .set_axis(tweets.index))
 
 
 def load_booster(bundle):
