@@ -187,3 +187,14 @@ def test_wording_signals_count_what_a_writer_chooses():
     assert frame.iloc[:, 1:].to_numpy().tolist() == [[1, 0, 0, 1, 0, 1],  # question, we, WE
                                                      [0, 1, 1, 1, 0, 1],  # vote, 3, me, RT
                                                      [0, 0, 0, 0, 1, 0]]  # you
+
+
+def test_one_signal_column_can_be_dropped():
+    available = ["surface", "wording"]
+    groups, _ = features.parse_features("all,-wording_question,-surface_emoji,-media_photos", available)
+    assert groups == ("text", "history", "surface", "wording", "-wording_question", "-surface_emoji")
+    columns = features.feature_columns(groups, "score")
+    assert "wording_question" not in columns and "surface_emoji" not in columns and "wording_numbers" in columns
+    assert len(columns) == len(features.feature_columns(groups[:4], "score")) - 2
+    names = features.explanation_groups(groups, 384, "score")
+    assert len(names) == len(columns) and names.count("wording") == len(features.SIGNAL_FEATURES["wording"]) - 1

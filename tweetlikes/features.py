@@ -55,30 +55,44 @@ DEFAULT_FEATURES = "all"
 
 def parse_features(spec, available):
     """`--features` to a tuple of groups: a preset (seed, history, all) or a comma list of groups,
-    where `-GROUP` drops one (`all,-text` is everything but the embeddings). Signal groups whose
+    where `-GROUP` drops one (`all,-text` is everything but the embeddings) and `-COLUMN` one
+    signal column (`all,-wording_question`, kept in the tuple as such). Signal groups whose
     column the input lacked (`available`, from 01) are left out; returns (groups, left_out)."""
-    groups = []
+    groups, dropped = [], []
     for item in (part.strip() for part in spec.split(",")):
+        if item.startswith("-") and any(item[1:] in columns for columns in SIGNAL_FEATURES.values()):
+            dropped.append(item)
+            continue
         names = FEATURE_PRESETS.get(item.lstrip("-"), (item.lstrip("-"),))
         unknown = [name for name in names if name not in FEATURE_GROUPS]
         if unknown or not item:
             common.fail(f"--features: unknown group {item!r}; use {', '.join(FEATURE_PRESETS)} or a comma list of "
-                        f"{', '.join(FEATURE_GROUPS)}, '-GROUP' to drop one")
+                        f"{', '.join(FEATURE_GROUPS)}, '-GROUP' to drop one ('-COLUMN' for one signal column)")
         groups = [g for g in groups if g not in names] if item.startswith("-") else \
             groups + [name for name in names if name not in groups]
     left_out = tuple(g for g in groups if g in SIGNAL_FEATURES and g not in available)
     groups = tuple(g for g in FEATURE_GROUPS if g in groups and g not in left_out)
+    groups += tuple(item for item in dict.fromkeys(dropped) if any(item[1:] in SIGNAL_FEATURES[g] for g in groups
+                                                                   if g in SIGNAL_FEATURES))
     if not groups:
         common.fail(f"--features {spec!r} leaves no input for the models")
     return groups, left_out
+
+
+def group_columns(groups):
+    """(group, its table columns) for each history and signal group of `groups`, less the
+    columns dropped one by one (`-COLUMN`)."""
+    dropped = {item[1:] for item in groups if item.startswith("-")}
+    return [(group, [column for column in (HISTORY_FEATURES if group == "history" else SIGNAL_FEATURES[group])
+                     if column not in dropped])
+            for group in groups if group != "text" and not group.startswith("-")]
 
 
 def feature_columns(groups, text_form="raw"):
     """The table columns (the text form's, history and signals) that `groups` feed to the
     models, in order."""
     return [*(TEXT_COLUMNS[text_form] if "text" in groups else []),
-            *(column for group in groups if group != "text"
-              for column in (HISTORY_FEATURES if group == "history" else SIGNAL_FEATURES[group]))]
+            *(column for _, columns in group_columns(groups) for column in columns)]
 
 
 def explanation_groups(groups, embedding_dim, text_form="raw"):
@@ -88,12 +102,9 @@ def explanation_groups(groups, embedding_dim, text_form="raw"):
     group under its name."""
     names = ["text"] * ((embedding_dim if text_form == "raw" else len(TEXT_COLUMNS[text_form]))
                         if "text" in groups else 0)
-    for group in groups:
-        if group == "history":
-            names += [f"{'account' if kind == 'user' else kind}_history" for kind, _ in HISTORY_KEYS
-                      for column in HISTORY_FEATURES if column.startswith(f"{kind}_")]
-        elif group != "text":
-            names += [group] * len(SIGNAL_FEATURES[group])
+    for group, columns in group_columns(groups):
+        names += [f"{'account' if column.startswith('user_') else 'company'}_history" for column in columns] \
+            if group == "history" else [group] * len(columns)
     return names
 
 
