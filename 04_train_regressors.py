@@ -4,7 +4,8 @@ regressor on all training rows, then learn how to combine them with the classifi
 Reads  train_data_with_classes.csv        (from 01_create_classes.py)
        embeddings_combined.npy, embeddings_content.npy   (from 02_generate_embeddings.py;
                                           not with --features all,-text)
-       classifier_model_improved.joblib   (from 03b_train_classifier_improved.py)
+       classifier_model_improved.joblib   (from 03b_train_classifier_improved.py; with the form
+                                          the text is read in, which the regressors read it in too)
 Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on training rows of class k
        regressor_model_global.joblib          one regressor for all classes
        routing_combiner.json                  the learned routing: a ridge correction of the global
@@ -35,19 +36,20 @@ Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--
 A good run on the embedded sample prints:
 
     read train_data_with_classes.csv and combined and content embeddings: 5000 rows, features
-      text+history+surface+media+time (405 columns); no column for reply in the input
+      text+history+surface+media+time+wording (412 columns); no column for reply in the input
+    text form: score (03b's choice)
     training on cpu; log1p(likes) RMSE, each beside its own training median:
       model      train rows rounds validation   test  median
-      common           3000     76      1.044  1.068   1.907
-      popular           800      4      0.596  0.622   0.633
-      viral             200      1      1.017  0.692   0.715
-      global           4000    170      1.366  1.406   2.738
-    calibration of the class probabilities: vector (cross-validated log loss none 0.473,
-      temperature 0.470, vector 0.445, sigmoid 0.446, isotonic 0.552)
-    combiner fitted on the 400 validation rows (ridge alpha 100); log1p RMSE there: global 1.366,
-      hard 1.539, soft 1.392, learned 1.340
+      common           3000     72      1.017  1.040   1.907
+      popular           800     58      0.567  0.625   0.633
+      viral             200     22      0.985  0.706   0.715
+      global           4000     96      1.343  1.396   2.738
+    calibration of the class probabilities: vector (cross-validated log loss none 0.447,
+      temperature 0.445, vector 0.442, sigmoid 0.446, isotonic 0.587)
+    combiner fitted on the 400 validation rows (ridge alpha 1000); log1p RMSE there: global 1.343,
+      hard 1.560, soft 1.350, learned 1.337
     chance of beating another draft fitted on 1250 same-account pairs: slope 0.95
-    wrote regressor_model_class_0.joblib, ..., routing_combiner.json in 25.1s
+    wrote regressor_model_class_0.joblib, ..., routing_combiner.json in 26.2s
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
