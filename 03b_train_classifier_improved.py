@@ -34,11 +34,11 @@ A good run on the embedded sample prints (the per-class table abridged):
     read train_data_with_classes.csv and content and combined embeddings: 5000 rows, features
       text+history+surface+media+time+wording (412 columns); no column for reply in the input
     fit 3600 rows, validation 400
-    text form, by its global regressor on the 400 validation rows: log1p RMSE, same-account pairwise accuracy
-      none       1.481  0.614  (28 columns)
-      score      1.343  0.673  (29 columns)
-      projection 1.350  0.666  (44 columns)
-      raw        1.407  0.647  (412 columns)
+    text form, by its global regressor's log1p RMSE on the 400 validation rows:
+      none       1.481  (28 columns)
+      score      1.343  (29 columns)
+      projection 1.350  (44 columns)
+      raw        1.407  (412 columns)
     text form: score (chosen on the validation slice)
     class weights: common 0.44, popular 1.67, viral 6.67
     trained on cpu: best round 98 of 1000
@@ -59,18 +59,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tweetlikes import cluster, features, finetune, models, pairs, tables, text, training
+from tweetlikes import cluster, features, finetune, models, tables, text, training
 
 
 def choose_text_form(args, table, inputs, groups, rows, settings, device, client):
     """The form of the text (features.TEXT_FORMS) whose global regressor, fitted on the fit rows,
     errs least in log1p(likes) on the validation slice, `none` among them, so the text is used
     only in a form that pays on these training rows; with the fitted text model (text.fit) and
-    each form's validation RMSE and same-account pairwise accuracy."""
+    each form's validation RMSE. (Not pairwise accuracy: two training rows of one account hold
+    out-of-fold history from different folds, which orders them backwards, so it would mislead.)"""
     if "text" not in groups:
         return "none", None, {}
     log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
-    keys, within, copies = text.row_keys()
+    keys, copies = text.row_keys()
     content = np.load(inputs["content"].embeddings, mmap_mode="r")
     text_model = text.fit(content, log_likes, keys, copies, (table["split"] == "train").to_numpy(), args.seed)
     finetuned = fine_tuned_scores(args.text_form)
@@ -83,8 +84,7 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
     scores = {}
     if len(candidates) > 1:
         fit_rows, validation_rows = rows
-        print(f"text form, by its global regressor on the {len(validation_rows)} validation rows: "
-              f"log1p RMSE, same-{within} pairwise accuracy")
+        print(f"text form, by its global regressor's log1p RMSE on the {len(validation_rows)} validation rows:")
         for form in candidates:
             X = training.text_form_inputs(table, inputs, groups, form, {**text_model, "finetuned": finetuned}
                                           )["combined"]
@@ -92,10 +92,8 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
                                            client=client)
             predicted = training.predict_rows(model.predict, X, validation_rows)
             error = float(np.sqrt(np.mean((predicted - log_likes[validation_rows]) ** 2)))
-            accuracy = pairs.pairwise_accuracy(keys[validation_rows], log_likes[validation_rows], predicted)[0]
-            scores[form] = {"validation_log_rmse": error, "pairwise": accuracy, "columns": X.width}
-            print(f"  {form:10s} {error:.3f}  " + ("n/a" if accuracy is None else f"{accuracy:.3f}")
-                  + f"  ({X.width} columns)")
+            scores[form] = {"validation_log_rmse": error, "columns": X.width}
+            print(f"  {form:10s} {error:.3f}  ({X.width} columns)")
     chosen = min(candidates, key=lambda form: scores[form]["validation_log_rmse"]) if scores else candidates[0]
     if chosen == "finetuned":  # the scores travel with the classifier, and the record of the weights new tweets need
         text_model.update(finetuned=finetuned, finetuned_record=common.read_json(common.EMBEDDINGS_META)[finetune.RECORD])

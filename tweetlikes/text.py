@@ -155,6 +155,5 @@ def row_keys():
     account, or the company without usernames) and its copy key (copy_keys)."""
     chunks = list(tables.classed_chunks(["content", "username", "company"]))
     hashes = np.concatenate([copy_keys(chunk) for chunk in chunks])
-    keys, within = pairs.pair_keys(pd.concat([chunk[["username", "company"]] for chunk in chunks],
-                                             ignore_index=True))
-    return keys, within, hashes
+    keys, _ = pairs.pair_keys(pd.concat([chunk[["username", "company"]] for chunk in chunks], ignore_index=True))
+    return keys, hashes
