@@ -167,8 +167,10 @@ def history_features(table, is_train, split_how, seed, days=None):
     for k in range(HISTORY_FOLDS):
         held_out, rest = train[fold == k], train[fold != k]
         if len(held_out):
-            history.loc[held_out.index] = features.lookup_history(held_out, group_stats(rest),
-                                                                  prior_of(rest["likes"])).to_numpy()
+            # Counted on 4/5 of the training rows, an account's count is scaled to all of them, as
+            # test rows count it: else the trees tell two accounts apart by a count test rows exceed.
+            history.loc[held_out.index] = features.lookup_history(held_out, group_stats(rest), prior_of(rest["likes"]),
+                                                                  len(train) / max(len(rest), 1)).to_numpy()
     return history
 
 

@@ -174,11 +174,12 @@ HISTORY_SMOOTHING = 5  # pseudo-posts pulling a small account's mean towards the
 STATS_COLUMNS = ["kind", "key", "count", "sum_log_likes", "median_log_likes", "first_day", "mean_chars"]
 
 
-def history_columns(kind, count, total, median, prior_mean, prior_median):
+def history_columns(kind, count, total, median, prior_mean, prior_median, count_scale=1.0):
     """The three history features of one key kind from a key's training count, sum and median of
-    log1p(likes); a key with no tweets gets the prior, and a small one is pulled towards it."""
+    log1p(likes); a key with no tweets gets the prior, and a small one is pulled towards it.
+    `count_scale` turns the count of a part of the training rows into that of all of them."""
     count = np.asarray(count, dtype=float)
-    return {f"{kind}_log_count": np.log1p(count),
+    return {f"{kind}_log_count": np.log1p(count * count_scale),
             f"{kind}_mean_log_likes": (np.asarray(total, dtype=float) + HISTORY_SMOOTHING * prior_mean)
             / (count + HISTORY_SMOOTHING),
             f"{kind}_median_log_likes": np.where(count > 0, np.asarray(median, dtype=float), prior_median)}
@@ -194,15 +195,16 @@ def key_stats(stats, kind, keys):
     return found.set_index(keys.index)
 
 
-def lookup_history(table, stats, prior):
+def lookup_history(table, stats, prior, count_scale=1.0):
     """Per-row history features from `stats` (per-account and per-company count, sum and median
     of log1p(likes) over training rows, as 01 writes them). Unknown or empty keys get count 0 and
-    the global prior, so new accounts are handled the same way in training and prediction."""
+    the global prior, so new accounts are handled the same way in training and prediction.
+    `count_scale`: see history_columns (01's out-of-fold history, from a part of the rows)."""
     columns = {}
     for kind, column in HISTORY_KEYS:
         found = key_stats(stats, kind, table[column])
         columns.update(history_columns(kind, found["count"], found["sum_log_likes"], found["median_log_likes"],
-                                       prior["mean_log_likes"], prior["median_log_likes"]))
+                                       prior["mean_log_likes"], prior["median_log_likes"], count_scale))
     return pd.DataFrame(columns, index=table.index)[HISTORY_FEATURES]
 
 
