@@ -70,8 +70,7 @@ SEED = 42  # the default of every --seed: split, history folds, validation slice
 
 
 def fail(message):
-    """Stop with a one-line message and exit code 1: for problems the user can fix (bad input,
-    missing or stale files), which deserve a sentence, not a traceback."""
+    """Stop with a one-line message, exit code 1: for what the user can fix (bad input, missing or stale files)."""
     raise SystemExit(f"error: {message}")
 
 
