@@ -370,7 +370,7 @@ def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
     for routing in models.ROUTINGS:
         explanation = predict_likes.explain(trained, X_regressor, by_routing, outputs, routing)
         assert set(explanation) == {"base", "routing", "text", "account_history", "company_history", "surface",
-                                    "media", "time"}
+                                    "media", "time", "wording"}
         total = np.sum(list(explanation.values()), axis=0)
         assert np.abs(total - by_routing[routing]).max() < 1e-4
         assert np.abs(explanation["text"]).max() > 0  # the groups are not all in the bias
