@@ -252,9 +252,11 @@ def new_tweets_input(args, stats, info, classifier, client):
             print(f"signals: {count} unreadable `{features.SIGNAL_SOURCE[group]}` cells left missing")
     embeddings = {}
     if models.reads_text(classifier):
-        embeddings = embed_new_tweets(tweets, classifier, args, client)
-        tweets = models.with_text_columns(tweets, classifier, embeddings["content"], np.arange(len(tweets)),
-                                   out_of_fold=False, device=args.device)
+        # The fine-tuned form scores the texts with its own tuned model: MiniLM's embeddings go unread.
+        embeddings = {} if classifier["meta"]["text_form"] == "finetuned" else \
+            embed_new_tweets(tweets, classifier, args, client)
+        tweets = models.with_text_columns(tweets, classifier, embeddings.get("content"), np.arange(len(tweets)),
+                                          out_of_fold=False, device=args.device)
     return tweets, original, model_inputs(tweets, embeddings, classifier)
 
 
