@@ -13,10 +13,13 @@ only used for the report printed at the end.
 --help lists the groups; 04 must be run with the same --features.
 
 The feature matrix is never built whole: XGBoost bins it a block of rows at a time from the
-memory-mapped embeddings. --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
+memory-mapped embeddings; with more fit rows than --sketch-above (100,000), its bins are cut from a
+seeded sample of --sketch-rows (16,384) of them, which keeps XGBoost's quantile sketch small
+(tweetlikes.training). --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
 the same settings, weights, validation slice and early stopping; the model file is the same kind.
 
 Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
+                                             [--sketch-above ROWS] [--sketch-rows N]
 
 A good run on the embedded sample prints (the per-class table abridged):
 
@@ -86,8 +89,9 @@ def main(argv=None):
         model = training.train_xgboost("classifier", settings, device, X, y, fit_rows, validation_rows,
                                        weight=class_weight[y], client=client)
         on_cluster = cluster.cluster_record(args.cluster, client)
+    sample = training.sketch_sample(len(fit_rows), settings)
     print(f"trained on {device}{' on the cluster' if client else ''}: best round {model.best_iteration + 1} "
-          f"of {args.n_estimators}")
+          f"of {args.n_estimators}" + (f"; bins cut from a seeded sample of {sample} fit rows" if sample else ""))
 
     # 4. How it does on the test rows, then the model file with everything it was made from.
     test_rows = np.flatnonzero((table["split"] == "test").to_numpy())
@@ -95,6 +99,7 @@ def main(argv=None):
     models.save_artifact(common.CLASSIFIER, models.artifact(model, {
         **provenance, "settings": settings, "n_features": X.width, "train_rows": len(train_rows),
         "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
+        "sketch_sample_rows": sample,
         **on_cluster}))
     print(f"wrote {common.CLASSIFIER} in {common.seconds_since(started)}")
 
