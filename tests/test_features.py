@@ -170,3 +170,24 @@ def test_every_model_input_column_is_explained_by_exactly_one_group():
                 assert names.count("account_history") == names.count("company_history") == 3
             elif group != "text":
                 assert names.count(group) == len(features.SIGNAL_FEATURES[group])
+
+
+def test_rows_of_a_npy_are_read_a_window_of_the_file_at_a_time(workdir, monkeypatch):
+    """A block of rows spread over a big file never maps all of it: one mapping per window of
+    MAPPED_ROWS rows that holds some, each dropped once read; the rows come back in their order."""
+    embeddings = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    np.save("e.npy", embeddings)
+    monkeypatch.setattr(features, "MAPPED_ROWS", 8)
+    mapped, memmap = [], np.memmap
+
+    def spy(*args, **options):
+        window = memmap(*args, **options)
+        if len(window) < len(embeddings):  # not np.load's map of the whole file, whose pages stay untouched
+            mapped.append(window.offset)
+        return window
+    monkeypatch.setattr(np, "memmap", spy)
+    rows = np.array([49, 3, 3, 17, 0, 20, 46])  # unsorted, one twice: windows 0, 2, 5 and 6 of 8 rows
+    assert np.array_equal(features.mapped_rows("e.npy", rows), embeddings[rows])
+    header = np.load("e.npy", mmap_mode="r").offset
+    assert sorted(mapped) == [header + window * 8 * 12 for window in (0, 2, 5, 6)]  # 12 bytes a row
+    assert features.mapped_rows("e.npy", np.array([], dtype=int)).shape == (0, 3)
