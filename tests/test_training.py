@@ -10,7 +10,7 @@ import pytest
 
 import common
 from conftest import PROJECT_DIR, run, run_python, sample
-from tweetlikes import features, models, training
+from tweetlikes import features, models, tables, training
 
 
 def test_blockwise_training_equals_sklearn_fit(workdir, monkeypatch):
@@ -122,14 +122,15 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
     table, inputs, provenance = training.training_inputs(args, ["content"])
     info = common.read_json(common.THRESHOLDS_JSON)
     groups = ["history", "surface", "media", "time"]  # the sample has no is_reply column
-    assert len(table) == 100 and "content" not in table.columns  # texts are only hashed, never kept
+    assert len(table) == 100 and list(table.columns) == ["split", "popularity_class", "likes"]  # texts only hashed
     assert provenance == {"classed_csv_sha256": info["classed_csv_sha256"],
                           "history_stats_sha256": info["history_stats_sha256"], "thresholds": info["thresholds"],
                           "split": "random", "rows": 100, "features": groups}
     assert list(inputs) == ["content"] and inputs["content"].embeddings is None
     assert inputs["content"].width == len(features.feature_columns(groups))
     assert np.array_equal(inputs["content"].block(np.arange(100)),
-                          table[features.feature_columns(groups)].to_numpy(dtype=np.float32), equal_nan=True)
+                          tables.load_classed(features.feature_columns(groups))[0].to_numpy(dtype=np.float32),
+                          equal_nan=True)
 
 
 # --------------------------------------------------------------------- Ctrl-C in the matrix build
@@ -140,7 +141,7 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
 INTERRUPT_EACH_BLOCK = """
 import os, signal, sys
 import numpy as np
-from tweetlikes import features, models, training
+from tweetlikes import features, models, tables, training
 mode = sys.argv[1]
 features.BLOCK_ROWS = 50
 rng = np.random.default_rng(0)

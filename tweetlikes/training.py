@@ -75,14 +75,16 @@ def pin_malloc_thresholds():
             mallopt(option, MALLOC_THRESHOLD)
 
 
+TABLE_COLUMNS = ["split", "popularity_class", "likes"]  # what 03b and 04 read of the classed CSV beside the features
+
+
 def training_inputs(args, embedding_kinds):
-    """Everything 03b and 04 train from: the columns of the classed table they read, the model
-    input for each embedding kind (as ModelInput: never built whole), and the provenance every
-    artifact records (with the feature groups)."""
+    """Everything 03b and 04 train from: the table's TABLE_COLUMNS (its split a category), the model
+    input for each embedding kind (as ModelInput: never built whole, with the feature columns as
+    float32), and the provenance every artifact records (with the feature groups)."""
     pin_malloc_thresholds()
     # Only the columns training reads: the texts are only hashed, as they stream past.
-    table, info = tables.load_classed(["split", "popularity_class", "likes",
-                                       *features.feature_columns(features.FEATURE_GROUPS)])
+    table, info = tables.load_classed([*TABLE_COLUMNS, *features.feature_columns(features.FEATURE_GROUPS)])
     groups, left_out = features.parse_features(args.features, info.get("signal_groups", ()))
     fingerprints = tables.classed_fingerprints(embedding_kinds) if "text" in groups else {}
     inputs, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
@@ -101,7 +103,8 @@ def training_inputs(args, embedding_kinds):
     print(f"read {common.CLASSED_CSV}{embedded}: "
           f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"
           + (f"; no column for {', '.join(left_out)} in the input" if left_out else ""))
-    return table, inputs, provenance
+    # The model input holds the feature columns now: the table keeps the rest (53 MB less at 300K rows).
+    return table[TABLE_COLUMNS].astype({"split": "category"}), inputs, provenance
 
 
 def training_settings(args):
