@@ -39,7 +39,7 @@ def test_blockwise_training_equals_sklearn_fit(workdir, monkeypatch):
     assert type(model) is type(reference) and model.best_iteration == reference.best_iteration
     assert model.best_iteration + 1 + settings["early_stopping_rounds"] < settings["n_estimators"]  # it did stop early
     assert np.array_equal(model.predict_proba(X), reference.predict_proba(X))
-    assert models.artifact(model, {})["model"] == models.artifact(reference, {})["model"]  # the same booster, byte for byte
+    assert models.artifact(model, {})["model"] == models.artifact(reference, {})["model"]  # the same bytes
     rows = rng.permutation(400)[:150]  # unsorted rows, no early stopping: 04's tiny-class path
     reference = training.new_xgboost("regressor", settings, "cpu", rounds=8).fit(X[rows], X[rows, 2])
     model = training.train_xgboost("regressor", settings, "cpu", inputs, X[:, 2], rows, rounds=8)
