@@ -24,13 +24,13 @@ EARLY_STOPPING_ROUNDS = 50  # patience: a validation slice of a few hundred rows
 SUBSAMPLE = 0.8             # rows per tree: a little bagging against the heavy-tailed likes
 COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen non-text columns is offered
 # The bins at scale. XGBoost's quantile sketch, the first pass over the fit rows that fixes the bins, takes
-# memory that grows with them: about 590 MB at the 270K fit rows of a 300K run (405 columns), most of that run's
+# memory that grows with them: about 590 MB at the 216K fit rows of a 300K run (405 columns), most of that run's
 # budget of 1.5x one embeddings file. A model with more fit rows than SKETCH_ABOVE cuts its bins from a seeded
 # sample of SKETCH_ROWS of them instead (the full matrix takes the sample's cuts through XGBoost's `ref` and is
 # never sketched), with the accuracy of all rows' bins, within the spread over seeds (docs/speed-and-memory.md).
 # Up to SKETCH_ABOVE, every row, as before: such runs keep their models byte for byte.
 SKETCH_ABOVE = 100_000
-SKETCH_ROWS = 16_384        # the most a sketch of two levels holds (4 x 4,097 entries per column): about 100 MB
+SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (stage 3 peaks at 601 MB at 300K)
 
 
 def parse_training_arguments(doc, argv):
@@ -49,9 +49,9 @@ def parse_training_arguments(doc, argv):
                         help="seed for the validation slice, the sketch's sample and XGBoost")
     parser.add_argument("--sketch-above", type=common.non_negative_int, default=SKETCH_ABOVE, metavar="ROWS",
                         help="a model with more fit rows than this cuts its bins from a seeded sample of "
-                             "--sketch-rows of them, not from all (the sketch of all takes about 590 MB at 270K "
+                             "--sketch-rows of them, not from all (the sketch of all takes about 590 MB at 216K "
                              "rows); 0 samples whenever a model has more than --sketch-rows (for measuring)")
-    parser.add_argument("--sketch-rows", type=common.positive_int, default=SKETCH_ROWS,
+    parser.add_argument("--sketch-rows", type=common.positive_int, default=SKETCH_ROWS, metavar="N",
                         help="the size of that sample")
     cluster.add_cluster_argument(parser)
     return parser.parse_args(argv)
