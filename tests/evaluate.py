@@ -14,7 +14,11 @@ viral threshold, and the classifier's macro-F1 / viral recall.
 
 Usage: python tests/evaluate.py --input TWEETS.csv [--split random|account|company|time]
            [--seeds 42,43,44] [--ablations all,-text all,-history ...] [--ablation-seeds K]
-           [--workdir DIR] [--rows N]
+           [--workdir DIR] [--rows N] [--sketch-rows N]
+
+--sketch-rows N adds the configuration `sketch N`: the default features with every model of more
+than N fit rows cutting its bins from a seeded sample of N of them, as 03b and 04 do by default
+above 100,000 fit rows (docs/speed-and-memory.md); the table sets it beside the default.
 """
 import argparse
 import contextlib
@@ -45,9 +49,9 @@ def stage(name, *args, log):
         importlib.import_module(name).main([str(a) for a in args])
 
 
-def run_config(features, seed, log):
+def run_config(training_args, seed, log):
     for name in ("03b_train_classifier_improved", "04_train_regressors"):
-        stage(name, "--features", features, "--seed", seed, log=log)
+        stage(name, *training_args, "--seed", seed, log=log)
     stage("05_predict_likes", "--no-plots", log=log)
     return json.loads(Path("metrics.json").read_text())
 
@@ -91,6 +95,10 @@ def main(argv=None):
                         help="--features values run beside the default")
     parser.add_argument("--ablation-seeds", type=int, default=0, help="run the ablations on the first K seeds (0: all)")
     parser.add_argument("--rows", type=int, default=0, help="a seeded sample of this many rows (0: all)")
+    parser.add_argument("--sketch-rows", type=int, default=0, metavar="N",
+                        help="also run the default features, every seed, with every model of more fit rows than "
+                             "this cutting its bins from a seeded sample of this many (03b/04 --sketch-above 0 "
+                             "--sketch-rows N), as configuration 'sketch N' (0: not)")
     parser.add_argument("--workdir", default="evaluation", help="working folder (embeddings are reused there)")
     parser.add_argument("--json", default=None, help="also write the raw figures here")
     args = parser.parse_args(argv)
@@ -104,16 +112,20 @@ def main(argv=None):
         tweets.sample(n=min(args.rows, len(tweets)), random_state=0).to_csv("sample.csv", index=False)
         source = Path("sample.csv").resolve()
     started = time.perf_counter()
-    results = {"default": [], **{features: [] for features in args.ablations}}
+    # Each configuration's 03b and 04 settings; the default and the sketch's on every seed, the ablations on theirs.
+    configurations = {"default": ["--features", DEFAULT_FEATURES],
+                      **({f"sketch {args.sketch_rows}": ["--features", DEFAULT_FEATURES, "--sketch-above", 0,
+                                                         "--sketch-rows", args.sketch_rows]} if args.sketch_rows else {}),
+                      **{features: ["--features", features] for features in args.ablations}}
+    every_seed = 2 if args.sketch_rows else 1
+    results = {name: [] for name in configurations}
     with open("evaluate.log", "a", buffering=1) as log:
         for index, seed in enumerate(seeds):
             stage("01_create_classes", "--input", source, "--split", args.split, "--seed", seed, log=log)
             stage("02_generate_embeddings", log=log)
-            for features in ["default", *(args.ablations if index < (args.ablation_seeds or len(seeds)) else [])]:
-                results[features].append(run_config(DEFAULT_FEATURES if features == "default" else features,
-                                                    seed, log))
-                print(f"  seed {seed}, features {features}: done at {time.perf_counter() - started:.0f}s",
-                      file=sys.stderr)
+            for name in list(configurations)[:None if index < (args.ablation_seeds or len(seeds)) else every_seed]:
+                results[name].append(run_config(configurations[name], seed, log))
+                print(f"  seed {seed}, {name}: done at {time.perf_counter() - started:.0f}s", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
@@ -141,6 +153,7 @@ def main(argv=None):
     print_calibration(results["default"])
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
+          f"{f' --sketch-rows {args.sketch_rows}' if args.sketch_rows else ''}"
           f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''}"
           f"{'' if tuple(args.ablations) == DEFAULT_ABLATIONS else ' --ablations ' + ' '.join(args.ablations)})")
 
