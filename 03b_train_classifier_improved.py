@@ -22,12 +22,14 @@ only used for the report printed at the end.
 --help lists the groups; 04 must be run with the same --features.
 
 The feature matrix is never built whole: XGBoost bins it a block of rows at a time from the
-memory-mapped embeddings. --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
+memory-mapped embeddings; with more fit rows than --sketch-above (100,000), its bins are cut from a
+seeded sample of --sketch-rows (16,384) of them, which keeps XGBoost's quantile sketch small
+(tweetlikes.training). --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
 the same settings, weights, validation slice and early stopping; the model file is the same kind.
 
 Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...]
                                               [--text-form auto|none|score|projection|raw|finetuned]
-                                              [--cluster ADDRESS]
+                                              [--cluster ADDRESS] [--sketch-above ROWS] [--sketch-rows N]
 
 A good run on the embedded sample prints (the per-class table abridged):
 
@@ -86,7 +88,7 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
         fit_rows, validation_rows = rows
         print(f"text form, by its global regressor's log1p RMSE on the {len(validation_rows)} validation rows:")
         for form in candidates:
-            X = training.text_form_inputs(table, inputs, groups, form, {**text_model, "finetuned": finetuned}
+            X = training.text_form_inputs(inputs, groups, form, {**text_model, "finetuned": finetuned}
                                           )["combined"]
             model = training.train_xgboost("regressor", settings, device, X, log_likes, fit_rows, validation_rows,
                                            client=client)
@@ -149,7 +151,7 @@ def main(argv=None):
         # 2. The form of the text that pays on these training rows, chosen on the validation slice.
         text_form, text_model, text_scores = choose_text_form(args, table, inputs, provenance["features"],
                                                               (fit_rows, validation_rows), settings, device, client)
-        X = training.text_form_inputs(table, inputs, provenance["features"], text_form, text_model)["content"]
+        X = training.text_form_inputs(inputs, provenance["features"], text_form, text_model)["content"]
         print(f"text form: {text_form}" + (" (chosen on the validation slice)" if text_scores else ""))
 
         # 3. "Balanced" weights, n / (3 * count), from the training rows; for fit and validation alike.
@@ -161,8 +163,9 @@ def main(argv=None):
         model = training.train_xgboost("classifier", settings, device, X, y, fit_rows, validation_rows,
                                        weight=class_weight[y], client=client)
         on_cluster = cluster.cluster_record(args.cluster, client)
+    sample = training.sketch_sample(len(fit_rows), settings)
     print(f"trained on {device}{' on the cluster' if client else ''}: best round {model.best_iteration + 1} "
-          f"of {args.n_estimators}")
+          f"of {args.n_estimators}" + (f"; bins cut from a seeded sample of {sample} fit rows" if sample else ""))
 
     # 5. How it does on the test rows, then the model file with everything it was made from (and
     #    the text model the other stages read the text through).
@@ -171,7 +174,8 @@ def main(argv=None):
     models.save_artifact(common.CLASSIFIER, models.artifact(model, {
         **provenance, "settings": settings, "n_features": X.width, "train_rows": len(train_rows),
         "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
-        "text_form": text_form, "text_form_scores": text_scores, **on_cluster}, text=text_model))
+        "text_form": text_form, "text_form_scores": text_scores, "sketch_sample_rows": sample, **on_cluster},
+        text=text_model))
     print(f"wrote {common.CLASSIFIER} in {common.seconds_since(started)}")
 
 

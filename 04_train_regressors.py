@@ -28,10 +28,13 @@ routing the chance that one tweet beats another of the same account, a logistic 
 predicted gap over the slice's same-account pairs (tweetlikes.pairs).
 
 As in 03, the feature matrices are never built whole (XGBoost bins them a block of rows at a time
-from the memory-mapped embeddings), and --cluster trains the regressors on a Dask cluster's
-workers; the combiner, a small ridge on the validation slice, is fitted here either way.
+from the memory-mapped embeddings), a model with more fit rows than --sketch-above cuts its bins
+from a seeded sample of --sketch-rows of them (the receipt names those models), and --cluster
+trains the regressors on a Dask cluster's workers; the combiner, a small ridge on the validation
+slice, is fitted here either way.
 
 Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
+                                    [--sketch-above ROWS] [--sketch-rows N]
 
 A good run on the embedded sample prints:
 
@@ -69,14 +72,14 @@ MODELS = [*enumerate(common.CLASS_NAMES), (None, "global")]  # (class, name): th
 
 def fit_regressor(X, target, fit_rows, validation_rows, settings, device, client):
     """XGBoost on log1p(likes); early-stopped when the validation slice is big enough to trust.
-    Returns the model and its number of trees."""
+    Returns the model, its number of trees and the size of the sample its bins were cut from
+    (None: from all its fit rows)."""
+    rounds = None
     if len(validation_rows) < MIN_VALIDATION_ROWS:
-        model = training.train_xgboost("regressor", settings, device, X, target,
-                                       np.concatenate([fit_rows, validation_rows]),
-                                       rounds=ROUNDS_WITHOUT_VALIDATION, client=client)
-        return model, ROUNDS_WITHOUT_VALIDATION
-    model = training.train_xgboost("regressor", settings, device, X, target, fit_rows, validation_rows, client=client)
-    return model, model.best_iteration + 1
+        fit_rows, validation_rows, rounds = np.concatenate([fit_rows, validation_rows]), (), ROUNDS_WITHOUT_VALIDATION
+    model = training.train_xgboost("regressor", settings, device, X, target, fit_rows, validation_rows, rounds=rounds,
+                                   client=client)
+    return model, rounds or model.best_iteration + 1, training.sketch_sample(len(fit_rows), settings)
 
 
 def fit_combiner(outputs, target):
@@ -133,19 +136,22 @@ def train_regressors(X, table, fit_rows, validation_rows, settings, device, prov
     classes = table["popularity_class"].to_numpy()
     is_test = (table["split"] == "test").to_numpy()
     print(f"  {'model':10s} {'train rows':>10s} {'rounds':>6s} {'validation':>10s} {'test':>6s} {'median':>7s}")
-    bundles = {}
+    bundles, sampled = {}, []
     for k, name in MODELS:
         in_class = np.ones(len(table), dtype=bool) if k is None else classes == k
         fit, validation = fit_rows[in_class[fit_rows]], validation_rows[in_class[validation_rows]]
         test_rows = np.flatnonzero(is_test & in_class)
-        model, rounds = fit_regressor(X, target, fit, validation, settings, device, client)
+        model, rounds, sample = fit_regressor(X, target, fit, validation, settings, device, client)
+        sampled += [name] if sample else []
         median = np.median(target[np.concatenate([fit, validation])])
         print(f"  {name:10s} {len(fit) + len(validation):10d} {rounds:6d} "
               f"{rmse(training.predict_rows(model.predict, X, validation), target[validation]):10.3f} "
               f"{rmse(training.predict_rows(model.predict, X, test_rows), target[test_rows]):6.3f} "
               f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
         bundles[name] = models.artifact(model, {**provenance, "popularity_class": k, "rounds": int(rounds),
-                                                "train_rows": len(fit) + len(validation)})
+                                                "train_rows": len(fit) + len(validation), "sketch_sample_rows": sample})
+    if sampled:
+        print(f"  bins cut from a seeded sample of {settings['sketch_rows']} fit rows: {', '.join(sampled)}")
     return bundles
 
 
@@ -159,7 +165,7 @@ def main(argv=None):
     table, inputs, provenance = training.training_inputs(args, ["combined", "content"])
     classifier = models.load_classifier(provenance)
     text_form = classifier["meta"]["text_form"]  # the form 03b chose: the text reads as its model does
-    inputs = training.text_form_inputs(table, inputs, provenance["features"], text_form, classifier["text"])
+    inputs = training.text_form_inputs(inputs, provenance["features"], text_form, classifier["text"])
     X = inputs["combined"]
     fit_rows, validation_rows = training.training_split(table, args.seed)
     device = training.xgboost_device()

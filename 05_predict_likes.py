@@ -20,7 +20,9 @@ Writes final_predictions.csv         the input columns as they were, plus predic
        calibration.png               reliability of the class probabilities, before and after
        explanations.png              each feature group's mean |contribution| over the rows
 
-By default it predicts the test rows of 01's split, reusing their stored embeddings. When likes
+By default it predicts the test rows of 01's split, reusing their stored embeddings, and writes
+their input columns and predictions a chunk of the classed CSV at a time (predicting and
+explaining a block of rows at a time), so the table never sits whole in memory. When likes
 are known it prints, on the same rows, every routing beside simple alternatives: the global
 median, per-account and per-company medians, the global regressor alone, and oracle routing
 (the true class: the ceiling a perfect classifier would reach), each with its within-account
@@ -111,6 +113,11 @@ DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluat
 PIPELINE_FILES = (*common.MAKERS, *report.REPORT_FILES)
 OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
                   "expected_likes"]  # and, with --explain, why_<group> for each explanation group
+# What the test rows' run keeps of the classed CSV, every row: the texts (the embeddings' fingerprint, the
+# training rows among the test rows, the report's accounts), likes and class (the report) and the features. The
+# test rows' other columns go straight from the file to the predictions, a chunk at a time (test_rows_original).
+TEST_RUN_COLUMNS = ["split", *tables.TEXT_COLUMNS, "likes", "popularity_class",
+                    *features.feature_columns(features.FEATURE_GROUPS)]
 
 
 def parse_arguments(argv):
@@ -201,7 +208,8 @@ def same_file(a, b):
 
 def test_rows_input(table, classifier, global_regressor):
     """The test rows of 01's split as (tweets, original, model inputs): their stored embeddings,
-    checked to be the ones the models were trained on."""
+    checked to be the ones the models were trained on; `original` their columns as 01 was given
+    them, read again a chunk at a time when it is iterated (test_rows_original)."""
     rows = np.flatnonzero((table["split"] == "test").to_numpy())
     tweets = table.iloc[rows].reset_index(drop=True)
     embeddings = {}
@@ -214,8 +222,17 @@ def test_rows_input(table, classifier, global_regressor):
                                                            "embedding_mode": meta["mode"]})
             embeddings[kind] = matrix  # row i of `tweets` is its row rows[i]
         tweets = models.with_text_columns(tweets, classifier, embeddings["content"], rows, out_of_fold=True)
-    return tweets, tweets.drop(columns=list(features.DERIVED_COLUMNS)), model_inputs(tweets, embeddings, classifier,
-                                                                                     rows)
+    return tweets, test_rows_original(), model_inputs(tweets, embeddings, classifier, rows)
+
+
+def test_rows_original():
+    """The test rows of the classed CSV less the columns 01 derives, a chunk at a time, each
+    indexed by its rows' places among the test rows: the whole table never sits in memory."""
+    start = 0
+    for chunk in tables.classed_chunks(None):
+        test = chunk[chunk["split"] == "test"].drop(columns=list(features.DERIVED_COLUMNS))
+        yield test.set_axis(pd.RangeIndex(start, start + len(test)))
+        start += len(test)
 
 
 def new_tweets_input(args, stats, info, classifier, client):
@@ -315,17 +332,19 @@ def training_rows(tweets):
 
 
 def rows_to_predict(args, table, stats, info, trained, client):
-    """The tweets to predict, as given and as the models read them, their model inputs, the
-    training rows (for the report), which tweets are among them, and where the tweets came from;
-    new tweets are embedded on the cluster of `client` when there is one."""
+    """The tweets to predict, as the models read them and as given (frames of them, indexed as the
+    tweets are, to iterate once), their model inputs, the training rows (for the report), which
+    tweets are among them, and where the tweets came from; new tweets are embedded on the cluster
+    of `client` when there is one."""
     classifier, _, global_regressor = trained
     if args.input is None and not args.has_drafts:
         tweets, original, inputs = test_rows_input(table, classifier, global_regressor)
-        train = table[table["split"] == "train"]
-        return tweets, original, inputs, train, seen_in(tweets, train), f"test rows of {common.CLASSED_CSV}"
+        is_train = (table["split"] == "train").to_numpy()
+        return tweets, original, inputs, table.loc[is_train, ["likes", "popularity_class"]], \
+            seen_in(tweets, table.loc[is_train, ["content", "username"]]), f"test rows of {common.CLASSED_CSV}"
     tweets, original, inputs = new_tweets_input(args, stats, info, classifier, client)
     source = args.input or (f"--drafts {args.drafts}" if args.drafts else "--text")
-    return (tweets, original, inputs, *training_rows(tweets), source)
+    return (tweets, [original], inputs, *training_rows(tweets), source)
 
 
 def predictions(original, rows, outputs, by_routing, routing, smearing, explanation=None):
@@ -339,6 +358,25 @@ def predictions(original, rows, outputs, by_routing, routing, smearing, explanat
                           **{f"why_{group}": values.round(4) for group, values in (explanation or {}).items()}},
                          index=rows)
     return original.join(added)
+
+
+def write_predictions(path, original, rows, outputs, by_routing, routing, smearing, explanation=None):
+    """predictions(...) of each frame of `original` (indexed as `rows`, which the other arguments
+    follow), written one after another; returns the rows written."""
+    written = 0
+
+    def write(tmp):
+        nonlocal written
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            for number, part in enumerate(original):
+                mine = rows.isin(part.index)
+                predictions(part, rows[mine], outputs.rows(mine), {name: values[mine] for name, values in
+                                                                   by_routing.items()}, routing, smearing,
+                            explanation and {group: values[mine] for group, values in explanation.items()}
+                            ).to_csv(handle, index=False, header=number == 0)
+                written += len(part)
+    common.atomic_write(path, write)
+    return written
 
 
 def known_likes(tweets, in_training, args):
@@ -364,12 +402,14 @@ def known_likes(tweets, in_training, args):
 
 
 def explain(trained, X_regressor, by_routing, outputs, routing):
-    """models.explain for every row, over the columns the global regressor reads."""
+    """models.explain for every row, over the columns the global regressor reads, a block of rows
+    at a time (each row's contributions are its own)."""
     classifier, _, global_regressor = trained
     groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"].get("embedding_dim", 0),
                                          classifier["meta"]["text_form"])
-    return models.explain(global_regressor, X_regressor.block(np.arange(X_regressor.rows)), groups,
-                          by_routing[routing], outputs)
+    blocks = [models.explain(global_regressor, X_regressor.block(rows), groups, by_routing[routing][rows],
+                             outputs.rows(rows)) for rows in X_regressor.blocks(np.arange(X_regressor.rows))]
+    return {group: np.concatenate([block[group] for block in blocks]) for group in blocks[0]}
 
 
 def write_report(scored, train, stats, info, trained, combiner, args, settings):
@@ -424,7 +464,7 @@ def main(argv=None):
     # 1. The checked record of 01, the history and the models. New tweets read the classed CSV
     #    later, in one streamed pass (training_rows): a draft stays quick and small.
     table, info = (None, tables.check_classed()) if args.input is not None or args.has_drafts else \
-        tables.load_classed()
+        tables.load_classed(TEST_RUN_COLUMNS)
     refuse_output_onto_inputs(args, info)
     stats = tables.load_history_stats()
     *trained, combiner = models.load_run(info)  # the classifier, the specialists, the global regressor
@@ -439,9 +479,9 @@ def main(argv=None):
 
         # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.
         on_cluster = cluster.cluster_record(args.cluster, client)
-        every_row = np.arange(len(tweets))
         outputs = cluster.cluster_predict(client, trained, X_classifier, X_regressor) if client else \
-            models.predict(*trained, X_classifier.block(every_row), X_regressor.block(every_row))
+            models.ModelOutputs.concatenate([models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows))
+                                             for rows in X_classifier.blocks(np.arange(len(tweets)))])
     outputs = models.calibrated(outputs, combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
     explanation = explain(trained, X_regressor, by_routing, outputs, args.routing) \
@@ -449,13 +489,14 @@ def main(argv=None):
 
     # 4. The predictions file (for drafts, only when asked) and the drafts' receipt; an earlier
     #    run's report goes first, so it never outlives its predictions.
-    output = predictions(original, tweets.index, outputs, by_routing, args.routing, combiner["smearing"][args.routing],
-                         explanation if args.explain else None)
+    smearing = combiner["smearing"][args.routing]
     removed = remove_report() if replaces_report else []
     if args.output is not None:
-        common.save_csv(args.output, output)
-        print(f"wrote {args.output}: {len(output)} rows, predicted_likes from {args.routing} routing")
-    if args.has_drafts:
+        rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, args.routing,
+                                         smearing, explanation if args.explain else None)
+        print(f"wrote {args.output}: {rows_written} rows, predicted_likes from {args.routing} routing")
+    if args.has_drafts:  # drafts' `original` is one frame
+        output = predictions(original[0], tweets.index, outputs, by_routing, args.routing, smearing)
         drafts.describe(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info)
 
     # 5. Where likes are known, the report.

@@ -14,7 +14,11 @@ viral threshold, and the classifier's macro-F1 / viral recall.
 
 Usage: python tests/evaluate.py --input TWEETS.csv [--split random|account|company|time]
            [--seeds 42,43,44] [--ablations all,-text all@raw all@finetuned all,-wording ...] [--ablation-seeds K]
-           [--workdir DIR] [--rows N]
+           [--workdir DIR] [--rows N] [--sketch-rows N]
+
+--sketch-rows N adds the configuration `sketch N`: the default features with every model of more
+than N fit rows cutting its bins from a seeded sample of N of them, as 03b and 04 do by default
+above 100,000 fit rows (docs/speed-and-memory.md); the table sets it beside the default.
 """
 import argparse
 import contextlib
@@ -45,14 +49,14 @@ def stage(name, *args, log):
         importlib.import_module(name).main([str(a) for a in args])
 
 
-def run_config(config, seed, log):
-    """03b, 04 and 05 with one configuration, FEATURES[@TEXT_FORM] (`all,-text`, `all@raw`); its
-    metrics.json, with the seconds 03b and 04 took."""
-    features, _, text_form = config.partition("@")
+def run_config(training_args, text_form, seed, log):
+    """03b and 04 with one configuration's arguments (03b also with --text-form `text_form`, when
+    given; 04 reads the form from the classifier), then 05; its metrics.json, with the seconds 03b
+    and 04 took."""
     started = time.perf_counter()
-    stage("03b_train_classifier_improved", "--features", features, "--seed", seed,
+    stage("03b_train_classifier_improved", *training_args, "--seed", seed,
           *(("--text-form", text_form) if text_form else ()), log=log)
-    stage("04_train_regressors", "--features", features, "--seed", seed, log=log)
+    stage("04_train_regressors", *training_args, "--seed", seed, log=log)
     seconds = time.perf_counter() - started
     stage("05_predict_likes", "--no-plots", log=log)
     return {**json.loads(Path("metrics.json").read_text()), "training_seconds": seconds}
@@ -112,6 +116,10 @@ def main(argv=None):
                              "03b's --text-form (all@raw); @finetuned runs 02 --finetune for each seed")
     parser.add_argument("--ablation-seeds", type=int, default=0, help="run the ablations on the first K seeds (0: all)")
     parser.add_argument("--rows", type=int, default=0, help="a seeded sample of this many rows (0: all)")
+    parser.add_argument("--sketch-rows", type=int, default=0, metavar="N",
+                        help="also run the default features, every seed, with every model of more fit rows than "
+                             "this cutting its bins from a seeded sample of this many (03b/04 --sketch-above 0 "
+                             "--sketch-rows N), as configuration 'sketch N' (0: not)")
     parser.add_argument("--workdir", default="evaluation", help="working folder (embeddings are reused there)")
     parser.add_argument("--json", default=None, help="also write the raw figures here")
     args = parser.parse_args(argv)
@@ -125,7 +133,16 @@ def main(argv=None):
         tweets.sample(n=min(args.rows, len(tweets)), random_state=0).to_csv("sample.csv", index=False)
         source = Path("sample.csv").resolve()
     started = time.perf_counter()
-    results = {"default": [], **{features: [] for features in args.ablations}}
+    # Each configuration's 03b/04 arguments and 03b's text form: the default and the sketch's on every
+    # seed, the ablations (FEATURES[@TEXT_FORM]) on theirs.
+    configurations = {"default": (["--features", DEFAULT_FEATURES], ""),
+                      **({f"sketch {args.sketch_rows}": (["--features", DEFAULT_FEATURES, "--sketch-above", 0,
+                                                          "--sketch-rows", args.sketch_rows], "")}
+                         if args.sketch_rows else {}),
+                      **{config: (["--features", config.partition("@")[0]], config.partition("@")[2])
+                         for config in args.ablations}}
+    every_seed = 2 if args.sketch_rows else 1
+    results = {name: [] for name in configurations}
     finetune_seconds = []
     with open("evaluate.log", "a", buffering=1) as log:
         for index, seed in enumerate(seeds):
@@ -135,11 +152,9 @@ def main(argv=None):
                 started_finetune = time.perf_counter()
                 stage("02_generate_embeddings", "--finetune", log=log)
                 finetune_seconds.append(time.perf_counter() - started_finetune)
-            for features in ["default", *(args.ablations if index < (args.ablation_seeds or len(seeds)) else [])]:
-                results[features].append(run_config(DEFAULT_FEATURES if features == "default" else features,
-                                                    seed, log))
-                print(f"  seed {seed}, features {features}: done at {time.perf_counter() - started:.0f}s",
-                      file=sys.stderr)
+            for name in list(configurations)[:None if index < (args.ablation_seeds or len(seeds)) else every_seed]:
+                results[name].append(run_config(*configurations[name], seed, log))
+                print(f"  seed {seed}, {name}: done at {time.perf_counter() - started:.0f}s", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps({**results, "finetune_seconds": finetune_seconds}, indent=1))
 
@@ -168,6 +183,7 @@ def main(argv=None):
     print_calibration(results["default"])
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
+          f"{f' --sketch-rows {args.sketch_rows}' if args.sketch_rows else ''}"
           f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''}"
           f"{'' if tuple(args.ablations) == DEFAULT_ABLATIONS else ' --ablations ' + ' '.join(args.ablations)})")
 

@@ -73,7 +73,9 @@ def test_the_classifier_is_early_stopped_and_keeps_only_its_best_rounds(pipeline
     assert meta["settings"] == {"n_estimators": training.N_ESTIMATORS, "learning_rate": training.LEARNING_RATE,
                                 "max_depth": training.MAX_DEPTH, "subsample": training.SUBSAMPLE,
                                 "colsample_bytree": training.COLSAMPLE_BYTREE,
-                                "early_stopping_rounds": training.EARLY_STOPPING_ROUNDS, "seed": common.SEED}
+                                "early_stopping_rounds": training.EARLY_STOPPING_ROUNDS, "seed": common.SEED,
+                                "sketch_above": training.SKETCH_ABOVE, "sketch_rows": training.SKETCH_ROWS}
+    assert meta["sketch_sample_rows"] is None  # a few hundred fit rows: the bins of all of them
     assert meta["best_iteration"] + 1 < training.N_ESTIMATORS  # early stopping stopped it
     assert models.load_booster(bundle).num_boosted_rounds() == meta["best_iteration"] + 1
 

@@ -25,11 +25,13 @@ def test_a_small_validation_slice_means_a_fixed_number_of_trees(monkeypatch):
         return Trained()
     monkeypatch.setattr(training, "train_xgboost", spy)
     few, enough = np.arange(100, 100 + train_regressors.MIN_VALIDATION_ROWS - 1), np.arange(100, 150)
-    _, rounds = train_regressors.fit_regressor(None, None, np.arange(5), few, {}, "cpu", None)
-    assert rounds == train_regressors.ROUNDS_WITHOUT_VALIDATION
+    settings = {"sketch_above": 10, "sketch_rows": 6}  # more than 10 fit rows: bins from a sample of 6
+    _, rounds, sample = train_regressors.fit_regressor(None, None, np.arange(5), few, settings, "cpu", None)
+    assert rounds == train_regressors.ROUNDS_WITHOUT_VALIDATION and sample == 6  # 14 rows fitted
     assert calls[-1] == ([*range(5), *few], [], train_regressors.ROUNDS_WITHOUT_VALIDATION)  # fitted on both
-    _, rounds = train_regressors.fit_regressor(None, None, np.arange(5), enough, {}, "cpu", None)
+    _, rounds, sample = train_regressors.fit_regressor(None, None, np.arange(5), enough, settings, "cpu", None)
     assert rounds == 42 and calls[-1] == (list(range(5)), list(enough), None)  # early-stopped on the slice
+    assert sample is None  # 5 rows fitted: all their bins
 
 
 def test_the_combiner_is_a_correction_of_the_global_regressor_on_raw_inputs():

@@ -355,6 +355,30 @@ def test_new_tweets_with_an_extra_cell_or_several_sheets_are_refused(pipeline_co
     assert len(pd.read_csv("o.csv")) == 4
 
 
+@pytest.mark.slow
+def test_the_test_rows_streamed_give_the_file_the_whole_table_gives(pipeline_copy, monkeypatch):
+    """05 reads the test rows' columns a chunk at a time and predicts and explains them a block at
+    a time: final_predictions.csv is, byte for byte, the one made from the whole table at once."""
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 97)  # several chunks, some without a test row
+    monkeypatch.setattr(features, "BLOCK_ROWS", 31)
+    run("05_predict_likes", "--explain", "--no-plots")
+    table, info = tables.load_classed()  # whole, all columns
+    classifier, regressors, global_regressor, combiner = models.load_run(info)
+    trained = (classifier, regressors, global_regressor)
+    tweets, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
+    rows = np.arange(len(tweets))
+    assert len(X_classifier.blocks(rows)) > 1 and len(table) > 2 * tables.CHUNK_ROWS
+    outputs = models.calibrated(models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows)), combiner)
+    by_routing = models.routed_log_likes(outputs, combiner)
+    groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"]["embedding_dim"],
+                                         classifier["meta"]["text_form"])
+    explanation = models.explain(global_regressor, X_regressor.block(rows), groups, by_routing["learned"], outputs)
+    original = table[table["split"] == "test"].drop(columns=list(features.DERIVED_COLUMNS)).reset_index(drop=True)
+    expected = predict_likes.predictions(original, tweets.index, outputs, by_routing, "learned",
+                                         combiner["smearing"]["learned"], explanation)
+    assert (pipeline_copy / common.PREDICTIONS).read_text() == expected.to_csv(index=False)
+
+
 # ------------------------------------------------------------ explanations, drafts, calibration
 
 @pytest.mark.slow

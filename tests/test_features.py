@@ -198,3 +198,24 @@ def test_one_signal_column_can_be_dropped():
     assert len(columns) == len(features.feature_columns(groups[:4], "score")) - 2
     names = features.explanation_groups(groups, 384, "score")
     assert len(names) == len(columns) and names.count("wording") == len(features.SIGNAL_FEATURES["wording"]) - 1
+
+
+def test_rows_of_a_npy_are_read_a_window_of_the_file_at_a_time(workdir, monkeypatch):
+    """A block of rows spread over a big file never maps all of it: one mapping per window of
+    MAPPED_ROWS rows that holds some, each dropped once read; the rows come back in their order."""
+    embeddings = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    np.save("e.npy", embeddings)
+    monkeypatch.setattr(features, "MAPPED_ROWS", 8)
+    mapped, memmap = [], np.memmap
+
+    def spy(*args, **options):
+        window = memmap(*args, **options)
+        if len(window) < len(embeddings):  # not np.load's map of the whole file, whose pages stay untouched
+            mapped.append(window.offset)
+        return window
+    monkeypatch.setattr(np, "memmap", spy)
+    rows = np.array([49, 3, 3, 17, 0, 20, 46])  # unsorted, one twice: windows 0, 2, 5 and 6 of 8 rows
+    assert np.array_equal(features.mapped_rows("e.npy", rows), embeddings[rows])
+    header = np.load("e.npy", mmap_mode="r").offset
+    assert sorted(mapped) == [header + window * 8 * 12 for window in (0, 2, 5, 6)]  # 12 bytes a row
+    assert features.mapped_rows("e.npy", np.array([], dtype=int)).shape == (0, 3)

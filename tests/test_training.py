@@ -10,7 +10,7 @@ import pytest
 
 import common
 from conftest import PROJECT_DIR, run, run_python, sample
-from tweetlikes import features, training
+from tweetlikes import features, models, tables, training
 
 
 def test_blockwise_training_equals_sklearn_fit(workdir, monkeypatch):
@@ -28,7 +28,9 @@ def test_blockwise_training_equals_sklearn_fit(workdir, monkeypatch):
     fit_rows, validation_rows = np.arange(320), np.arange(320, 400)
     assert len(inputs.blocks(fit_rows)) == 5 and len(inputs.blocks(validation_rows)) == 2
     settings = {**training.training_settings(type("Args", (), {"n_estimators": 30, "learning_rate": 0.5,
-                                                               "max_depth": 3, "seed": 1})),
+                                                               "max_depth": 3, "seed": 1,
+                                                               "sketch_above": training.SKETCH_ABOVE,
+                                                               "sketch_rows": training.SKETCH_ROWS})),
                 "early_stopping_rounds": 3}
     reference = training.new_xgboost("classifier", settings, "cpu")
     reference.fit(X[fit_rows], y[fit_rows], sample_weight=weight[fit_rows], eval_set=[(X[validation_rows], y[validation_rows])],
@@ -37,11 +39,57 @@ def test_blockwise_training_equals_sklearn_fit(workdir, monkeypatch):
     assert type(model) is type(reference) and model.best_iteration == reference.best_iteration
     assert model.best_iteration + 1 + settings["early_stopping_rounds"] < settings["n_estimators"]  # it did stop early
     assert np.array_equal(model.predict_proba(X), reference.predict_proba(X))
+    assert models.artifact(model, {})["model"] == models.artifact(reference, {})["model"]  # the same bytes
     rows = rng.permutation(400)[:150]  # unsorted rows, no early stopping: 04's tiny-class path
     reference = training.new_xgboost("regressor", settings, "cpu", rounds=8).fit(X[rows], X[rows, 2])
     model = training.train_xgboost("regressor", settings, "cpu", inputs, X[:, 2], rows, rounds=8)
     assert np.array_equal(model.predict(X), reference.predict(X))
     assert np.array_equal(training.predict_rows(model.predict, inputs, rows), reference.predict(X[rows]))
+
+
+def test_above_the_threshold_the_bins_are_cut_from_a_seeded_sample(monkeypatch):
+    """More fit rows than sketch_above: the training matrix takes the cuts of a matrix of a
+    seeded sample of sketch_rows of them (XGBoost's ref), as XGBoost builds it from the arrays."""
+    import xgboost
+
+    monkeypatch.setattr(features, "BLOCK_ROWS", 64)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    y = X[:, 0] + X[:, 1] ** 2 + rng.normal(size=400)
+    weight = rng.uniform(0.5, 2, size=400)
+    inputs, fit_rows, validation_rows = features.ModelInput(X, None), np.arange(40, 360), np.arange(360, 400)
+    base = {"n_estimators": 20, "learning_rate": 0.3, "max_depth": 3, "subsample": 1.0, "colsample_bytree": 1.0,
+            "early_stopping_rounds": 5, "seed": 3, "sketch_rows": 50}
+
+    def booster(**settings):
+        model = training.train_xgboost("regressor", {**base, **settings}, "cpu", inputs, y, fit_rows, validation_rows,
+                                       weight=weight)
+        return models.artifact(model, {})["model"]
+
+    quantile_dmatrix, built = xgboost.QuantileDMatrix, []  # the ref of each matrix built
+
+    def spy(data, **options):
+        built.append(options.get("ref"))
+        return quantile_dmatrix(data, **options)
+    monkeypatch.setattr(xgboost, "QuantileDMatrix", spy)
+    every_row = booster(sketch_above=len(fit_rows))  # not above it: every row, and no sample matrix
+    assert built == [None, built[1]] and built[1] is not None  # the training matrix, the validation one
+    sampled = booster(sketch_above=100)
+    assert len(built) == 5 and built[2] is None and built[3] is not None  # the sample's matrix is the ref
+    assert sampled != every_row and sampled == booster(sketch_above=100)  # other bins, and seeded
+    assert sampled != booster(sketch_above=100, seed=4)
+    assert training.sketch_sample(len(fit_rows), {**base, "sketch_above": 100}) == 50
+    assert training.sketch_sample(len(fit_rows), {**base, "sketch_above": len(fit_rows)}) is None
+
+    sample = fit_rows[np.sort(np.random.default_rng(3).choice(len(fit_rows), 50, replace=False))]
+    cuts = quantile_dmatrix(X[sample], y[sample], weight=weight[sample])
+    train = quantile_dmatrix(X[fit_rows], y[fit_rows], weight=weight[fit_rows], ref=cuts)
+    validation = quantile_dmatrix(X[validation_rows], y[validation_rows], weight=weight[validation_rows], ref=train)
+    params = training.new_xgboost("regressor", {**base, "sketch_above": 100}, "cpu").get_xgb_params()
+    reference = xgboost.train(params, train, 20, evals=[(validation, "validation_0")], early_stopping_rounds=5,
+                              verbose_eval=False)
+    served = xgboost.Booster(model_file=bytearray(sampled))
+    assert np.array_equal(served.inplace_predict(X), reference[: reference.best_iteration + 1].inplace_predict(X))
 
 
 def test_the_validation_slice_is_seeded_and_of_training_rows_only():
@@ -74,14 +122,15 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
     table, inputs, provenance = training.training_inputs(args, ["content"])
     info = common.read_json(common.THRESHOLDS_JSON)
     groups = ["history", "surface", "media", "time", "wording"]  # the sample has no is_reply column
-    assert len(table) == 100 and "content" not in table.columns  # texts are only hashed, never kept
+    assert len(table) == 100 and list(table.columns) == ["split", "popularity_class", "likes"]  # texts only hashed
     assert provenance == {"classed_csv_sha256": info["classed_csv_sha256"],
                           "history_stats_sha256": info["history_stats_sha256"], "thresholds": info["thresholds"],
                           "split": "random", "rows": 100, "features": groups}
     assert list(inputs) == ["content"] and inputs["content"].embeddings is None
     assert inputs["content"].width == len(features.feature_columns(groups))
     assert np.array_equal(inputs["content"].block(np.arange(100)),
-                          table[features.feature_columns(groups)].to_numpy(dtype=np.float32), equal_nan=True)
+                          tables.load_classed(features.feature_columns(groups))[0].to_numpy(dtype=np.float32),
+                          equal_nan=True)
 
 
 # --------------------------------------------------------------------- Ctrl-C in the matrix build
@@ -92,7 +141,7 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
 INTERRUPT_EACH_BLOCK = """
 import os, signal, sys
 import numpy as np
-from tweetlikes import features, training
+from tweetlikes import features, models, tables, training
 mode = sys.argv[1]
 features.BLOCK_ROWS = 50
 rng = np.random.default_rng(0)

@@ -23,6 +23,14 @@ MAX_DEPTH = 6               # XGBoost's default: room for history x signal inter
 EARLY_STOPPING_ROUNDS = 50  # patience: a validation slice of a few hundred rows stalls for dozens of rounds
 SUBSAMPLE = 0.8             # rows per tree: a little bagging against the heavy-tailed likes
 COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen non-text columns is offered
+# The bins at scale. XGBoost's quantile sketch, the first pass over the fit rows that fixes the bins, takes
+# memory that grows with them: about 590 MB at the 216K fit rows of a 300K run (405 columns), most of that run's
+# budget of 1.5x one embeddings file. A model with more fit rows than SKETCH_ABOVE cuts its bins from a seeded
+# sample of SKETCH_ROWS of them instead (the full matrix takes the sample's cuts through XGBoost's `ref` and is
+# never sketched), with the accuracy of all rows' bins, within the spread over seeds (docs/speed-and-memory.md).
+# Up to SKETCH_ABOVE, every row, as before: such runs keep their models byte for byte.
+SKETCH_ABOVE = 100_000
+SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (stage 3 peaks at 601 MB at 300K)
 
 
 def parse_training_arguments(doc, argv, chooses_text_form=False):
@@ -44,7 +52,13 @@ def parse_training_arguments(doc, argv, chooses_text_form=False):
     parser.add_argument("--learning-rate", type=common.positive_float, default=LEARNING_RATE)
     parser.add_argument("--max-depth", type=common.positive_int, default=MAX_DEPTH)
     parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED,
-                        help="seed for the validation slice and XGBoost")
+                        help="seed for the validation slice, the sketch's sample and XGBoost")
+    parser.add_argument("--sketch-above", type=common.non_negative_int, default=SKETCH_ABOVE, metavar="ROWS",
+                        help="a model with more fit rows than this cuts its bins from a seeded sample of "
+                             "--sketch-rows of them, not from all (the sketch of all takes about 590 MB at 216K "
+                             "rows); 0 samples whenever a model has more than --sketch-rows (for measuring)")
+    parser.add_argument("--sketch-rows", type=common.positive_int, default=SKETCH_ROWS, metavar="N",
+                        help="the size of that sample")
     cluster.add_cluster_argument(parser)
     return parser.parse_args(argv)
 
@@ -67,14 +81,16 @@ def pin_malloc_thresholds():
             mallopt(option, MALLOC_THRESHOLD)
 
 
+TABLE_COLUMNS = ["split", "popularity_class", "likes"]  # what 03b and 04 read of the classed CSV beside the features
+
+
 def training_inputs(args, embedding_kinds):
-    """Everything 03b and 04 train from: the columns of the classed table they read, the model
-    input for each embedding kind (as ModelInput: never built whole), and the provenance every
-    artifact records (with the feature groups)."""
+    """Everything 03b and 04 train from: the table's TABLE_COLUMNS (its split a category), the model
+    input for each embedding kind (as ModelInput: never built whole, with the feature columns as
+    float32), and the provenance every artifact records (with the feature groups)."""
     pin_malloc_thresholds()
     # Only the columns training reads: the texts are only hashed, as they stream past.
-    table, info = tables.load_classed(["split", "popularity_class", "likes",
-                                       *features.feature_columns(features.FEATURE_GROUPS)])
+    table, info = tables.load_classed([*TABLE_COLUMNS, *features.feature_columns(features.FEATURE_GROUPS)])
     groups, left_out = features.parse_features(args.features, info.get("signal_groups", ()))
     fingerprints = tables.classed_fingerprints(embedding_kinds) if "text" in groups else {}
     inputs, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
@@ -93,24 +109,35 @@ def training_inputs(args, embedding_kinds):
     print(f"read {common.CLASSED_CSV}{embedded}: "
           f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"
           + (f"; no column for {', '.join(left_out)} in the input" if left_out else ""))
-    return table, inputs, provenance
+    # The model input holds the feature columns now: the table keeps the rest (53 MB less at 300K rows).
+    return table[TABLE_COLUMNS].astype({"split": "category"}), inputs, provenance
 
 
-def text_form_inputs(table, inputs, groups, form, text_model):
+def text_form_inputs(inputs, groups, form, text_model):
     """The model input of each embedding kind with the text in `form`: `inputs` themselves for the
-    raw embeddings, else the table's feature columns with the form's (text.columns, out of fold
-    for training rows; the fine-tuned scores from `text_model`) and no embeddings."""
+    raw embeddings, else the form's columns (text.columns, out of fold for training rows; the
+    fine-tuned scores from `text_model`) before the inputs' own feature columns, and no embeddings
+    (the order of features.feature_columns)."""
     if form == "raw" or "text" not in groups:
         return inputs
     content = np.load(inputs["content"].embeddings, mmap_mode="r") if form in ("score", "projection") else None
-    table = table.join(text.columns(form, text_model, content, np.arange(len(table))))
-    return {kind: features.model_input(table, None, groups, text_form=form) for kind in inputs}
+    rows = next(iter(inputs.values())).rows
+    text_columns = text.columns(form, text_model, content, np.arange(rows)).to_numpy(dtype=np.float32)
+    return {kind: features.ModelInput(None, text_columns if model.columns is None else
+                                      np.hstack([text_columns, model.columns])) for kind, model in inputs.items()}
 
 
 def training_settings(args):
     return {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
             "subsample": SUBSAMPLE, "colsample_bytree": COLSAMPLE_BYTREE,
-            "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "seed": args.seed}
+            "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "seed": args.seed,
+            "sketch_above": args.sketch_above, "sketch_rows": args.sketch_rows}
+
+
+def sketch_sample(rows, settings):
+    """The size of the sample that a model of `rows` fit rows cuts its bins from, or None: from all
+    of them (up to settings["sketch_above"] rows, or up to the sample's size)."""
+    return settings["sketch_rows"] if rows > max(settings["sketch_above"], settings["sketch_rows"]) else None
 
 
 def new_xgboost(task, settings, device, rounds=None):
@@ -141,7 +168,11 @@ def train_xgboost(task, settings, device, inputs, label, fit_rows, validation_ro
     params = model.get_xgb_params()
     if task == "classifier":
         params["num_class"] = len(common.CLASS_NAMES)  # what XGBClassifier.fit adds
-    train, evals = quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client)
+    sample, sketch_rows = sketch_sample(len(fit_rows), settings), None  # None: all fit rows
+    if sample:
+        sketch_rows = fit_rows[np.sort(np.random.default_rng(settings["seed"]).choice(len(fit_rows), sample,
+                                                                                      replace=False))]
+    train, evals = quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client, sketch_rows)
     options = dict(evals=evals, early_stopping_rounds=model.early_stopping_rounds, verbose_eval=False)
     if client is None:
         booster = xgboost.train(params, train, model.get_num_boosting_rounds(), **options)
@@ -153,18 +184,18 @@ def train_xgboost(task, settings, device, inputs, label, fit_rows, validation_ro
     return model
 
 
-def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=None):
+def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=None, sketch_rows=None):
     """The training QuantileDMatrix of `fit_rows` and, for early stopping, the validation one
-    (binned with the training one's cuts), named as XGBClassifier.fit names it."""
+    (binned with the training one's cuts), named as XGBClassifier.fit names it. The bins are
+    sketched from `sketch_rows`, some of the fit rows, when given, else from all of them."""
     import xgboost
 
     def parts(rows):
         return {"label": label[rows], "weight": None if weight is None else weight[rows]}
 
     if client is not None:
-        train = cluster.cluster_matrix(client, inputs, fit_rows, parts)
-        return train, [(cluster.cluster_matrix(client, inputs, validation_rows, parts, ref=train), "validation_0")] \
-            if len(validation_rows) else []
+        return binned_matrices(lambda rows, ref: cluster.cluster_matrix(client, inputs, rows, parts, ref=ref),
+                               fit_rows, validation_rows, sketch_rows)
 
     class RowBlocks(xgboost.DataIter):
         """`rows` of `inputs`, a block at a time: XGBoost reads them twice (sketch, then bins).
@@ -190,9 +221,17 @@ def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=N
             self.next_block = 0
 
     with interrupt_after_native_calls() as interrupted:
-        train = xgboost.QuantileDMatrix(RowBlocks(fit_rows, interrupted))
-        return train, [(xgboost.QuantileDMatrix(RowBlocks(validation_rows, interrupted), ref=train),
-                        "validation_0")] if len(validation_rows) else []
+        return binned_matrices(lambda rows, ref: xgboost.QuantileDMatrix(RowBlocks(rows, interrupted), ref=ref),
+                               fit_rows, validation_rows, sketch_rows)
+
+
+def binned_matrices(matrix, fit_rows, validation_rows, sketch_rows):
+    """quantile_matrices' two matrices, each made by matrix(rows, ref): the training one with the
+    cuts of a matrix of `sketch_rows` (dropped once used) or, without them, its own."""
+    cuts = None if sketch_rows is None else matrix(sketch_rows, None)
+    train = matrix(fit_rows, cuts)
+    del cuts
+    return train, [(matrix(validation_rows, train), "validation_0")] if len(validation_rows) else []
 
 
 @contextlib.contextmanager
