@@ -113,11 +113,12 @@ DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluat
 PIPELINE_FILES = (*common.MAKERS, *report.REPORT_FILES)
 OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
                   "expected_likes"]  # and, with --explain, why_<group> for each explanation group
-# What the test rows' run keeps of the classed CSV, every row: the texts (the embeddings' fingerprint, the
-# training rows among the test rows, the report's accounts), likes and class (the report) and the features. The
-# test rows' other columns go straight from the file to the predictions, a chunk at a time (test_rows_original).
+# What 05 keeps of the classed CSV's test rows: the texts (the training rows among them, the report's accounts),
+# likes and class (the report) and the features; their other columns go straight from the file to the
+# predictions, a chunk at a time (test_rows_original). Of the training rows: likes and class (the report).
 TEST_RUN_COLUMNS = ["split", *tables.TEXT_COLUMNS, "likes", "popularity_class",
                     *features.feature_columns(features.FEATURE_GROUPS)]
+TRAINING_COLUMNS = ["split", "content", "username", "likes", "popularity_class"]
 
 
 def parse_arguments(argv):
@@ -206,23 +207,27 @@ def same_file(a, b):
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
 
 
-def test_rows_input(table, classifier, global_regressor):
-    """The test rows of 01's split as (tweets, original, model inputs): their stored embeddings,
-    checked to be the ones the models were trained on; `original` their columns as 01 was given
-    them, read again a chunk at a time when it is iterated (test_rows_original)."""
-    rows = np.flatnonzero((table["split"] == "test").to_numpy())
-    tweets = table.iloc[rows].reset_index(drop=True)
+def test_rows_input(classifier, global_regressor):
+    """The test rows of 01's split as (tweets, original, model inputs, training rows, which tweets
+    are among them), from one streamed pass over the classed CSV (classed_rows): their stored
+    embeddings, checked to be the ones the models were trained on; `original` their columns as 01
+    was given them, read again a chunk at a time when it is iterated (test_rows_original)."""
+    kinds = ("content", "combined") if models.reads_text(classifier) else ()
+    fingerprints, train, train_keys, rows_in_file, tweets = classed_rows(kinds, keep_test=True)
+    rows = tweets.index.to_numpy()  # the test rows' places in the file: row i of `tweets` is embedding row rows[i]
+    tweets = tweets.reset_index(drop=True)
     embeddings = {}
-    if models.reads_text(classifier):
-        for kind, bundle, path in (("content", classifier, common.CLASSIFIER),
-                                   ("combined", global_regressor, common.GLOBAL_REGRESSOR)):
-            matrix, meta = tables.load_embeddings(kind, table)
-            models.check_provenance(path, bundle["meta"], {f"embeddings_{kind}_sha256": meta["npy_sha256"],
-                                                           "embedding_model": meta["model"],
-                                                           "embedding_mode": meta["mode"]})
-            embeddings[kind] = matrix  # row i of `tweets` is its row rows[i]
+    for kind, bundle, path in (("content", classifier, common.CLASSIFIER),
+                               ("combined", global_regressor, common.GLOBAL_REGRESSOR))[:len(kinds)]:
+        matrix, meta = tables.load_embeddings(kind, fingerprints[kind], rows_in_file)
+        models.check_provenance(path, bundle["meta"], {f"embeddings_{kind}_sha256": meta["npy_sha256"],
+                                                       "embedding_model": meta["model"],
+                                                       "embedding_mode": meta["mode"]})
+        embeddings[kind] = matrix
+    if embeddings:
         tweets = models.with_text_columns(tweets, classifier, embeddings["content"], rows, out_of_fold=True)
-    return tweets, test_rows_original(), model_inputs(tweets, embeddings, classifier, rows)
+    return (tweets, test_rows_original(), model_inputs(tweets, embeddings, classifier, rows), train,
+            np.isin(tweet_keys(tweets), train_keys))
 
 
 def test_rows_original():
@@ -311,40 +316,40 @@ def model_inputs(tweets, embeddings, classifier, index=None):
                  for kind in ("content", "combined"))
 
 
-def seen_in(tweets, rows):
-    """Which of `tweets` are among `rows` (the same content and username): training rows, whose
-    figures are in-sample."""
-    def keys(table):
-        return pd.MultiIndex.from_frame(table[["content", "username"]])
-    return keys(tweets).isin(keys(rows))
+def tweet_keys(tweets):
+    """A 64-bit hash of each tweet's content and username, to find the tweets that are training
+    rows (in-sample figures) without holding the training texts; two different tweets share one
+    with a chance of about 1 in 10^19 per pair."""
+    return pd.util.hash_pandas_object(tweets[["content", "username"]], index=False).to_numpy()
 
 
-def training_rows(tweets):
-    """The classed CSV's training rows, their likes and class (for the report), and which of
-    `tweets` are among them (seen_in). One pass, a chunk at a time: the texts of a big training
-    set never sit whole in memory."""
-    found, kept = np.zeros(len(tweets), dtype=bool), []
-    for chunk in tables.classed_chunks(["split", "content", "username", "likes", "popularity_class"]):
+def classed_rows(kinds=(), keep_test=False):
+    """One pass over the classed CSV, a chunk at a time (tables.classed_pass), keeping only what
+    05 needs: each of `kinds`' texts' fingerprint, the training rows' likes and class (the report)
+    and their tweet_keys; with `keep_test`, also the number of rows and the test rows'
+    TEST_RUN_COLUMNS, indexed by their places in the file."""
+    def keep(chunk):
         train = chunk[chunk["split"] == "train"]
-        found |= seen_in(tweets, train)
-        kept.append(train[["likes", "popularity_class"]])
-    return pd.concat(kept, ignore_index=True), found
+        return (train[["likes", "popularity_class"]], tweet_keys(train), len(chunk),
+                chunk.loc[chunk["split"] == "test", TEST_RUN_COLUMNS] if keep_test else None)
+    fingerprints, kept = tables.classed_pass(kinds, TEST_RUN_COLUMNS if keep_test else TRAINING_COLUMNS, keep)
+    train, keys, lengths, tests = zip(*kept)
+    return (fingerprints, pd.concat(train, ignore_index=True), np.concatenate(keys), sum(lengths),
+            pd.concat(tests) if keep_test else None)
 
 
-def rows_to_predict(args, table, stats, info, trained, client):
+def rows_to_predict(args, stats, info, trained, client):
     """The tweets to predict, as the models read them and as given (frames of them, indexed as the
     tweets are, to iterate once), their model inputs, the training rows (for the report), which
     tweets are among them, and where the tweets came from; new tweets are embedded on the cluster
     of `client` when there is one."""
     classifier, _, global_regressor = trained
     if args.input is None and not args.has_drafts:
-        tweets, original, inputs = test_rows_input(table, classifier, global_regressor)
-        is_train = (table["split"] == "train").to_numpy()
-        return tweets, original, inputs, table.loc[is_train, ["likes", "popularity_class"]], \
-            seen_in(tweets, table.loc[is_train, ["content", "username"]]), f"test rows of {common.CLASSED_CSV}"
+        return (*test_rows_input(classifier, global_regressor), f"test rows of {common.CLASSED_CSV}")
     tweets, original, inputs = new_tweets_input(args, stats, info, classifier, client)
+    _, train, train_keys, _, _ = classed_rows()
     source = args.input or (f"--drafts {args.drafts}" if args.drafts else "--text")
-    return (tweets, [original], inputs, *training_rows(tweets), source)
+    return tweets, [original], inputs, train, np.isin(tweet_keys(tweets), train_keys), source
 
 
 def predictions(original, rows, outputs, by_routing, routing, smearing, explanation=None):
@@ -461,10 +466,9 @@ def main(argv=None):
                            if path is not None])
     started = time.perf_counter()
 
-    # 1. The checked record of 01, the history and the models. New tweets read the classed CSV
-    #    later, in one streamed pass (training_rows): a draft stays quick and small.
-    table, info = (None, tables.check_classed()) if args.input is not None or args.has_drafts else \
-        tables.load_classed(TEST_RUN_COLUMNS)
+    # 1. The checked record of 01, the history and the models. The classed CSV is read later, in
+    #    one streamed pass (classed_rows), keeping what this run needs: the table never sits whole.
+    info = tables.check_classed()
     refuse_output_onto_inputs(args, info)
     stats = tables.load_history_stats()
     *trained, combiner = models.load_run(info)  # the classifier, the specialists, the global regressor
@@ -472,7 +476,7 @@ def main(argv=None):
     # 2. The rows to predict and their model inputs (new tweets embedded here or on the cluster).
     with cluster.cluster(args.cluster) as client:
         tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
-            args, table, stats, info, trained, client)
+            args, stats, info, trained, client)
         print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
         print(models.text_form_line(trained[0]["meta"]))
         likes, known, in_sample = known_likes(tweets, in_training, args)

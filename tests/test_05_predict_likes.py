@@ -357,17 +357,20 @@ def test_new_tweets_with_an_extra_cell_or_several_sheets_are_refused(pipeline_co
 
 @pytest.mark.slow
 def test_the_test_rows_streamed_give_the_file_the_whole_table_gives(pipeline_copy, monkeypatch):
-    """05 reads the test rows' columns a chunk at a time and predicts and explains them a block at
+    """05 reads the classed CSV a chunk at a time and predicts and explains the test rows a block at
     a time: final_predictions.csv is, byte for byte, the one made from the whole table at once."""
     monkeypatch.setattr(tables, "CHUNK_ROWS", 97)  # several chunks, some without a test row
     monkeypatch.setattr(features, "BLOCK_ROWS", 31)
     run("05_predict_likes", "--explain", "--no-plots")
     table, info = tables.load_classed()  # whole, all columns
+    assert len(table) > 2 * tables.CHUNK_ROWS
+    monkeypatch.setattr(tables, "CHUNK_ROWS", len(table))  # the expected file: one chunk, one block
+    monkeypatch.setattr(features, "BLOCK_ROWS", len(table))
     classifier, regressors, global_regressor, combiner = models.load_run(info)
     trained = (classifier, regressors, global_regressor)
-    tweets, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
+    tweets, _, (X_classifier, X_regressor), _, _ = predict_likes.test_rows_input(classifier, global_regressor)
     rows = np.arange(len(tweets))
-    assert len(X_classifier.blocks(rows)) > 1 and len(table) > 2 * tables.CHUNK_ROWS
+    assert tweets["content"].tolist() == table.loc[table["split"] == "test", "content"].tolist()
     outputs = models.calibrated(models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows)), combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
     groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"]["embedding_dim"],
@@ -384,10 +387,10 @@ def test_the_test_rows_streamed_give_the_file_the_whole_table_gives(pipeline_cop
 @pytest.mark.slow
 def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
-    table, info = tables.load_classed()
+    info = tables.check_classed()
     classifier, regressors, global_regressor, combiner = models.load_run(info)
     trained = (classifier, regressors, global_regressor)
-    _, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
+    _, _, (X_classifier, X_regressor), _, _ = predict_likes.test_rows_input(classifier, global_regressor)
     rows = np.arange(X_regressor.rows)
     outputs = models.calibrated(models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows)), combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
@@ -515,9 +518,9 @@ def test_the_report_gives_pairwise_accuracy_and_calibration(pipeline_dir):
 @pytest.mark.slow
 def test_served_probabilities_are_the_calibrated_ones(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
-    table, info = tables.load_classed()
+    info = tables.check_classed()
     classifier, regressors, global_regressor, combiner = models.load_run(info)
-    _, _, (X_classifier, X_regressor) = predict_likes.test_rows_input(table, classifier, global_regressor)
+    _, _, (X_classifier, X_regressor), _, _ = predict_likes.test_rows_input(classifier, global_regressor)
     rows = np.arange(X_regressor.rows)
     raw = models.predict(classifier, regressors, global_regressor, X_classifier.block(rows), X_regressor.block(rows))
     expected = calibration.apply(combiner["calibration"], raw.uncalibrated)

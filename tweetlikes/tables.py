@@ -245,7 +245,9 @@ def check_classed():
     return info
 
 
-CHUNK_ROWS = 50_000  # rows of the classed CSV parsed at a time when only some columns are kept
+# Rows of the classed CSV parsed at a time where the whole table is not needed. Every cell is a Python
+# string until typed (about 60 bytes): 10,000 rows of 05's ~40 columns are ~25 MB at a time.
+CHUNK_ROWS = 10_000
 
 
 def classed_chunks(columns):
@@ -282,11 +284,19 @@ def classed_fingerprints(kinds):
     """texts_fingerprint of each kind's embedded_texts over the classed CSV, as load_embeddings
     checks them, read CHUNK_ROWS rows at a time: the texts are most of the file, and 03b and 04
     need them for nothing else."""
-    digests = {kind: hashlib.sha256() for kind in kinds}
-    for chunk in classed_chunks(list(TEXT_COLUMNS)):
+    return classed_pass(kinds, [], lambda chunk: None)[0]
+
+
+def classed_pass(kinds, columns, keep):
+    """One pass over the classed CSV's texts and `columns`, CHUNK_ROWS rows at a time (each chunk
+    indexed by its rows' places in the file): the fingerprint of each of `kinds`' texts (as
+    classed_fingerprints) and keep(chunk) of every chunk, so no column is held whole unless kept."""
+    digests, kept = {kind: hashlib.sha256() for kind in kinds}, []
+    for chunk in classed_chunks(list(dict.fromkeys([*TEXT_COLUMNS, *columns]))):
         for kind, digest in digests.items():
             _hash_texts(digest, embedded_texts(kind, chunk))
-    return {kind: digest.hexdigest() for kind, digest in digests.items()}
+        kept.append(keep(chunk))
+    return {kind: digest.hexdigest() for kind, digest in digests.items()}, kept
 
 
 def load_history_stats():
@@ -299,17 +309,17 @@ def load_history_stats():
     return stats
 
 
-def load_embeddings(kind, table, texts_sha256=None):
+def load_embeddings(kind, texts_sha256, rows):
     """Memory-map embeddings_{kind}.npy and check that it is the file 02 recorded (its sha256) and
-    encodes exactly the texts of `table` (of which `texts_sha256` is the fingerprint, for a table
-    read without its texts: see classed_fingerprints)."""
+    encodes exactly the texts of the classed CSV, of which `texts_sha256` is the fingerprint
+    (classed_fingerprints), one row for each of its `rows` rows."""
     path = common.EMBEDDINGS_CONTENT if kind == "content" else common.EMBEDDINGS_COMBINED
     common.require([path, common.EMBEDDINGS_META])
     meta = common.read_json(common.EMBEDDINGS_META).get(kind, {})
     if not {"texts_sha256", "npy_sha256", "model", "mode", "precision", "dim"} <= meta.keys():
         common.fail(f"{common.EMBEDDINGS_META} lacks a complete record of {path} (an older or damaged file); "
                     "rerun 02_generate_embeddings.py")
-    if meta["texts_sha256"] != (texts_sha256 or texts_fingerprint(embedded_texts(kind, table))):
+    if meta["texts_sha256"] != texts_sha256:
         common.fail(f"{path} was made from other texts than {common.CLASSED_CSV} holds now; "
                     "rerun 02_generate_embeddings.py")
     if meta["npy_sha256"] != common.file_sha256(path):
@@ -319,8 +329,8 @@ def load_embeddings(kind, table, texts_sha256=None):
         matrix = np.load(path, mmap_mode="r")
     except (ValueError, OSError, EOFError) as error:  # a truncated or overwritten file
         common.fail(f"{path} is damaged ({error}); rerun 02_generate_embeddings.py")
-    if matrix.shape != (len(table), meta["dim"]):
-        common.fail(f"{path} has shape {matrix.shape}, expected ({len(table)}, {meta['dim']}); "
+    if matrix.shape != (rows, meta["dim"]):
+        common.fail(f"{path} has shape {matrix.shape}, expected ({rows}, {meta['dim']}); "
                     "rerun 02_generate_embeddings.py")
     return matrix, meta
 

@@ -100,7 +100,7 @@ def training_inputs(args, embedding_kinds):
     for kind in embedding_kinds:
         embeddings = None
         if "text" in groups:
-            embeddings, meta = tables.load_embeddings(kind, table, fingerprints[kind])
+            embeddings, meta = tables.load_embeddings(kind, fingerprints[kind], len(table))
             provenance.update({f"embeddings_{kind}_sha256": meta["npy_sha256"], "embedding_model": meta["model"],
                                "embedding_mode": meta["mode"], "embedding_precision": meta["precision"],
                                "embedding_dim": meta["dim"]})
