@@ -74,8 +74,7 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
         return "none", None, {}
     log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
     keys, copies = text.row_keys()
-    content = np.load(inputs["content"].embeddings, mmap_mode="r")
-    text_model = text.fit(content, log_likes, keys, copies, (table["split"] == "train").to_numpy(), args.seed)
+    text_model = text.fit(inputs["content"].embeddings, log_likes, keys, copies, (table["split"] == "train").to_numpy(), args.seed)
     finetuned = fine_tuned_scores(args.text_form)
     candidates = [form for form in features.TEXT_FORMS if form != "finetuned" or finetuned is not None] \
         if args.text_form == "auto" else [args.text_form]

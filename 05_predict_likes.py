@@ -106,7 +106,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import cluster, drafts, encoder, features, models, report, tables
+from tweetlikes import cluster, drafts, encoder, features, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
@@ -223,11 +223,11 @@ def test_rows_input(classifier, global_regressor):
         models.check_provenance(path, bundle["meta"], {f"embeddings_{kind}_sha256": meta["npy_sha256"],
                                                        "embedding_model": meta["model"],
                                                        "embedding_mode": meta["mode"]})
-        embeddings[kind] = matrix
+        embeddings[kind] = matrix.filename  # its path: rows are read a window of the file at a time
     if embeddings:
         tweets = models.with_text_columns(tweets, classifier, embeddings["content"], rows, out_of_fold=True)
     return (tweets, test_rows_original(), model_inputs(tweets, embeddings, classifier, rows), train,
-            np.isin(tweet_keys(tweets), train_keys))
+            np.isin(text.copy_keys(tweets), train_keys))
 
 
 def test_rows_original():
@@ -316,21 +316,15 @@ def model_inputs(tweets, embeddings, classifier, index=None):
                  for kind in ("content", "combined"))
 
 
-def tweet_keys(tweets):
-    """A 64-bit hash of each tweet's content and username, to find the tweets that are training
-    rows (in-sample figures) without holding the training texts; two different tweets share one
-    with a chance of about 1 in 10^19 per pair."""
-    return pd.util.hash_pandas_object(tweets[["content", "username"]], index=False).to_numpy()
-
-
 def classed_rows(kinds=(), keep_test=False):
     """One pass over the classed CSV, a chunk at a time (tables.classed_pass), keeping only what
     05 needs: each of `kinds`' texts' fingerprint, the training rows' likes and class (the report)
-    and their tweet_keys; with `keep_test`, also the number of rows and the test rows'
+    and their text.copy_keys (64-bit hashes: which tweets are training rows, without their texts;
+    two tweets share one with a chance of about 1 in 10^19 per pair); with `keep_test`, also the number of rows and the test rows'
     TEST_RUN_COLUMNS, indexed by their places in the file."""
     def keep(chunk):
         train = chunk[chunk["split"] == "train"]
-        return (train[["likes", "popularity_class"]], tweet_keys(train), len(chunk),
+        return (train[["likes", "popularity_class"]], text.copy_keys(train), len(chunk),
                 chunk.loc[chunk["split"] == "test", TEST_RUN_COLUMNS] if keep_test else None)
     fingerprints, kept = tables.classed_pass(kinds, TEST_RUN_COLUMNS if keep_test else TRAINING_COLUMNS, keep)
     train, keys, lengths, tests = zip(*kept)
@@ -349,7 +343,7 @@ def rows_to_predict(args, stats, info, trained, client):
     tweets, original, inputs = new_tweets_input(args, stats, info, classifier, client)
     _, train, train_keys, _, _ = classed_rows()
     source = args.input or (f"--drafts {args.drafts}" if args.drafts else "--text")
-    return tweets, [original], inputs, train, np.isin(tweet_keys(tweets), train_keys), source
+    return tweets, [original], inputs, train, np.isin(text.copy_keys(tweets), train_keys), source
 
 
 def predictions(original, rows, outputs, by_routing, routing, smearing, explanation=None):

@@ -136,6 +136,11 @@ def feature_block(embeddings, embedding_rows, columns):
     return np.hstack(parts) if len(parts) > 1 else parts[0]
 
 
+def embedding_width(embeddings):
+    """The columns of embeddings given as an array or as the path of a .npy (read from its header)."""
+    return (np.load(embeddings, mmap_mode="r") if isinstance(embeddings, str) else embeddings).shape[1]
+
+
 def mapped_rows(path, rows):
     """`rows` (indices, in any order) of the 2-D .npy at `path`, as float32: one mapping for each
     window of MAPPED_ROWS rows of the file that holds some of them, dropped once they are read."""
@@ -160,7 +165,8 @@ class ModelInput:
         self.embeddings = str(embeddings.filename) if isinstance(embeddings, np.memmap) else embeddings
         self.columns, self.index = columns, index
         self.rows = len(columns) if columns is not None else len(index if index is not None else embeddings)
-        self.width = (0 if embeddings is None else embeddings.shape[1]) + (0 if columns is None else columns.shape[1])
+        self.width = (0 if embeddings is None else embedding_width(self.embeddings)) + \
+            (0 if columns is None else columns.shape[1])
 
     def task(self, rows):
         """feature_block's arguments for `rows`, small enough to send to a worker: a path travels

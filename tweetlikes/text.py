@@ -17,8 +17,9 @@ a fold's scores come from a model fitted on the other folds, its residuals compu
 folds alone, so no training row's score has seen its own likes or a copy's. Test and new rows get
 the model fitted on every training row.
 
-Everything here streams the embeddings a block of rows at a time: the ridge and the principal
-components need only 385 x 385 sums.
+Everything here streams the embeddings a block of rows at a time (given the path of a .npy, a
+window of the file at a time: features.mapped_rows): the ridge and the principal components need
+only 385 x 385 sums.
 """
 import numpy as np
 import pandas as pd
@@ -56,7 +57,7 @@ def copy_keys(table):
 
 def sums(embeddings, rows, target=None):
     """(count, sum of x, sum of x x^T, sum of x y) over `rows` of the embeddings, a block at a time."""
-    dim = embeddings.shape[1]
+    dim = features.embedding_width(embeddings)
     total, outer, cross = np.zeros(dim), np.zeros((dim, dim)), np.zeros(dim)
     for start, block in zip(range(0, len(rows), features.BLOCK_ROWS), blocks(embeddings, rows)):
         total += block.sum(axis=0)
@@ -117,9 +118,12 @@ def fit(embeddings, log_likes, keys, copy_keys_of_rows, is_train, seed):
 
 
 def blocks(embeddings, rows):
-    """The embeddings of `rows` as float64, a block at a time."""
+    """The embeddings (an array, or a .npy path read a window at a time) of `rows` as float64, a
+    block at a time."""
     for start in range(0, len(rows), features.BLOCK_ROWS):
-        yield np.asarray(embeddings[rows[start:start + features.BLOCK_ROWS]], dtype=np.float64)
+        part = rows[start:start + features.BLOCK_ROWS]
+        yield np.asarray(features.mapped_rows(embeddings, part) if isinstance(embeddings, str) else embeddings[part],
+                         dtype=np.float64)
 
 
 def score_rows(ridge, embeddings, rows):

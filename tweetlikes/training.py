@@ -120,11 +120,11 @@ def text_form_inputs(inputs, groups, form, text_model):
     (the order of features.feature_columns)."""
     if form == "raw" or "text" not in groups:
         return inputs
-    content = np.load(inputs["content"].embeddings, mmap_mode="r") if form in ("score", "projection") else None
-    rows = next(iter(inputs.values())).rows
-    text_columns = text.columns(form, text_model, content, np.arange(rows)).to_numpy(dtype=np.float32)
-    return {kind: features.ModelInput(None, text_columns if model.columns is None else
-                                      np.hstack([text_columns, model.columns])) for kind, model in inputs.items()}
+    content = inputs["content"]  # its embeddings' path, read a window at a time; every kind has the same columns
+    columns = text.columns(form, text_model, content.embeddings if form in ("score", "projection") else None,
+                           np.arange(content.rows)).to_numpy(dtype=np.float32)
+    columns = columns if content.columns is None else np.hstack([columns, content.columns])
+    return {kind: features.ModelInput(None, columns) for kind in inputs}
 
 
 def training_settings(args):
