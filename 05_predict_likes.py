@@ -109,6 +109,10 @@ import pandas as pd
 from tweetlikes import cluster, drafts, encoder, features, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
+# Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
+# for every row's: TreeSHAP costs hundreds of predictions (60,000 test rows at 300K took ~25 min on 2 cores),
+# and 4,096 rows estimate each group's mean to about 1/64 of its spread over rows.
+REPORT_EXPLAINED_ROWS = 4096
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
 PIPELINE_FILES = (*common.MAKERS, *report.REPORT_FILES)
 OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
@@ -400,15 +404,28 @@ def known_likes(tweets, in_training, args):
     return likes.to_numpy(), known, in_sample
 
 
-def explain(trained, X_regressor, by_routing, outputs, routing):
-    """models.explain for every row, over the columns the global regressor reads, a block of rows
-    at a time (each row's contributions are its own)."""
+def explain(trained, X_regressor, by_routing, outputs, routing, rows):
+    """models.explain for `rows` (indices of the rows predicted), over the columns the global
+    regressor reads, a block of rows at a time (each row's contributions are its own)."""
     classifier, _, global_regressor = trained
     groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"].get("embedding_dim", 0),
                                          classifier["meta"]["text_form"])
-    blocks = [models.explain(global_regressor, X_regressor.block(rows), groups, by_routing[routing][rows],
-                             outputs.rows(rows)) for rows in X_regressor.blocks(np.arange(X_regressor.rows))]
+    started, blocks, every_block = time.perf_counter(), [], X_regressor.blocks(rows)
+    for number, block in enumerate(every_block, 1):  # exact contributions are slow on many rows: say how far
+        blocks.append(models.explain(global_regressor, X_regressor.block(block), groups, by_routing[routing][block],
+                                     outputs.rows(block)))
+        if len(every_block) > 1:
+            print(f"  explained {min(number * features.BLOCK_ROWS, len(rows))} of {len(rows)} rows in "
+                  f"{common.seconds_since(started)}", flush=True)
     return {group: np.concatenate([block[group] for block in blocks]) for group in blocks[0]}
+
+
+def report_sample(known):
+    """The scored rows whose contributions the report averages: all of them, or a seeded sample of
+    REPORT_EXPLAINED_ROWS."""
+    rows = np.flatnonzero(known)
+    return rows if len(rows) <= REPORT_EXPLAINED_ROWS else \
+        np.sort(np.random.default_rng(0).choice(rows, REPORT_EXPLAINED_ROWS, replace=False))
 
 
 def write_report(scored, train, stats, info, trained, combiner, args, settings):
@@ -482,8 +499,9 @@ def main(argv=None):
                                              for rows in X_classifier.blocks(np.arange(len(tweets)))])
     outputs = models.calibrated(outputs, combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
-    explanation = explain(trained, X_regressor, by_routing, outputs, args.routing) \
-        if args.explain or args.has_drafts or known.any() else None
+    explained = np.arange(len(tweets)) if args.explain or args.has_drafts else report_sample(known)
+    explanation = explain(trained, X_regressor, by_routing, outputs, args.routing, explained) \
+        if len(explained) else None
 
     # 4. The predictions file (for drafts, only when asked) and the drafts' receipt; an earlier
     #    run's report goes first, so it never outlives its predictions.
@@ -502,7 +520,7 @@ def main(argv=None):
     if known.any():
         scored = report.Scored(tweets[known].reset_index(drop=True), likes[known], outputs.rows(known),
                                {name: values[known] for name, values in by_routing.items()},
-                               {group: values[known] for group, values in explanation.items()})
+                               {group: values[known[explained]] for group, values in explanation.items()})
         written = write_report(scored, train, stats, info, trained, combiner, args,
                                {"source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
                                 **on_cluster})

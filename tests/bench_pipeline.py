@@ -4,7 +4,9 @@
 --fake-embeddings skips stage 2 and writes random unit float32 embeddings of the right shape with
 a matching embeddings_meta.json (stages 3-5 only need the files), so the memory of stages 3 and 4
 can be measured at 300K rows without hours of encoding; each stage's peak RSS is then also given
-as a multiple of one embeddings file. --cluster passes --cluster to stages 2-5; --project runs
+as a multiple of one embeddings file. Random embeddings carry no signal, so 03b's choice of text
+form drops them (`none`) and stages 4 and 5 never read the files: `--text-form raw` passes 03b
+the form that reads them everywhere, for the memory of the raw columns. --cluster passes --cluster to stages 2-5; --project runs
 another checkout's scripts (say, the code before a change) on the same input, for before/after.
 
 Absolute seconds on a shared 2-core machine are noise; the ratio to plain `encode`, measured
@@ -14,7 +16,8 @@ resident set size, read from the kernel when its process ends.
 Writes bench_results/bench_<rows>[_fast].json and prints a table.
 
 Usage: python tests/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--texts-csv PATH] [--no-pipeline]
-       python tests/bench_pipeline.py --rows 300000 --sample 0 --fake-embeddings [--project DIR] [--cluster local:2]
+       python tests/bench_pipeline.py --rows 300000 --sample 0 --fake-embeddings [--text-form raw] [--project DIR]
+                                      [--cluster local:2]
 """
 import argparse
 import importlib
@@ -129,12 +132,14 @@ def run_stage(script, args, folder, log, project=PROJECT_DIR):
     return measured([sys.executable, project / script, *args], folder, log)
 
 
-def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, project=PROJECT_DIR):
+def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, project=PROJECT_DIR, text_form=None):
     data = folder / "tweets.csv"
     importlib.import_module("make_synthetic_tweets").main(["--rows", str(rows), "--output", str(data)])
     on_cluster = ["--cluster", cluster] if cluster else []
     stage_args = {STAGES[0]: ["--input", str(data)], STAGES[1]: (["--fast"] if fast else []) + on_cluster,
                   **{script: on_cluster for script in STAGES[2:]}}
+    if text_form:
+        stage_args[STAGES[2]] = [*stage_args[STAGES[2]], "--text-form", text_form]
     timings, embeddings_mb = {}, None
     with open(folder / "stages.log", "w") as log:
         for script in STAGES:
@@ -172,6 +177,8 @@ def main(argv=None):
     parser.add_argument("--no-pipeline", action="store_true", help="only compare the encoders")
     parser.add_argument("--fake-embeddings", action="store_true",
                         help="skip stage 2: random embeddings of the right shape (for stages 3-5's memory)")
+    parser.add_argument("--text-form", default=None, help="pass --text-form FORM to 03b (raw: the embeddings read "
+                                                          "by every stage, whatever they hold)")
     parser.add_argument("--cluster", default=None, help="pass --cluster ADDRESS to stages 2-5")
     parser.add_argument("--project", type=Path, default=PROJECT_DIR,
                         help="run this checkout's stage scripts (e.g. the code before a change)")
@@ -205,7 +212,7 @@ def main(argv=None):
         if not args.no_pipeline:
             print(f"pipeline on {args.rows} synthetic tweets{' (--fast)' if args.fast else ''}:", flush=True)
             results["pipeline"] = time_pipeline(args.rows, args.fast, folder, args.fake_embeddings, args.cluster,
-                                                args.project.resolve())
+                                                args.project.resolve(), args.text_form)
             print(f"  whole pipeline {results['pipeline']['pipeline_seconds']:.1f}s, "
                   f"peak RSS {results['pipeline']['peak_rss_mb']:.0f} MB, models {results['pipeline']['models_mb']:.1f} MB, "
                   f"final_predictions.csv sha256 {results['pipeline']['final_predictions_sha256'][:16]}")
@@ -213,6 +220,7 @@ def main(argv=None):
     out = Path(args.output_dir)
     out.mkdir(exist_ok=True)
     tags = "".join(f"_{tag}" for tag, on in (("fast", args.fast), ("fake", args.fake_embeddings),
+                                             (str(args.text_form), args.text_form),
                                              (str(args.cluster).replace(":", ""), args.cluster),
                                              (args.project.resolve().name, args.project.resolve() != PROJECT_DIR))
                    if on)

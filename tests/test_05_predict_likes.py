@@ -385,6 +385,26 @@ def test_the_test_rows_streamed_give_the_file_the_whole_table_gives(pipeline_cop
 # ------------------------------------------------------------ explanations, drafts, calibration
 
 @pytest.mark.slow
+def test_the_report_averages_the_contributions_of_a_seeded_sample_unless_every_row_is_explained(
+        pipeline_copy, monkeypatch, capsys):
+    """Exact contributions are slow: the report's means come from REPORT_EXPLAINED_ROWS rows of the
+    test rows (the same ones each run), and from every row with --explain, where they are written."""
+    monkeypatch.setattr(predict_likes, "REPORT_EXPLAINED_ROWS", 60)
+    run("05_predict_likes", "--no-plots")
+    sampled = json.loads((pipeline_copy / "metrics.json").read_text())["explanation"]
+    assert sampled["rows"] == 60 and "over a seeded sample of 60 rows" in capsys.readouterr().out
+    run("05_predict_likes", "--no-plots")
+    assert json.loads((pipeline_copy / "metrics.json").read_text())["explanation"] == sampled
+    run("05_predict_likes", "--no-plots", "--explain")
+    every_row = json.loads((pipeline_copy / "metrics.json").read_text())["explanation"]
+    scored = len(pd.read_csv(pipeline_copy / common.PREDICTIONS))
+    assert every_row["rows"] == scored > 60 and every_row["mean_abs_log1p"] != sampled["mean_abs_log1p"]
+    why = pd.read_csv(pipeline_copy / common.PREDICTIONS).filter(like="why_")
+    assert every_row["mean_abs_log1p"]["account_history"] == pytest.approx(why["why_account_history"].abs().mean(),
+                                                                          abs=1e-4)
+
+
+@pytest.mark.slow
 def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
     info = tables.check_classed()
@@ -395,7 +415,7 @@ def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
     outputs = models.calibrated(models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows)), combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
     for routing in models.ROUTINGS:
-        explanation = predict_likes.explain(trained, X_regressor, by_routing, outputs, routing)
+        explanation = predict_likes.explain(trained, X_regressor, by_routing, outputs, routing, rows)
         assert set(explanation) == {"base", "routing", "text", "account_history", "company_history", "surface",
                                     "media", "time", "wording"}
         total = np.sum(list(explanation.values()), axis=0)

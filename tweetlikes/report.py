@@ -27,7 +27,7 @@ class Scored(NamedTuple):
     actual: np.ndarray      # their likes
     outputs: models.ModelOutputs
     by_routing: dict        # log1p(likes) by each of models.ROUTINGS
-    explanation: dict       # per explanation group, each row's contribution (models.explain)
+    explanation: dict       # per explanation group, the contributions of the rows or of a sample of them (models.explain)
 
 
 def regression_metrics(predicted_log, actual_likes, true_class, viral_log_threshold):
@@ -139,11 +139,14 @@ def evaluate(scored, train, stats, info, routing, combiner):
           f"{likes_scale['expected_likes']['raw_rmse']:.1f}, total {likes_scale['expected_likes']['total']:.0f}; "
           f"actual total {likes_scale['actual_total']:.0f}")
     print_classifier(classification, calibrated, majority)
-    print(f"why ({routing} routing), mean |contribution| in log1p(likes): "
+    sampled = len(explanation["base"])
+    print(f"why ({routing} routing), mean |contribution| in log1p(likes)"
+          + (f" over a seeded sample of {sampled} rows" if sampled < len(tweets) else "") + ": "
           + ", ".join(f"{group} {value:.3f}" for group, value in sorted(explained.items(), key=lambda kv: -kv[1])))
     return {"regression": scores, "pairwise": pairwise, "likes_scale": likes_scale, "classifier": classification,
             "calibration": calibrated,
-            "explanation": {"base_log1p": float(np.mean(explanation["base"])), "mean_abs_log1p": explained}}
+            "explanation": {"base_log1p": float(np.mean(explanation["base"])), "mean_abs_log1p": explained,
+                            "rows": sampled}}
 
 
 def method_predictions(scored, true_class, train, stats, info):

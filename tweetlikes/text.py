@@ -157,7 +157,12 @@ def columns(form, fitted, embeddings, rows, new_scores=None, out_of_fold=True):
 def row_keys():
     """For every row of the classed CSV, streamed: the key of its pairs (pairs.pair_keys: the
     account, or the company without usernames) and its copy key (copy_keys)."""
-    chunks = list(tables.classed_chunks(["content", "username", "company"]))
-    hashes = np.concatenate([copy_keys(chunk) for chunk in chunks])
-    keys, _ = pairs.pair_keys(pd.concat([chunk[["username", "company"]] for chunk in chunks], ignore_index=True))
-    return keys, hashes
+    hashes, accounts = [], {"username": [], "company": []}
+    for chunk in tables.classed_chunks(["content", "username", "company"]):
+        hashes.append(copy_keys(chunk))
+        for column, parts in accounts.items():  # rows share one string per account: 300K rows hold ~5 MB, not ~60
+            parts.append(pd.Categorical(chunk[column]))
+    shared = {column: pd.api.types.union_categoricals(parts) for column, parts in accounts.items()}
+    keys, _ = pairs.pair_keys(pd.DataFrame({column: np.asarray(values.categories, dtype=object)[values.codes]
+                                            for column, values in shared.items()}, dtype=object))
+    return keys, np.concatenate(hashes)

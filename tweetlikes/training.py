@@ -97,6 +97,7 @@ def training_inputs(args, embedding_kinds):
                               "history_stats_sha256": info["history_stats_sha256"],
                               "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
                               "features": list(groups)}
+    columns = features.model_input(table, None, groups).columns  # one copy for every kind: 34 MB at 300K rows
     for kind in embedding_kinds:
         embeddings = None
         if "text" in groups:
@@ -104,7 +105,7 @@ def training_inputs(args, embedding_kinds):
             provenance.update({f"embeddings_{kind}_sha256": meta["npy_sha256"], "embedding_model": meta["model"],
                                "embedding_mode": meta["mode"], "embedding_precision": meta["precision"],
                                "embedding_dim": meta["dim"]})
-        inputs[kind] = features.model_input(table, embeddings, groups)
+        inputs[kind] = features.ModelInput(embeddings, columns)
     embedded = f" and {' and '.join(embedding_kinds)} embeddings" if "text" in groups else ""
     print(f"read {common.CLASSED_CSV}{embedded}: "
           f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"
