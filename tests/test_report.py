@@ -91,7 +91,7 @@ def test_every_method_is_scored_side_by_side(capsys):
     assert figures["pairwise"] == {"within": "account", "pairs": 1, "accuracy": {
         **{name: 1.0 for name in scores}, "global median": 0.5, "per-account median": 0.5,
         "two-stage, soft routing": 0.5, "two-stage, hard routing": 0.5}}
-    assert figures["explanation"] == {"base_log1p": 2.0, "mean_abs_log1p": {"text": 0.5, "routing": 0.0}}
+    assert figures["explanation"] == {"base_log1p": 2.0, "mean_abs_log1p": {"text": 0.5, "routing": 0.0}, "rows": 4}
     assert figures["calibration"]["before"] == figures["calibration"]["after"]  # nothing was calibrated
 
 

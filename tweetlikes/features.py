@@ -188,9 +188,14 @@ class ModelInput:
 def model_input(table, embeddings, groups, index=None, text_form="raw"):
     """The model input as ModelInput: the embeddings (when `text` is in `groups` in the raw form;
     row i of the table is the embeddings' row index[i]), then the table's feature columns."""
-    columns = feature_columns(groups, text_form)
     return ModelInput(embeddings if "text" in groups and text_form == "raw" else None,
-                      table[columns].to_numpy(dtype=np.float32) if columns else None, index)
+                      feature_matrix(table, groups, text_form), index)
+
+
+def feature_matrix(table, groups, text_form="raw"):
+    """The table's feature columns of `groups` as float32 (None when there are none)."""
+    columns = feature_columns(groups, text_form)
+    return table[columns].to_numpy(dtype=np.float32) if columns else None
 
 
 # ------------------------------------------------------------------------------ history features

@@ -97,7 +97,7 @@ def training_inputs(args, embedding_kinds):
                               "history_stats_sha256": info["history_stats_sha256"],
                               "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
                               "features": list(groups)}
-    columns = features.model_input(table, None, groups).columns  # one copy for every kind: 34 MB at 300K rows
+    columns = features.feature_matrix(table, groups)  # one copy for every kind: 34 MB at 300K rows
     for kind in embedding_kinds:
         embeddings = None
         if "text" in groups:
