@@ -220,9 +220,10 @@ def test_rows_input(classifier, global_regressor):
     fingerprints, train, train_keys, rows_in_file, tweets = classed_rows(kinds, keep_test=True)
     rows = tweets.index.to_numpy()  # the test rows' places in the file: row i of `tweets` is embedding row rows[i]
     tweets = tweets.reset_index(drop=True)
-    embeddings = {}
-    for kind, bundle, path in (("content", classifier, common.CLASSIFIER),
-                               ("combined", global_regressor, common.GLOBAL_REGRESSOR))[:len(kinds)]:
+    embeddings, trained_on = {}, {"content": (classifier, common.CLASSIFIER),
+                                  "combined": (global_regressor, common.GLOBAL_REGRESSOR)}
+    for kind in kinds:
+        bundle, path = trained_on[kind]
         matrix, meta = tables.load_embeddings(kind, fingerprints[kind], rows_in_file)
         models.check_provenance(path, bundle["meta"], {f"embeddings_{kind}_sha256": meta["npy_sha256"],
                                                        "embedding_model": meta["model"],
