@@ -319,7 +319,7 @@ def main(argv=None):
         "split": args.split, "test_fraction": args.test_fraction, "seed": args.seed,
         "quantiles": list(common.QUANTILES), "thresholds": list(thresholds),
         "class_counts": counts, "history_prior": prior_of(table["likes"][is_train]),
-        "signal_groups": found, "malformed_cells": malformed, "blank_columns": blank,
+        "signal_groups": found, "malformed_cells": malformed, "blank_columns": blank, "name_form": tables.NAME_FORM,
         "classed_csv_sha256": common.file_sha256(common.CLASSED_CSV),
         "history_stats_sha256": common.file_sha256(common.HISTORY_CSV),
     })

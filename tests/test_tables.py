@@ -52,7 +52,7 @@ def test_columns_equal_once_stripped_are_refused(workdir):
 
 def test_bom_xlsx_and_inferred_company_give_the_same_classes(small_csv, workdir):
     tweets = sample(small_csv)
-    tweets.loc[:9, "username"] = "NA"  # a name, not a missing value, in every format
+    tweets.loc[:9, "username"] = "NA"  # a name, not a missing value, in every format (read in lower case)
     tweets.to_csv(workdir / "plain.csv", index=False)
     write_csv(workdir / "bom.csv", (workdir / "plain.csv").read_text(), encoding="utf-8-sig")
     tweets.rename(columns={"inferred company": "company"}).to_excel(workdir / "sheet.xlsx", index=False)
@@ -61,7 +61,7 @@ def test_bom_xlsx_and_inferred_company_give_the_same_classes(small_csv, workdir)
         run("01_create_classes", "--input", name)
         results.append(pd.read_csv(common.CLASSED_CSV, keep_default_na=False)[
             ["id", "username", "company", "likes", "popularity_class", "split"]])
-    assert (results[2]["username"].head(10) == "NA").all()
+    assert (results[2]["username"].head(10) == "na").all()
     pd.testing.assert_frame_equal(results[0], results[1])
     pd.testing.assert_frame_equal(results[0], results[2])
 

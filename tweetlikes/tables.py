@@ -33,6 +33,11 @@ UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas names a column whose header
 # A common export habit: a delimiter at the end of every line, an empty column the header may not
 # even name. It is dropped, and the receipt says so.
 TRAILING_DELIMITER = "dropped the empty, unnamed last column (a trailing delimiter on every line)"
+# Handles are case-insensitive on the platform, and people type them as shown (`BillBrowder`,
+# `@billbrowder`): the models read every account and company name in one form, lower case without
+# a leading @. 01 records the form in its thresholds record, so files of an older 01 are refused.
+NAME_FORM = "casefold, leading @ dropped"
+NAME_COLUMNS = ("username", "company")
 
 
 def read_table(path, required=("content", "username", "likes"), sheet=None, notes=None):
@@ -87,7 +92,17 @@ def read_table(path, required=("content", "username", "likes"), sheet=None, note
         common.fail(f"{path} has a header but no rows")
     for column in TEXT_COLUMNS:
         table[column] = table[column].fillna("").astype(str).str.strip()
-    return table.reset_index(drop=True), original.reset_index(drop=True)
+    return canonical_names(table).reset_index(drop=True), original.reset_index(drop=True)
+
+
+def canonical_names(table):
+    """`table` with its account and company names in NAME_FORM, as the models read them."""
+    return table.assign(**{column: name_key(table[column]) for column in NAME_COLUMNS if column in table.columns})
+
+
+def name_key(names):
+    """Names (a Series of text) in NAME_FORM: `@BillBrowder` and `billbrowder` are one account."""
+    return names.str.strip().str.lstrip("@").str.strip().str.casefold()
 
 
 def _read_sheet(path, sheet):
@@ -236,6 +251,7 @@ def check_classed():
         "history_prior": lambda v: isinstance(v, dict) and all(common.is_number(v.get(k)) for k in
                                                                ("mean_log_likes", "median_log_likes")),
         "signal_groups": lambda v: isinstance(v, list) and set(v) <= set(features.SIGNAL_FEATURES),
+        "name_form": lambda v: v == NAME_FORM,
         "class_counts": lambda v: isinstance(v, dict) and all(isinstance(v.get(name), dict) and
                                                               isinstance(v[name].get("train"), int)
                                                               for name in common.CLASS_NAMES)})
