@@ -11,7 +11,8 @@ Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on trai
        routing_combiner.json                  the learned routing: a ridge correction of the global
                                               regressor from the specialists and the classifier's
                                               probabilities; the calibration of those probabilities;
-                                              the chance model of one draft beating another; with its
+                                              the chance model of one draft beating another; the
+                                              typical tweet drafts are explained against; with its
                                               fitting record
 
 The target is log1p(likes): likes span six orders of magnitude, and squared error on raw counts
@@ -62,7 +63,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from tweetlikes import calibration, cluster, models, pairs, tables, training
+from tweetlikes import calibration, cluster, contrast, models, pairs, tables, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
 ROUNDS_WITHOUT_VALIDATION = 200  # then a fixed number of trees: a fifth of the ceiling, at the default rate
@@ -185,10 +186,12 @@ def main(argv=None):
 
     # 3. The calibration, the learned routing and the chance that one draft beats another, fitted
     #    on the validation slice that none of the models was fitted on.
+    validation_inputs = inputs["content"].block(validation_rows), X.block(validation_rows)
     outputs = models.predict(classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"],
-                             inputs["content"].block(validation_rows), X.block(validation_rows))
+                             *validation_inputs)
     combiner = fit_routing(outputs, table.iloc[validation_rows], pair_keys_of(validation_rows), args.seed)
-    combiner.update({"classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster})
+    combiner.update({"classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster,
+                     "reference": contrast.typical_row(*validation_inputs)})
     losses = combiner["calibration"]["cross_validated_log_loss"]
     print(f"calibration of the class probabilities: {combiner['calibration']['method']} (cross-validated log loss "
           + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()) + ")")

@@ -95,13 +95,23 @@ def feature_columns(groups, text_form="raw"):
             *(column for _, columns in group_columns(groups) for column in columns)]
 
 
+def input_columns(groups, embedding_dim, text_form="raw"):
+    """The name of each model input column, in order: `embedding_<i>` for the raw embeddings, then
+    the table's feature columns (the text form's first)."""
+    raw = embedding_dim if "text" in groups and text_form == "raw" else 0
+    return [f"embedding_{i}" for i in range(raw)] + feature_columns(groups, text_form)
+
+
+def is_text_column(column):
+    return column.startswith("embedding_") or any(column in names for names in TEXT_COLUMNS.values())
+
+
 def explanation_groups(groups, embedding_dim, text_form="raw"):
     """What each model input column counts towards when a prediction is explained, in column
     order: the embeddings or the text form's columns as `text`, the history split into
     `account_history` and `company_history` (what a writer can act on differs), each signal
     group under its name."""
-    names = ["text"] * ((embedding_dim if text_form == "raw" else len(TEXT_COLUMNS[text_form]))
-                        if "text" in groups else 0)
+    names = ["text"] * sum(map(is_text_column, input_columns(groups, embedding_dim, text_form)))
     for group, columns in group_columns(groups):
         names += [f"{'account' if column.startswith('user_') else 'company'}_history" for column in columns] \
             if group == "history" else [group] * len(columns)

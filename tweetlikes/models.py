@@ -88,7 +88,10 @@ def load_run(info):
         "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in ROUTINGS),
         "calibration": lambda v: isinstance(v, dict) and v.get("method") in calibration.CALIBRATIONS,
         "pair_chance": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r, {}).get("slope"))
-                                                             for r in ROUTINGS)})
+                                                             for r in ROUTINGS),
+        "reference": lambda v: isinstance(v, dict) and all(
+            isinstance(v.get(kind), list) and all(x is None or common.is_number(x) for x in v[kind])
+            for kind in ("classifier", "regressor"))})
     regressor_expect = {**expect, "features": classifier["meta"]["features"], "run_id": combiner.get("run_id"),
                         "text_form": classifier["meta"]["text_form"],
                         **{key: classifier["meta"].get(key) for key in ("embedding_model", "embedding_mode")}}
@@ -147,6 +150,15 @@ def _booster(raw):
         common.fail(f"a model file's booster could not be read by xgboost {xgboost.__version__} "
                     f"({str(error).splitlines()[0][:120]}); rerun {common.maker(common.CLASSIFIER)} and "
                     f"{common.maker(common.GLOBAL_REGRESSOR)}")
+
+
+def columns_read(bundles, names):
+    """Those of `names` (the model input columns, in order) that any of these boosters splits on:
+    an input none of them reads changes no prediction."""
+    used = set()
+    for bundle in bundles:
+        used |= {int(feature[1:]) for feature in load_booster(bundle).get_score(importance_type="weight")}
+    return {name for i, name in enumerate(names) if i in used}
 
 
 def save_artifact(path, bundle):
@@ -209,6 +221,14 @@ def combiner_inputs(outputs):
     """The learned routing's inputs, in COMBINER_INPUTS order."""
     p, gap = outputs.probabilities, outputs.specialist_log - outputs.global_log[:, None]
     return np.column_stack([gap, p * gap, p[:, 1:]])
+
+
+def served_log_likes(trained, combiner, routing, X_classifier, X_regressor):
+    """log1p(likes) of these model inputs as 05 serves it: the models' outputs, calibrated, then
+    `routing`; `trained` is (classifier, specialists, global regressor)."""
+    outputs = calibrated(predict(*trained, np.asarray(X_classifier, dtype=np.float32),
+                                 np.asarray(X_regressor, dtype=np.float32)), combiner)
+    return routed_log_likes(outputs, combiner)[routing]
 
 
 def routed_log_likes(outputs, combiner):
