@@ -94,6 +94,19 @@ def print_text_forms(results, finetune_seconds):
               f"{fmt([m['training_seconds'] for m in runs])}{extra} |")
 
 
+def print_same_kind(runs):
+    """Within-account pairwise accuracy over all pairs and over pairs of one kind (the same media
+    and reply status: what comparing wordings asks), with the pair counts."""
+    print("\npairwise accuracy, all same-account pairs and same-kind pairs, mean (min-max over seeds):")
+    print("| method | all pairs | same-kind pairs | pairs: all / same-kind |")
+    print("|---|---|---|---|")
+    for method in ("per-account median", "single regressor", "two-stage, learned routing"):
+        every = [m["pairwise"]["accuracy"][method] for m in runs]
+        same = [m["pairwise"]["same_kind"]["accuracy"][method] for m in runs]
+        counts = f"{fmt([m['pairwise']['pairs'] for m in runs])} / {fmt([m['pairwise']['same_kind']['pairs'] for m in runs])}"
+        print(f"| {method} | {fmt(every)} | {fmt(same)} | {counts} |")
+
+
 def print_calibration(runs):
     """The default's class probabilities on the test rows before and after 04's calibration."""
     print(f"\ncalibration ({', '.join(sorted({m['calibration']['method'] for m in runs}))}), mean (min-max over seeds):")
@@ -181,6 +194,7 @@ def main(argv=None):
             print(f"| {features} | {method} | " + " | ".join(cells) + f" | {classifier} |")
     print_text_forms(results, finetune_seconds)
     print_calibration(results["default"])
+    print_same_kind(results["default"])
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
           f"{f' --sketch-rows {args.sketch_rows}' if args.sketch_rows else ''}"

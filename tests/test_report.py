@@ -88,9 +88,11 @@ def test_every_method_is_scored_side_by_side(capsys):
         assert scale[name] == {"raw_rmse": pytest.approx(0, abs=1e-9), "total": pytest.approx(555.0)}
     assert "always 'common'" in capsys.readouterr().out
     # Pairs: one account ("a", rows 0 and 2) has two tweets; the learned routing orders them right.
-    assert figures["pairwise"] == {"within": "account", "pairs": 1, "accuracy": {
-        **{name: 1.0 for name in scores}, "global median": 0.5, "per-account median": 0.5,
-        "two-stage, soft routing": 0.5, "two-stage, hard routing": 0.5}}
+    accuracy = {**{name: 1.0 for name in scores}, "global median": 0.5, "per-account median": 0.5,
+                "two-stage, soft routing": 0.5, "two-stage, hard routing": 0.5}
+    # Without media or reply columns, every pair of one account is of one kind.
+    assert figures["pairwise"] == {"within": "account", "pairs": 1, "accuracy": accuracy,
+                                   "same_kind": {"pairs": 1, "accuracy": accuracy}}
     assert figures["explanation"] == {"base_log1p": 2.0, "mean_abs_log1p": {"text": 0.5, "routing": 0.0}, "rows": 4}
     assert figures["calibration"]["before"] == figures["calibration"]["after"]  # nothing was calibrated
 

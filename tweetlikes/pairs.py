@@ -9,6 +9,8 @@ drafts means anything.
 """
 import numpy as np
 
+from tweetlikes import features
+
 MAX_GROUP_ROWS = 5_000  # a bigger account is scored on a seeded sample of this many of its rows
 MAX_CHANCE_PAIRS = 200_000  # pairs the chance of beating a draft is fitted on, at most (sampled)
 COMPARE_ROWS = 1_024  # rows compared against a whole group at a time (1024 x 5000 x 8 B = 40 MB)
@@ -20,6 +22,16 @@ def pair_keys(table):
     if (table["username"] != "").any():
         return table["username"].to_numpy(dtype=object), "account"
     return table["company"].to_numpy(dtype=object), "company"
+
+
+def same_kind_keys(table, keys):
+    """`keys` narrowed to tweets of one kind: the same media (photo, video, GIF or none) and reply
+    status, so that only the wording and the time can tell a pair apart, as between drafts that
+    differ in their words."""
+    kind_columns = [*features.SIGNAL_FEATURES["media"], *features.SIGNAL_FEATURES["reply"]]
+    kinds = table.reindex(columns=kind_columns).to_numpy(dtype=float)
+    kind = np.where(np.isnan(kinds), "?", (kinds > 0).astype(int).astype(str))
+    return np.array([key and f"{key}|{''.join(row)}" for key, row in zip(keys, kind)], dtype=object)
 
 
 def groups(keys, seed=0):

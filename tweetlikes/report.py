@@ -118,9 +118,12 @@ def evaluate(scored, train, stats, info, routing, combiner):
     viral_log = float(np.log1p(info["thresholds"][1]))
     scores = {name: regression_metrics(predicted, actual, true_class, viral_log) for name, predicted in methods.items()}
     keys, within = pairs.pair_keys(tweets)
-    pairwise = {"within": within, "accuracy": {}}
+    pairwise = {"within": within, "accuracy": {}, "same_kind": {"accuracy": {}}}
+    kind_keys = pairs.same_kind_keys(tweets, keys)
     for name, predicted in methods.items():
         pairwise["accuracy"][name], pairwise["pairs"] = pairs.pairwise_accuracy(keys, actual, predicted)
+        pairwise["same_kind"]["accuracy"][name], pairwise["same_kind"]["pairs"] = \
+            pairs.pairwise_accuracy(kind_keys, actual, predicted)
     train_counts = [info["class_counts"][name]["train"] for name in common.CLASS_NAMES]
     majority = int(np.argmax(train_counts))
     classification = classifier_metrics(true_class, outputs.predicted_class, majority)
@@ -134,6 +137,12 @@ def evaluate(scored, train, stats, info, routing, combiner):
     explained = {group: float(np.mean(np.abs(values))) for group, values in explanation.items() if group != "base"}
 
     print_regression(scores, pairwise, len(tweets))
+    same_kind = pairwise["same_kind"]
+    print(f"pairwise among the {same_kind['pairs']} pairs of one {within} with the same media and reply status "
+          f"(what comparing wordings asks): {routing} routing "
+          + ("n/a" if same_kind["accuracy"][f"two-stage, {routing} routing"] is None else
+             f"{same_kind['accuracy'][f'two-stage, {routing} routing']:.3f}")
+          + f", all pairs {pairwise['accuracy'][f'two-stage, {routing} routing'] or float('nan'):.3f}")
     print(f"\nraw counts ({routing} routing): predicted_likes RMSE {likes_scale['predicted_likes']['raw_rmse']:.1f}, "
           f"total {likes_scale['predicted_likes']['total']:.0f}; expected_likes RMSE "
           f"{likes_scale['expected_likes']['raw_rmse']:.1f}, total {likes_scale['expected_likes']['total']:.0f}; "
