@@ -106,7 +106,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import cluster, drafts, encoder, features, models, report, tables, text
+from tweetlikes import advice, cluster, drafts, encoder, features, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
@@ -144,8 +144,10 @@ def parse_arguments(argv):
     draft.add_argument("--date", default=None, help="when they go out, ISO 8601, UTC unless it says (default: now)")
     draft.add_argument("--reply", action="store_true", help="the drafts are replies")
     draft.add_argument("--when", action="store_true",
-                       help="score the one draft at every hour of the coming week from --date and print the best "
-                            "hours and the worst: what past tweets' likes correlate with, not a promise")
+                       help="when to post in the week from --date: the hours and days where the account's own "
+                            "training tweets got more likes than its usual, where that is beyond chance")
+    draft.add_argument("--tz", default=None, help="with --when, also show the slots in this time zone "
+                                                  "(an IANA name such as Europe/Berlin)")
     parser.add_argument("--routing", choices=models.ROUTINGS, default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows all")
     parser.add_argument("--explain", action="store_true",
@@ -159,6 +161,8 @@ def parse_arguments(argv):
     parser.add_argument("--batch-size", type=common.positive_int, default=None,
                         help="for embedding new tweets (--input, drafts)")
     parser.add_argument("--no-plots", action="store_true", help="skip the report's PNG plots")
+    parser.add_argument("--verbose", action="store_true",
+                        help="for drafts, also say how the text was read and embedded (the models' internals)")
     cluster.add_cluster_argument(parser)
     parser.epilog = ("The chance that a draft beats the best one comes from a logistic model of the predicted gap, "
                      "fitted by 04 on pairs of tweets by the same account in the validation slice: training rows "
@@ -174,7 +178,7 @@ def check_arguments(args):
     if args.sheet is not None and args.input is None:
         common.fail("--sheet names the sheet of --input's workbook to read")
     given = [f"--{name}" for name in ("username", "company", "media", "date") if getattr(args, name)]
-    given += [f"--{name}" for name in ("reply", "when") if getattr(args, name)]
+    given += [f"--{name}" for name in ("reply", "when", "tz") if getattr(args, name)]
     if given and not args.has_drafts:
         common.fail(f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} drafts (--text or --drafts); "
                     "a file's rows carry their own")
@@ -191,8 +195,12 @@ def check_arguments(args):
         common.fail("--text is empty")
     if args.when and (args.drafts is not None or len(args.text) > 1):
         common.fail("--when scores one draft at every hour of the week: give one --text")
+    if args.tz is not None and not args.when:
+        common.fail("--tz shows --when's slots in a time zone: give --when too")
+    args.tz = drafts.parse_zone(args.tz) if args.tz else None
     args.draft_table = drafts.read_drafts(args.drafts) if args.drafts is not None else None
     args.media = drafts.parse_media(args.media) if args.media else ""
+    args.given_date = args.date
     args.date = drafts.parse_date(args.date) if args.date else drafts.now()
     if args.output is None and not args.has_drafts:
         args.output = common.PREDICTIONS
@@ -251,8 +259,8 @@ def new_tweets_input(args, stats, info, classifier, client):
     is what the user gave, returned as it was; `tweets` is what the models read: its rows with
     content (indexed by their row in `original`), as a draft must have some."""
     if args.has_drafts:
-        original = drafts.rows_of(args, classifier)
-        tweets = original.apply(lambda column: column.str.strip())  # as tables.read_table normalises a file
+        original = drafts.rows_of(args)
+        tweets = tables.canonical_names(original.apply(lambda column: column.str.strip()))  # as read_table reads
     else:
         notes = []
         tweets, original = tables.read_table(args.input, required=("content", "username"), sheet=args.sheet,
@@ -272,11 +280,15 @@ def new_tweets_input(args, stats, info, classifier, client):
     # A user's own `split` column stays in `original`; the models read 01's definition of each.
     tweets = tweets.drop(columns=list(features.DERIVED_COLUMNS), errors="ignore")
     tweets[features.HISTORY_FEATURES] = features.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
-    signals, _, malformed = features.signal_features(tweets, stats)
+    signals, found, malformed = features.signal_features(tweets, stats)
     tweets[signals.columns] = signals.to_numpy()
     for group, count in malformed.items():
         if count:
             print(f"signals: {count} unreadable `{features.SIGNAL_SOURCE[group]}` cells left missing")
+    for group in (group for group in classifier["meta"]["features"] if group in features.SIGNAL_SOURCE):
+        if group not in found:
+            print(f"note: {args.input} has no `{features.SIGNAL_SOURCE[group]}` column, which the models read "
+                  f"({group}): every row is predicted as if it were unknown, which moves the predictions")
     embeddings = {}
     if models.reads_text(classifier):
         # The fine-tuned form scores the texts with its own tuned model: MiniLM's embeddings go unread.
@@ -300,7 +312,8 @@ def embed_new_tweets(tweets, classifier, args, client):
     batch_size = args.batch_size or encoder.BATCH_SIZE[device]
     texts = [list(tweets["content"]), tables.combined_texts(tweets)]
     if client is None:
-        print(f"embedding {len(tweets)} new tweets with {meta['embedding_model']} on {device}, {model.precision}")
+        if args.verbose or not args.has_drafts:
+            print(f"embedding {len(tweets)} new tweets with {meta['embedding_model']} on {device}, {model.precision}")
         (content, combined), _ = encoder.embed_unique(texts, model, batch_size)
     else:
         with tempfile.TemporaryDirectory(prefix=".new_tweets_", dir=".") as folder:
@@ -321,17 +334,19 @@ def model_inputs(tweets, embeddings, classifier, index=None):
                  for kind in ("content", "combined"))
 
 
-def classed_rows(kinds=(), keep_test=False):
+def classed_rows(kinds=(), keep_test=False, train_columns=("likes", "popularity_class")):
     """One pass over the classed CSV, a chunk at a time (tables.classed_pass), keeping only what
     05 needs: each of `kinds`' texts' fingerprint, the training rows' likes and class (the report)
     and their text.copy_keys (64-bit hashes: which tweets are training rows, without their texts;
     two tweets share one with a chance of about 1 in 10^19 per pair); with `keep_test`, also the number of rows and the test rows'
-    TEST_RUN_COLUMNS, indexed by their places in the file."""
+    TEST_RUN_COLUMNS, indexed by their places in the file. `train_columns`: what is kept of the
+    training rows."""
     def keep(chunk):
         train = chunk[chunk["split"] == "train"]
-        return (train[["likes", "popularity_class"]], text.copy_keys(train), len(chunk),
+        return (train[list(train_columns)], text.copy_keys(train), len(chunk),
                 chunk.loc[chunk["split"] == "test", TEST_RUN_COLUMNS] if keep_test else None)
-    fingerprints, kept = tables.classed_pass(kinds, TEST_RUN_COLUMNS if keep_test else TRAINING_COLUMNS, keep)
+    fingerprints, kept = tables.classed_pass(
+        kinds, list(dict.fromkeys([*(TEST_RUN_COLUMNS if keep_test else TRAINING_COLUMNS), *train_columns])), keep)
     train, keys, lengths, tests = zip(*kept)
     return (fingerprints, pd.concat(train, ignore_index=True), np.concatenate(keys), sum(lengths),
             pd.concat(tests) if keep_test else None)
@@ -343,10 +358,16 @@ def rows_to_predict(args, stats, info, trained, client):
     tweets are among them, and where the tweets came from; new tweets are embedded on the cluster
     of `client` when there is one."""
     classifier, _, global_regressor = trained
+    if args.when and "time" not in info["signal_groups"]:
+        common.fail("--when reads when the training tweets went out: train on an input with a `date` column "
+                    "(rerun 01_create_classes.py and the stages after it)")
     if args.input is None and not args.has_drafts:
         return (*test_rows_input(classifier, global_regressor), f"test rows of {common.CLASSED_CSV}")
     tweets, original, inputs = new_tweets_input(args, stats, info, classifier, client)
-    _, train, train_keys, _, _ = classed_rows()
+    # Drafts are compared with the training tweets' dates (--when, and how far ahead a draft goes).
+    dated = args.has_drafts and "time" in info["signal_groups"]
+    _, train, train_keys, _, _ = classed_rows(train_columns=("likes", "popularity_class",
+                                                             *(("username", "date") if dated else ())))
     source = args.input or (f"--drafts {args.drafts}" if args.drafts else "--text")
     return tweets, [original], inputs, train, np.isin(text.copy_keys(tweets), train_keys), source
 
@@ -381,6 +402,18 @@ def write_predictions(path, original, rows, outputs, by_routing, routing, smeari
                 written += len(part)
     common.atomic_write(path, write)
     return written
+
+
+def advise_drafts(args, drafted, loaded, train, output):
+    """The drafts' advice, printed (tweetlikes.advice), and with --output one row per draft: its
+    number and rank, the predictions, the chance to beat #1 and the gap to #1 by group (diff_),
+    with --explain the gap to the typical tweet by group (why_)."""
+    found = advice.tell(advice.Settings(args.routing, args.date, args.given_date is not None, args.when, args.tz,
+                                        {"username": args.username, "company": args.company}), drafted, loaded, train)
+    if args.output is not None:
+        table = advice.output_table(output, found, args.explain)
+        common.save_csv(args.output, table)
+        print(f"wrote {args.output}: {len(table)} drafts, predicted_likes from {args.routing} routing")
 
 
 def known_likes(tweets, in_training, args):
@@ -489,8 +522,9 @@ def main(argv=None):
     with cluster.cluster(args.cluster) as client:
         tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
             args, stats, info, trained, client)
-        print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
-        print(models.text_form_line(trained[0]["meta"]))
+        if args.verbose or not args.has_drafts:
+            print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
+            print(models.text_form_line(trained[0]["meta"]))
         likes, known, in_sample = known_likes(tweets, in_training, args)
 
         # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.
@@ -500,7 +534,7 @@ def main(argv=None):
                                              for rows in X_classifier.blocks(np.arange(len(tweets)))])
     outputs = models.calibrated(outputs, combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
-    explained = np.arange(len(tweets)) if args.explain or args.has_drafts else report_sample(known)
+    explained = np.arange(len(tweets)) if args.explain and not args.has_drafts else report_sample(known)
     explanation = explain(trained, X_regressor, by_routing, outputs, args.routing, explained) \
         if len(explained) else None
 
@@ -508,13 +542,14 @@ def main(argv=None):
     #    run's report goes first, so it never outlives its predictions.
     smearing = combiner["smearing"][args.routing]
     removed = remove_report() if replaces_report else []
-    if args.output is not None:
+    if args.has_drafts:  # drafts' `original` is one frame
+        advise_drafts(args, advice.Drafted(tweets, (X_classifier, X_regressor), outputs, by_routing[args.routing]),
+                      advice.Loaded(info, stats, tuple(trained), combiner), train,
+                      predictions(original[0], tweets.index, outputs, by_routing, args.routing, smearing))
+    elif args.output is not None:
         rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, args.routing,
                                          smearing, explanation if args.explain else None)
         print(f"wrote {args.output}: {rows_written} rows, predicted_likes from {args.routing} routing")
-    if args.has_drafts:  # drafts' `original` is one frame
-        output = predictions(original[0], tweets.index, outputs, by_routing, args.routing, smearing)
-        drafts.describe(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info)
 
     # 5. Where likes are known, the report.
     written = []
