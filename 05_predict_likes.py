@@ -29,12 +29,14 @@ median, per-account and per-company medians, the global regressor alone, and ora
 pairwise accuracy (tweetlikes.pairs). Rows of --input that are training rows (same content and
 username) are counted and flagged: their figures are in-sample.
 
-Why (--explain, and always for drafts): the global regressor's exact per-feature contributions,
-summed by group (text, account and company history, surface, media, time, reply), its bias
-(`base`) and the routing's correction of it (`routing`) add up to the predicted log1p(likes); a
-draft prints them as factors on likes. Several drafts (--text A --text B, --drafts FILE) come back
-ranked with the chance that each beats the best one; --when scores one draft at every hour of the
-week. A draft carries --media, --date (now by default) and --reply into its signals.
+Why (--explain): the global regressor's exact per-feature contributions, summed by group (text,
+account and company history, surface, media, time, reply), its bias (`base`) and the routing's
+correction of it (`routing`) add up to the predicted log1p(likes). Drafts (tweetlikes.advice) are
+explained by exact Shapley values of the served prediction over what a writer changes: a lone
+draft against a typical training tweet, several drafts ranked with the chance that each beats
+the best one and each one's gap to it, split where their inputs differ (diff_<group> columns of
+--output). --when reads how the account's own likes move with the hour and day. A draft carries
+--media, --date (now by default) and --reply into its signals.
 
 Routing (--routing): `learned` (the default) is 04's combiner, a ridge regression fitted on
 training rows none of the models saw; `soft` averages the specialists' log1p predictions
@@ -53,8 +55,8 @@ drafts) as 02's do, in chunks written to a folder there.
 
 Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--text "..."] | --drafts FILE]
                                   [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
-                                  [--reply] [--when] [--explain] [--routing learned|soft|hard]
-                                  [--output PATH] [--cluster ADDRESS]
+                                  [--reply] [--when [--tz ZONE]] [--explain] [--verbose]
+                                  [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
 
 A good run on the embedded sample's test rows prints (the table abridged):
 

@@ -145,3 +145,10 @@ def test_the_players_cover_every_model_input_column():
         for form in features.TEXT_FORMS:
             columns = features.input_columns(groups, 384, form)
             assert len(contrast.players_of(columns)) == len(columns)
+
+
+def test_drafts_within_a_coin_flip_of_the_best_are_about_the_same(pipeline_copy, capsys):
+    run("05_predict_likes", "--text", "New brushes <hyperlink>", "--text", "New brushes <hyperlink>",
+        "--username", "adobe", "--date", "2020-06-01T10:00:00Z")
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line[:5].strip().lstrip("=").isdigit()]
+    assert [cells[0] for cells in rows] == ["1", "=1"] and "about the same" in " ".join(rows[1])

@@ -175,6 +175,12 @@ def player_words(player, tweet):
     return words[player]
 
 
+def value_words(player, tweet):
+    """A player's value in the draft, for comparing two drafts: `43 characters`, `a video`."""
+    return f"{tweet.get('surface_chars', np.nan):.0f} characters" if player == "length" else \
+        player_words(player, tweet)
+
+
 def parts_words(parts, row, factors, tweets, other=None):
     """The parts of one draft's gap, largest first, as `what x1.23`; `other`: the row compared with."""
     shown = sorted((player for player in parts if abs(parts[player][row]) >= SHOWN_PARTS),
@@ -183,7 +189,7 @@ def parts_words(parts, row, factors, tweets, other=None):
     for player in shown:
         label = player_words(player, tweets.iloc[row])
         if other is not None and player not in ("words", "account", "company"):
-            label += f" instead of {player_words(player, tweets.iloc[other]).replace('the length ', '')}"
+            label = f"{value_words(player, tweets.iloc[row])} instead of {value_words(player, tweets.iloc[other])}"
         words.append(f"{label} x{factors[player]:.2f}")
     return ", ".join(words) if words else "nothing the models read differs"
 
