@@ -369,7 +369,7 @@ def rows_to_predict(args, stats, info, trained, client):
     # Drafts are compared with the training tweets' dates (--when, and how far ahead a draft goes).
     dated = args.has_drafts and "time" in info["signal_groups"]
     _, train, train_keys, _, _ = classed_rows(train_columns=("likes", "popularity_class",
-                                                             *(("username", "date") if dated else ())))
+                                                             *(("username", "company", "date") if dated else ())))
     source = args.input or (f"--drafts {args.drafts}" if args.drafts else "--text")
     return tweets, [original], inputs, train, np.isin(text.copy_keys(tweets), train_keys), source
 

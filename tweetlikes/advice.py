@@ -100,10 +100,10 @@ def tell(settings, drafted, loaded, train):
         describe_one(drafted.tweets, found, drafted.outputs.probabilities, loaded.info["thresholds"])
     else:
         describe_ranked(drafted.tweets, found)
-    if settings.when:
-        account = drafted.tweets["username"].iloc[0]
-        describe_week(drafted.tweets.iloc[0], found.predicted_log[0],
-                      timing.effects(train["username"], train_days, np.log1p(train["likes"]), account),
+    if settings.when:  # within an account, or a company where the training rows name no account (pairs.pair_keys)
+        keys, within = pairs.pair_keys(train)
+        account = drafted.tweets["username" if within == "account" else "company"].iloc[0]
+        describe_week(account, found.predicted_log[0], timing.effects(keys, train_days, np.log1p(train["likes"]), account),
                       settings.date, settings.tz)
     for line in names_lines(settings.typed, drafted.tweets.iloc[0], loaded.stats, loaded.info["history_prior"]):
         print(line)
@@ -241,13 +241,13 @@ def describe_ranked(tweets, advice):
         print(f"  draft {row + 1}: {parts_words(advice.versus_first, row, factors, tweets, best)}")
 
 
-def describe_week(tweet, predicted_log, found, start, tz):
+def describe_week(account, predicted_log, found, start, tz):
     """When to post: the slots of the week from `start` where the account's own likes run highest
     and lowest, only where that is beyond the uncertainty (tweetlikes.timing)."""
     moments = pd.Series(pd.date_range(utc(start).ceil("h"), periods=7 * 24, freq="h"))
     effect, error, best, worst, reliable = timing.advice(found, moments)
-    whose = f"{tweet['username']}'s own {found.tweets:,} training tweets" if found.tweets else \
-        f"all {found.all_tweets:,} training tweets of accounts with two or more (no history of this account)"
+    whose = f"{account}'s own {found.tweets:,} training tweets" if found.tweets else \
+        f"all {found.all_tweets:,} training tweets of accounts with two or more (no history of this one)"
     print(f"\nwhen to post: how the likes of {whose} move with the hour and the day, around the account's usual")
     if not reliable:
         print(f"  no hour or day is reliably better in this data: the best and the worst slot of the week differ "
