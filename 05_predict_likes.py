@@ -308,7 +308,7 @@ def embed_new_tweets(tweets, classifier, args, client):
     directory, gone once they are read."""
     meta = classifier["meta"]
     made_on_cpu = meta.get("embedding_precision", "").startswith("openvino")
-    device = "cpu" if args.device == "auto" and made_on_cpu else common.pick_device(args.device)
+    device = "cpu" if args.device == "auto" and made_on_cpu else encoder.pick_device(args.device)
     fast = meta["embedding_mode"] == "fast"
     model = encoder.load_encoder(meta["embedding_model"], device, fast)
     batch_size = args.batch_size or encoder.BATCH_SIZE[device]

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
-from tweetlikes import calibration, features, finetune, text
+from tweetlikes import calibration, encoder, features, finetune, text
 
 
 def load_artifact(path, expect):
@@ -129,7 +129,7 @@ def with_text_columns(tweets, classifier, content, rows, out_of_fold, device=Non
     form = classifier["meta"]["text_form"]
     if not features.TEXT_COLUMNS[form]:
         return tweets
-    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], common.pick_device(device))(
+    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], encoder.pick_device(device))(
         tweets["content"]) if form == "finetuned" and not out_of_fold else None
     return tweets.join(text.columns(form, classifier["text"], content, rows, new_scores, out_of_fold)
                        .set_axis(tweets.index))
