@@ -517,6 +517,8 @@ def main(argv=None):
     #    one streamed pass (classed_rows), keeping what this run needs: the table never sits whole.
     info = tables.check_classed()
     refuse_output_onto_inputs(args, info)
+    if args.output is not None:
+        common.check_output(args.output)
     stats = tables.load_history_stats()
     *trained, combiner = models.load_run(info)  # the classifier, the specialists, the global regressor
 

@@ -260,10 +260,20 @@ def test_a_draft_runs_in_a_read_only_trained_folder(pipeline_copy, monkeypatch, 
     (["--text", "caf\udce9"], "--text is not valid UTF-8"),  # how Python hands over the byte 0xe9
     (["--output", ""], "names no file"),
     (["--text", "hi", "--output", "pipe"], "pipe: it is not a regular file"),  # the rename would replace it
+    # Issue 28, cases 1, 3 and 4.
+    (["--text", "hi", "--username", "adobe", "--output", "link.csv"], "link.csv: it is a link (to precious.txt)"),
+    (["--text", "hi", "--output", "newdir/"], "'newdir/': it ends in '/', so it names a folder"),
+    (["--input", "new.csv", "--output", "preds.xlsx"], "the output is CSV text; name it preds.csv"),
 ])
 def test_bad_draft_and_output_arguments(pipeline_copy, args, match):
     os.mkfifo(pipeline_copy / "pipe")
+    (pipeline_copy / "precious.txt").write_text("mine")
+    (pipeline_copy / "link.csv").symlink_to("precious.txt")
+    write_csv(pipeline_copy / "new.csv", "content,username,company\nhello,bob,acme\n")
     expect_error(match, "05_predict_likes", *args)
+    assert os.readlink(pipeline_copy / "link.csv") == "precious.txt"
+    assert (pipeline_copy / "precious.txt").read_text() == "mine"
+    assert not (pipeline_copy / "newdir").exists() and not (pipeline_copy / "preds.xlsx").exists()
 
 
 # ------------------------------------------------------------------------- the user's files
