@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import features
+from tweetlikes import features, tables
 
 MEDIA_NAMES = {kind.lower(): kind for kind in features.MEDIA_KINDS}  # --media words, Adobe's names
 DRAFT_COLUMNS = ("content", "media", "date", "is_reply")  # what a --drafts CSV may carry per draft
@@ -58,7 +58,8 @@ def read_drafts(path):
         common.fail(f"--drafts {path}: {'it is a folder' if path.is_dir() else 'file not found'}")
     try:
         if path.suffix.lower() == ".csv" or has_draft_header(path):
-            table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            sep, _ = tables.sniff_csv(path, ("content",))  # its delimiter; a column named twice refused
+            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
             if "content" not in table.columns:
                 common.fail(f"--drafts {path} has no `content` column; found {list(table.columns)}")
             extra = [column for column in table.columns if column not in DRAFT_COLUMNS]
