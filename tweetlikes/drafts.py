@@ -6,7 +6,7 @@ now by default) and whether it is a reply (`--reply`) feed the same signal group
 the training file, in the same columns (media as Adobe's `[Photo(...)]` lists).
 """
 import csv
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,17 @@ def parse_zone(name):
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         common.fail(f"--tz {name!r}: not a time zone this system knows; use an IANA name such as Europe/Berlin")
+
+
+def check_week(start):
+    """Refuse a --when week from `start` (ISO text, as parse_date checked it) that runs past the last
+    date the signals can read: those hours would be scored as if their time were unknown."""
+    first = pd.Timestamp(start)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    if first > features.DATE_RANGE[1] - timedelta(days=7):
+        last = f"{features.DATE_RANGE[1]:%Y-%m-%d %H:%M}"
+        common.fail(f"--when scores the week from --date {start}, which runs past {last}, the last time the models "
+                    "can read; give an earlier --date")
 
 
 def now():
