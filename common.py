@@ -183,8 +183,8 @@ def check_writable(paths):
             "it ends in '/', so it names a folder: add the file's name" if not name else
             f"folder {folder} does not exist" if not folder.is_dir() else
             f"folder {folder} is not writable" if not os.access(folder, os.W_OK | os.X_OK) else
-            f"it is a link (to {os.readlink(path)}), which would be replaced, not written through: name "
-            "the file itself" if os.path.islink(path) else
+            f"it is a link (to {os.readlink(path)}), which writing would replace, not write through: remove "
+            "the link or name a file" if os.path.islink(path) else
             "it is a folder" if Path(path).is_dir() else
             "it is not a regular file" if Path(path).exists() and not Path(path).is_file() else None)
         if problem:

@@ -531,6 +531,8 @@ def test_a_drafts_csv_naming_content_twice_is_refused_as_such(workdir):
     write_csv(workdir / "semicolons.csv", "content;media\nhello, world;photo\nbye;\n")  # its delimiter, found
     assert drafts.read_drafts("semicolons.csv").to_dict("list") == {"content": ["hello, world", "bye"],
                                                                     "media": ["photo", ""]}
+    write_csv(workdir / "semicolons.txt", "content;media\nhello, world;photo\nbye;\n")  # a CSV by its header
+    assert drafts.read_drafts("semicolons.txt").equals(drafts.read_drafts("semicolons.csv"))
 
 
 def test_training_rows_without_likes_claim_no_figures(capsys):

@@ -94,10 +94,12 @@ def read_drafts(path):
 
 
 def has_draft_header(path):
-    """Whether the file's first line is a drafts CSV header: `content` and other DRAFT_COLUMNS."""
+    """Whether the file's first line is a drafts CSV header: `content` and other DRAFT_COLUMNS,
+    separated by any of the delimiters an input may use (tables.DELIMITERS)."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        cells = [cell.strip() for cell in next(csv.reader([handle.readline()]), [])]
-    return "content" in cells and set(cells) <= set(DRAFT_COLUMNS)
+        line = handle.readline()
+    headers = [{cell.strip() for cell in next(csv.reader([line], delimiter=sep), [])} for sep in tables.DELIMITERS]
+    return any("content" in cells and cells <= set(DRAFT_COLUMNS) for cells in headers)
 
 
 def parse_reply(text):
