@@ -142,16 +142,22 @@ def follow_classifier(args, argv, meta):
         _disagree(argv, "--seed", args.seed, recorded)
     args.seed = recorded
     args.features_given = args.features
-    args.features = args.features or meta.get("features_option") or ",".join(meta["features"])
+    args.features = args.features or _features_option(meta)
 
 
 def check_features(args, argv, groups, meta):
     """Refuse 04's --features when they read otherwise than the classifier's (follow_classifier)."""
     if list(groups) != list(meta["features"]):
-        _disagree(argv, "--features", args.features_given, meta.get("features_option") or ",".join(meta["features"]))
+        _disagree(argv, "--features", args.features_given, _features_option(meta))
+
+
+def _features_option(meta):
+    """The --features 03b was given, as its classifier records it (its groups, from an older 03b)."""
+    return meta.get("features_option") or ",".join(meta["features"])
 
 
 def _disagree(argv, option, given, recorded):
+    """Refuse `option` `given`, naming the classifier's and the command line that agrees with it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     kept = [item for number, item in enumerate(argv) if not (item == option or item.startswith(option + "=") or
                                                               (number and argv[number - 1] == option))]
