@@ -94,7 +94,8 @@ def assign_split(table, how, test_fraction, seed, days=None):
     elif how == "time":
         group = duplicate_groups(table)
         latest = pd.Series(days).groupby(group).max().to_numpy()
-        is_test = take_groups(group, np.argsort(latest, kind="stable")[::-1], wanted)
+        is_test = cut_between_times(latest[group], take_groups(group, np.argsort(latest, kind="stable")[::-1], wanted),
+                                    test_fraction)
     else:
         column = "username" if how == "account" else "company"
         groups = table[column]
@@ -114,6 +115,26 @@ def assign_split(table, how, test_fraction, seed, days=None):
     if is_test.all() or not is_test.any():
         common.fail(f"--split {how} left one side empty ({is_test.sum()} test rows of {len(table)})")
     return np.where(is_test, "test", "train")
+
+
+def cut_between_times(times, is_test, test_fraction):
+    """The time split's test rows, `is_test`, moved so that the cut falls between two posting times:
+    rows posted at the very time of the cut, which file order alone would split, go whole to the
+    side that keeps the test share nearest the one asked. Refused when that share is off by more
+    than SPLIT_TOLERANCE (too few distinct times), and when every row has one time."""
+    if np.unique(times).size == 1:
+        common.fail(f"--split time needs tweets posted at different times, but all {len(times)} usable rows have "
+                    f"the same `date`; use --split random (or account, company)")
+    cut = times[is_test].min()
+    options = [is_test | (times == cut), is_test & (times > cut)]
+    options = [option for option in options if 0 < option.sum() < len(times)]
+    best = min(options, key=lambda option: abs(option.mean() - test_fraction))
+    if abs(best.mean() - test_fraction) > SPLIT_TOLERANCE:
+        common.fail(f"--split time holds out {best.mean():.0%} of rows, not the {test_fraction:.0%} asked "
+                    f"(±{SPLIT_TOLERANCE:.0%} points): {int((times == cut).sum())} rows share the posting time at the "
+                    f"cut, and the input has only {np.unique(times).size} distinct times; time can't order rows "
+                    "posted together: try another --test-fraction, or --split random")
+    return best
 
 
 def class_thresholds(train_likes):
@@ -226,6 +247,10 @@ def read_usable_rows(args):
     their posting days, and the counts of refused and duplicate rows (each reason printed)."""
     notes = []
     table, _ = tables.read_table(args.input, sheet=args.sheet, notes=notes)
+    made_by = tables.made_by_pipeline(table.columns)
+    if made_by:
+        common.fail(f"{args.input} is {made_by}, not tweets to learn from: give the original input, the "
+                    "tweets it was made from")
     clash = [column for column in features.DERIVED_COLUMNS if column in table.columns]
     if clash:
         common.fail(f"{args.input} already has column(s) {clash}, which this stage derives and would "

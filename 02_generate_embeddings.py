@@ -221,7 +221,7 @@ def generate(args):
         print(f"  computing {PATHS[kind]}: {reasons[kind]}")
 
     # 2. The encoder, and the folder of finished chunks to resume from.
-    device = common.pick_device(args.device)
+    device = encoder.pick_device(args.device)
     batch_size = args.batch_size or encoder.BATCH_SIZE[device]
     model = encoder.load_encoder(args.model, device, args.fast)
     print(f"model {args.model} on {device}, {model.precision}, batch {batch_size}, max {model.max_length} tokens")
@@ -262,7 +262,7 @@ def save_finetuned(args, table, info):
               f"in {common.seconds_since(started)} (--force retrains)")
         return
     print(f"  computing {common.FINETUNED_SCORES}: {why}")
-    record = finetune.cached_or_trained(table, want, functools.partial(common.pick_device, args.device), args.force)
+    record = finetune.cached_or_trained(table, want, functools.partial(encoder.pick_device, args.device), args.force)
     if meta.pop(finetune.RECORD, None) is not None:
         common.save_json(common.EMBEDDINGS_META, meta)
     finetune.copy_scores(record)

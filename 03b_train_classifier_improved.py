@@ -19,7 +19,7 @@ only used for the report printed at the end.
 
 --features all      content embeddings, the history features and every signal 01 found (default)
 --features seed     the original design: content embeddings only (read raw, unless --text-form says)
---help lists the groups; 04 must be run with the same --features.
+--help lists the groups; 04 takes the same --features (and --seed) from the classifier.
 
 The feature matrix is never built whole: XGBoost bins it a block of rows at a time from the
 memory-mapped embeddings; with more fit rows than --sketch-above (100,000), its bins are cut from a
@@ -171,7 +171,8 @@ def main(argv=None):
     test_rows = np.flatnonzero((table["split"] == "test").to_numpy())
     print_test_report(y, training.predict_rows(model.predict, X, test_rows), train_rows, test_rows)
     models.save_artifact(common.CLASSIFIER, models.artifact(model, {
-        **provenance, "settings": settings, "n_features": X.width, "train_rows": len(train_rows),
+        **provenance, "features_option": args.features, "settings": settings, "n_features": X.width,
+        "train_rows": len(train_rows),
         "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
         "text_form": text_form, "text_form_scores": text_scores, "sketch_sample_rows": sample, **on_cluster},
         text=text_model))

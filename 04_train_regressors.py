@@ -34,8 +34,11 @@ from a seeded sample of --sketch-rows of them (the receipt names those models), 
 trains the regressors on a Dask cluster's workers; the combiner, a small ridge on the validation
 slice, is fitted here either way.
 
-Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--cluster ADDRESS]
+Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--seed N] [--cluster ADDRESS]
                                     [--sketch-above ROWS] [--sketch-rows N]
+(--features and --seed are 03b's, as its classifier records them, unless given; given otherwise, they
+are refused with the command that agrees: the models are combined, and 04 fits its combiner on the
+rows 03b held out of training.)
 
 A good run on the embedded sample prints:
 
@@ -162,9 +165,13 @@ def main(argv=None):
     common.check_writable([*paths.values(), common.COMBINER])
     started = time.perf_counter()
 
-    # 1. The training columns, both embeddings, the classifier of 03b and the validation slice.
+    # 1. The classifier of 03b, whose seed and features these models follow; the training columns,
+    #    both embeddings (the classifier checked against them) and the validation slice.
+    classifier = models.load_classifier({})
+    training.follow_classifier(args, argv, classifier["meta"])
     table, inputs, provenance = training.training_inputs(args, ["combined", "content"])
-    classifier = models.load_classifier(provenance)
+    training.check_features(args, argv, provenance["features"], classifier["meta"])
+    models.check_provenance(common.CLASSIFIER, classifier["meta"], provenance)
     text_form = classifier["meta"]["text_form"]  # the form 03b chose: the text reads as its model does
     inputs = training.text_form_inputs(inputs, provenance["features"], text_form, classifier["text"])
     X = inputs["combined"]

@@ -117,8 +117,7 @@ DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluat
 REPORT_EXPLAINED_ROWS = 4096
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
 PIPELINE_FILES = (*common.MAKERS, *report.REPORT_FILES)
-OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
-                  "expected_likes"]  # and, with --explain, why_<group> for each explanation group
+OUTPUT_COLUMNS = list(tables.PREDICTION_COLUMNS)  # and, with --explain, why_<group> for each explanation group
 # What 05 keeps of the classed CSV's test rows: the texts (the training rows among them, the report's accounts),
 # likes and class (the report) and the features; their other columns go straight from the file to the
 # predictions, a chunk at a time (test_rows_original). Of the training rows: likes and class (the report).
@@ -195,15 +194,19 @@ def check_arguments(args):
             common.fail(f"--{name} is not valid UTF-8 text")
     if any(not text.strip() for text in args.text or []):
         common.fail("--text is empty")
-    if args.when and (args.drafts is not None or len(args.text) > 1):
-        common.fail("--when scores one draft at every hour of the week: give one --text")
     if args.tz is not None and not args.when:
         common.fail("--tz shows --when's slots in a time zone: give --when too")
     args.tz = drafts.parse_zone(args.tz) if args.tz else None
     args.draft_table = drafts.read_drafts(args.drafts) if args.drafts is not None else None
+    count, given = (len(args.draft_table), f"--drafts {args.drafts}") if args.drafts is not None else \
+        (len(args.text or ()), "--text")
+    if args.when and count > 1:
+        common.fail(f"--when scores one draft at every hour of the week, and {given} gives {count}: give one")
     args.media = drafts.parse_media(args.media) if args.media else ""
     args.given_date = args.date
     args.date = drafts.parse_date(args.date) if args.date else drafts.now()
+    if args.when:
+        drafts.check_week(args.date)
     if args.output is None and not args.has_drafts:
         args.output = common.PREDICTIONS
 
@@ -278,7 +281,8 @@ def new_tweets_input(args, stats, info, classifier, client):
         tweets = tweets[~empty]
     taken = [column for column in OUTPUT_COLUMNS if column in original.columns]
     if taken:
-        common.fail(f"{args.input} already has column(s) {taken}, which this stage adds; rename them")
+        common.fail(f"{args.input} already has column(s) {taken}, which this stage adds: if it is an earlier run's "
+                    "predictions, give the tweets they were made from; else rename them")
     # A user's own `split` column stays in `original`; the models read 01's definition of each.
     tweets = tweets.drop(columns=list(features.DERIVED_COLUMNS), errors="ignore")
     tweets[features.HISTORY_FEATURES] = features.lookup_history(tweets, stats, info["history_prior"]).to_numpy()
@@ -308,7 +312,7 @@ def embed_new_tweets(tweets, classifier, args, client):
     directory, gone once they are read."""
     meta = classifier["meta"]
     made_on_cpu = meta.get("embedding_precision", "").startswith("openvino")
-    device = "cpu" if args.device == "auto" and made_on_cpu else common.pick_device(args.device)
+    device = "cpu" if args.device == "auto" and made_on_cpu else encoder.pick_device(args.device)
     fast = meta["embedding_mode"] == "fast"
     model = encoder.load_encoder(meta["embedding_model"], device, fast)
     batch_size = args.batch_size or encoder.BATCH_SIZE[device]
@@ -435,8 +439,10 @@ def known_likes(tweets, in_training, args):
               "the models have seen it, so its prediction flatters them", file=sys.stderr)
     elif in_training.any():
         print(f"warning: {in_training.sum()} of {len(tweets)} rows are training rows of {common.CLASSED_CSV} "
-              f"(same content and username); {in_sample} of them are scored, so the figures are "
-              "partly in-sample and flatter the model", file=sys.stderr)
+              "(same content and username); " + (f"{in_sample} of them are scored, so the figures are partly "
+                                                 "in-sample and flatter the model" if in_sample else
+                                                 "the models have seen them, so their predictions flatter them"),
+              file=sys.stderr)
     return likes.to_numpy(), known, in_sample
 
 
@@ -517,6 +523,8 @@ def main(argv=None):
     #    one streamed pass (classed_rows), keeping what this run needs: the table never sits whole.
     info = tables.check_classed()
     refuse_output_onto_inputs(args, info)
+    if args.output is not None:
+        common.check_output(args.output)
     stats = tables.load_history_stats()
     *trained, combiner = models.load_run(info)  # the classifier, the specialists, the global regressor
 

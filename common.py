@@ -1,12 +1,13 @@
 """What every stage needs: the file names and which script makes each, the classes and their
-quantiles, the seed, the device choice, and the few helpers every stage uses (the one-line error,
-argument types, `require`, writability checks, atomic saves, checked JSON).
+quantiles, the seed, and the few helpers every stage uses (the one-line error, argument types,
+`require`, the rules for output paths, atomic saves, checked JSON).
 
 What two or more stages share beyond this lives in the tweetlikes package, a module per concern.
 Every generated file goes to the current working directory; the scripts themselves (and the
 embedded data/) are found relative to this file, so the pipeline runs from any folder.
 """
 import argparse
+import atexit
 import errno
 import hashlib
 import json
@@ -19,9 +20,12 @@ import time
 from pathlib import Path
 
 
-def stop_interrupted(script):
-    """Ctrl-C's one line and exit code (every write is atomic: finished work is intact, the rest left no trace)."""
+def stop_interrupted(script, shutting_down=False):
+    """Ctrl-C's one line and exit code (every write is atomic: finished work is intact, the rest left
+    no trace); while Python shuts down, at once (an exception there would only be "ignored")."""
     print(f"\nerror: interrupted; rerun {script} to resume or redo it", file=sys.stderr)
+    if shutting_down:
+        sys.stdout.flush(), sys.stderr.flush(), os._exit(130)
     sys.exit(130)  # 128 + SIGINT, as shells report it
 
 
@@ -33,8 +37,8 @@ def _interrupted_while_starting(signum, frame):
 # numpy, pandas, xgboost (seconds) gets the one line too, not a traceback; run() hands Ctrl-C
 # back to Python once main starts. Never in a process that merely imports this module (tests).
 _SCRIPT = getattr(sys.modules.get("__main__"), "__file__", None)
-if _SCRIPT and Path(_SCRIPT).resolve().parent == Path(__file__).resolve().parent and \
-        signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+_AS_SCRIPT = bool(_SCRIPT) and Path(_SCRIPT).resolve().parent == Path(__file__).resolve().parent
+if _AS_SCRIPT and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 import numpy as np  # noqa: E402 (after the guard above)
@@ -84,8 +88,15 @@ def run(main):
     script = Path(main.__code__.co_filename).name
     if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # After main, Python shuts down (threads, exit handlers, modules) and restores Ctrl-C's default,
+    # which kills without a word (exit 130 after a full receipt): a press gets the line until the
+    # exit handlers main's work registered have run, and is ignored after (nothing is left to stop).
+    if _AS_SCRIPT:
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
     try:
         main()
+        if _AS_SCRIPT:
+            signal.signal(signal.SIGINT, lambda *_: stop_interrupted(script, shutting_down=True))
     except KeyboardInterrupt:
         stop_interrupted(script)
     except OSError as error:
@@ -119,11 +130,8 @@ def assign_classes(likes, thresholds):
 
 
 def file_sha256(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def maker(path):
@@ -135,8 +143,7 @@ def require(paths):
     """Fail before any expensive work if an input is missing, naming the script that makes it."""
     for path in paths:
         if not Path(path).exists():
-            hint = f"; run {maker(path)} first" if maker(path) else ""
-            fail(f"{path} not found{hint}")
+            fail(f"{path} not found" + (f"; run {maker(path)} first" if maker(path) else ""))
 
 
 def is_number(value):
@@ -165,21 +172,31 @@ def read_json(path):
     return data
 
 
-# --------------------------------------------------------------------------------- atomic writes
-
+# ------------------------------------------------------------------------ output paths, atomic writes
 def check_writable(paths):
-    """Fail before any expensive work if an output could not be written: its folder is missing
-    or read-only (a stage should not train for minutes and then fail to save)."""
-    for path in paths:
-        if not Path(path).name or Path(path).name == "..":
-            fail(f"cannot write {str(path)!r}: it names no file")
-        folder = Path(path).absolute().parent
-        if not folder.is_dir():
-            fail(f"cannot write {path}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            fail(f"cannot write {path}: folder {folder} is not writable")
-        if Path(path).exists() and not Path(path).is_file():  # a folder, a device, a pipe: the rename would replace it
-            fail(f"cannot write {path}: it is {'a folder' if Path(path).is_dir() else 'not a regular file'}")
+    """Fail before any expensive work if an output could not be written or the rename onto it would
+    lose something: its folder is missing or read-only; it is a link, a folder, a pipe or a device."""
+    for path in map(str, paths):
+        folder, name = Path(path).absolute().parent, os.path.basename(path)
+        problem = (
+            "it names no file" if name in ("", ".", "..") and not path.endswith("/") else
+            "it ends in '/', so it names a folder: add the file's name" if not name else
+            f"folder {folder} does not exist" if not folder.is_dir() else
+            f"folder {folder} is not writable" if not os.access(folder, os.W_OK | os.X_OK) else
+            f"it is a link (to {os.readlink(path)}), which writing would replace, not write through: remove "
+            "the link or name a file" if os.path.islink(path) else
+            "it is a folder" if Path(path).is_dir() else
+            "it is not a regular file" if Path(path).exists() and not Path(path).is_file() else None)
+        if problem:
+            fail(f"cannot write {path if name else repr(path)}: {problem}")
+
+
+def check_output(path):
+    """A user-named output (05 --output), writable and named as what is written: CSV text in a
+    file named preds.xlsx would be opened as a broken workbook."""
+    check_writable([path])
+    if Path(path).suffix.lower() != ".csv":
+        fail(f"cannot write {path}: the output is CSV text; name it {Path(path).stem}.csv (Excel opens it)")
 
 
 def atomic_write(path, write):
@@ -226,23 +243,6 @@ def save_npy(path, array):
         with open(tmp, "wb") as handle:
             np.save(handle, array)
     atomic_write(path, write)
-
-
-def pick_device(requested="auto"):
-    """CUDA, then Apple MPS, then CPU; `requested` forces one, which must be there. Torch takes
-    seconds to import, so on Linux without a GPU driver (NVIDIA's or AMD's) it is not asked."""
-    if requested == "cpu" or (requested == "auto" and sys.platform == "linux" and
-                              not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/kfd"))):
-        return "cpu"
-    import torch
-
-    found = {"cuda": torch.cuda.is_available(),
-             "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
-    if requested == "auto":
-        return next((device for device, present in found.items() if present), "cpu")
-    if not found[requested]:
-        fail(f"--device {requested}, but torch finds no {requested.upper()} device on this machine")
-    return requested
 
 
 def seconds_since(start):

@@ -111,7 +111,7 @@ def main(argv=None):
     parser.add_argument("--output", default="gpu_check.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    device = common.pick_device("auto")
+    device = encoding.pick_device("auto")
     cuda = device == "cuda"
     if cuda:
         import torch

@@ -113,6 +113,25 @@ def test_time_split_holds_out_the_latest_tweets(workdir):
     assert days[table["split"] == "train"].max() < days[table["split"] == "test"].min()
 
 
+def test_time_split_never_cuts_between_rows_posted_together():
+    # Issue 28, case 5: rows of one date were split by file order, as if it were time.
+    days = np.concatenate([np.arange(78), np.full(4, 78.0), np.arange(79, 97)])  # 4 rows at the 20% cut
+    split = create_classes.assign_split(tweets(100), "time", 0.2, 42, days)
+    assert days[split == "train"].max() < days[split == "test"].min()
+    assert (split == "test").sum() in (18, 22)  # the four go to one side, whole
+    with pytest.raises(SystemExit, match="all 100 usable rows have the same `date`; use --split random"):
+        create_classes.assign_split(tweets(100), "time", 0.2, 42, np.zeros(100))
+    with pytest.raises(SystemExit, match="holds out 10% of rows, not the 20% asked .* only 2 distinct times"):
+        create_classes.assign_split(tweets(100), "time", 0.2, 42, np.repeat([0.0, 1.0], [90, 10]))
+
+
+def test_time_split_of_one_date_is_refused_in_one_line(workdir):
+    dated_tweets().assign(date="2021-05-01T10:00:00Z").to_csv("tweets.csv", index=False)
+    expect_error("--split time needs tweets posted at different times", "01_create_classes", "--input", "tweets.csv",
+                 "--split", "time")
+    assert not (workdir / common.CLASSED_CSV).exists()
+
+
 # ------------------------------------------------------------------------------------ history
 
 def test_history_features_never_see_their_own_row():
@@ -180,6 +199,23 @@ def test_columns_that_01_derives_are_not_overwritten(workdir, column):
     tweets(100).assign(**{column: "mine"}).to_csv("tweets.csv", index=False)
     with pytest.raises(SystemExit, match=f"already has column.*'{column}'.*rename"):
         run("01_create_classes", "--input", "tweets.csv")
+    assert not (workdir / common.CLASSED_CSV).exists()
+
+
+def test_01_refuses_its_own_output_naming_what_it_is(small_csv, workdir):
+    # Issue 28, case 13: it listed 31 derived columns and said "rename them".
+    run("01_create_classes", "--input", small_csv)
+    message = expect_error(f"{common.CLASSED_CSV} is 01's own output", "01_create_classes", "--input",
+                           common.CLASSED_CSV)
+    assert "give the original input" in message and "rename" not in message
+
+
+def test_01_refuses_a_predictions_file(workdir):
+    # Issue 28, case 7: 01-04 trained on 05's predictions, and 05 ended in a pandas traceback.
+    tweets(100).assign(predicted_class=0, probability_common=1.0, probability_popular=0.0, probability_viral=0.0,
+                       predicted_likes=3.0, expected_likes=4.0).to_csv("preds.csv", index=False)
+    message = expect_error("preds.csv is 05's predictions file", "01_create_classes", "--input", "preds.csv")
+    assert "give the original input" in message
     assert not (workdir / common.CLASSED_CSV).exists()
 
 

@@ -173,7 +173,7 @@ def test_a_second_run_in_the_same_folder_is_refused(classed):
                                             pytest.param(["--device", "cuda"], "error: --device cuda, but torch finds no CUDA",
                                                          marks=pytest.mark.slow)])  # imports torch: seconds
 def test_bad_settings_are_one_line_errors(classed, capsys, args, message):
-    if args[0] == "--device" and common.pick_device() == "cuda":
+    if args[0] == "--device" and encoder.pick_device() == "cuda":
         pytest.skip("this machine has a CUDA device")
     with pytest.raises(SystemExit) as stopped:
         run("02_generate_embeddings", *args)

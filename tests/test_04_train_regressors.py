@@ -116,10 +116,35 @@ def test_the_four_regressors_and_the_combiner_are_one_run_made_after_the_classif
 
 @pytest.mark.slow
 def test_models_of_different_feature_sets_are_not_mixed(pipeline_copy):
-    expect_error(f"{common.CLASSIFIER} is stale: it was made with features=", "04_train_regressors",
+    expect_error(f"--features seed, but 03b trained {common.CLASSIFIER} with --features all", "04_train_regressors",
                  "--features", "seed")
     run("03b_train_classifier_improved", "--features", "seed")
     expect_error("rerun 04_train_regressors.py", "05_predict_likes")
+
+
+@pytest.mark.slow
+def test_a_seed_other_than_the_classifiers_is_refused_with_the_command_that_agrees(pipeline_copy):
+    # Issue 28, case 2: `04 --seed 7` after 03b's 42 fitted the combiner and calibration on rows the
+    # classifier trained on, without a word.
+    before = {path.name: path.read_bytes() for path in pipeline_copy.iterdir()}
+    message = expect_error(f"--seed 7, but 03b trained {common.CLASSIFIER} with --seed 42", "04_train_regressors",
+                           "--max-depth", "3", "--seed", "7")
+    assert "rerun as: python 04_train_regressors.py --max-depth 3 --seed 42" in message
+    assert {path.name: path.read_bytes() for path in pipeline_copy.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_04_follows_the_classifiers_features_and_seed(pipeline_copy):
+    # Issue 28, case 8: `03b --features history`, then plain 04, said "rerun 03b".
+    run("03b_train_classifier_improved", "--features", "history", "--seed", "3", "--text-form", "none")
+    run("04_train_regressors")
+    meta = models.load_artifact(common.GLOBAL_REGRESSOR, {})["meta"]
+    assert meta["features"] == ["text", "history"] and meta["settings"]["seed"] == 3
+    table = tables.load_classed(["split", "popularity_class"])[0]
+    assert common.read_json(common.COMBINER)["fitted_rows"] == len(training.training_split(table, 3)[1])
+    run("05_predict_likes", "--no-plots")  # the models belong together
+    message = expect_error("--features all, but 03b trained", "04_train_regressors", "--features", "all")
+    assert "rerun as: python 04_train_regressors.py --features history" in message
 
 
 @pytest.mark.slow

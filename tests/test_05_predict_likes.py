@@ -14,7 +14,7 @@ import pytest
 
 import common
 from conftest import expect_error, read_only, run, sample, stage, strict_json, tweets_with_copies, write_csv
-from tweetlikes import calibration, features, models, pairs, report, tables, training
+from tweetlikes import calibration, drafts, features, models, pairs, report, tables, training
 
 predict_likes = stage("05_predict_likes")
 
@@ -132,7 +132,7 @@ def test_a_retrained_classifier_makes_the_combiner_stale(pipeline_copy):
 @pytest.mark.slow
 def test_regressors_of_two_runs_of_04_are_not_mixed(pipeline_copy, pipeline_dir):
     """An interrupted 04 leaves some regressors of the new run beside the old ones."""
-    run("04_train_regressors", "--seed", "7")
+    run("04_train_regressors", "--max-depth", "3")
     (pipeline_copy / common.REGRESSOR.format(k=2)).write_bytes((pipeline_dir / common.REGRESSOR.format(k=2)).read_bytes())
     expect_error(f"{common.REGRESSOR.format(k=2)} is stale: it was made with run_id=", "05_predict_likes")
 
@@ -260,10 +260,20 @@ def test_a_draft_runs_in_a_read_only_trained_folder(pipeline_copy, monkeypatch, 
     (["--text", "caf\udce9"], "--text is not valid UTF-8"),  # how Python hands over the byte 0xe9
     (["--output", ""], "names no file"),
     (["--text", "hi", "--output", "pipe"], "pipe: it is not a regular file"),  # the rename would replace it
+    # Issue 28, cases 1, 3 and 4.
+    (["--text", "hi", "--username", "adobe", "--output", "link.csv"], "link.csv: it is a link (to precious.txt)"),
+    (["--text", "hi", "--output", "newdir/"], "'newdir/': it ends in '/', so it names a folder"),
+    (["--input", "new.csv", "--output", "preds.xlsx"], "the output is CSV text; name it preds.csv"),
 ])
 def test_bad_draft_and_output_arguments(pipeline_copy, args, match):
     os.mkfifo(pipeline_copy / "pipe")
+    (pipeline_copy / "precious.txt").write_text("mine")
+    (pipeline_copy / "link.csv").symlink_to("precious.txt")
+    write_csv(pipeline_copy / "new.csv", "content,username,company\nhello,bob,acme\n")
     expect_error(match, "05_predict_likes", *args)
+    assert os.readlink(pipeline_copy / "link.csv") == "precious.txt"
+    assert (pipeline_copy / "precious.txt").read_text() == "mine"
+    assert not (pipeline_copy / "newdir").exists() and not (pipeline_copy / "preds.xlsx").exists()
 
 
 # ------------------------------------------------------------------------- the user's files
@@ -489,16 +499,50 @@ def test_a_drafts_file_cell_is_checked_as_its_option_is(pipeline_copy, tmp_path,
 
 @pytest.mark.parametrize("args, message", [
     (["--media", "photo"], "--media describes drafts"),
-    (["--text", "a", "--text", "b", "--when"], "give one --text"),
+    (["--text", "a", "--text", "b", "--when"], "and --text gives 2: give one"),
     (["--text", "a", "--media", "photograph"], "unknown kind"),
     (["--text", "a", "--date", "next tuesday"], "expected an ISO 8601 time"),
     (["--text", "a", "--date", "2999-01-01T00:00:00Z"], "between the years 1677 and 2262"),
     (["--drafts", "."], "it is a folder"),
+    # Issue 28, case 6: a week past the dates pandas holds was scored as 167 hours of unknown time.
+    (["--text", "a", "--when", "--date", "2262-04-11T23:00:00Z"], "runs past 2262-04-11 23:47, the last time"),
+    (["--text", "a", "--when", "--date", "2262-04-05T00:00:00"], "give an earlier --date"),
 ])
 def test_draft_settings_are_checked_before_any_work(workdir, capsys, args, message):
     with pytest.raises(SystemExit) as stop:
         run("05_predict_likes", *args)
     assert message in str(stop.value)
+
+
+def test_when_takes_a_drafts_file_that_holds_one_draft(workdir):
+    # Issue 28, case 12: "give one --text", although the file held one draft.
+    write_csv(workdir / "one.txt", "New brushes <hyperlink>\n\n")
+    write_csv(workdir / "two.csv", "content\nfirst\nsecond\n")
+    expect_error("--when scores one draft at every hour of the week, and --drafts two.csv gives 2: give one",
+                 "05_predict_likes", "--drafts", "two.csv", "--when")
+    # Past the check of the arguments: on to the files of a trained pipeline, which this folder lacks.
+    expect_error(f"{common.CLASSED_CSV} not found", "05_predict_likes", "--drafts", "one.txt", "--when")
+
+
+def test_a_drafts_csv_naming_content_twice_is_refused_as_such(workdir):
+    # Issue 28, case 14: "column(s) ['content.1'] are not draft settings".
+    write_csv(workdir / "twice.csv", "content,content\nfirst,second\n")
+    expect_error("twice.csv has more than one column named ['content']", "05_predict_likes", "--drafts", "twice.csv")
+    write_csv(workdir / "semicolons.csv", "content;media\nhello, world;photo\nbye;\n")  # its delimiter, found
+    assert drafts.read_drafts("semicolons.csv").to_dict("list") == {"content": ["hello, world", "bye"],
+                                                                    "media": ["photo", ""]}
+    write_csv(workdir / "semicolons.txt", "content;media\nhello, world;photo\nbye;\n")  # a CSV by its header
+    assert drafts.read_drafts("semicolons.txt").equals(drafts.read_drafts("semicolons.csv"))
+
+
+def test_training_rows_without_likes_claim_no_figures(capsys):
+    # Issue 28, case 15: "the figures are partly in-sample", with no figures at all.
+    args = predict_likes.parse_arguments(["--input", "new.csv"])
+    _, known, in_sample = predict_likes.known_likes(pd.DataFrame({"likes": [None, None]}), np.array([True, False]),
+                                                    args)
+    assert not known.any() and in_sample == 0
+    err = capsys.readouterr().err
+    assert "1 of 2 rows are training rows" in err and "the models have seen them" in err and "figures" not in err
 
 
 @pytest.mark.slow

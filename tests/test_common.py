@@ -70,6 +70,40 @@ def test_a_failed_write_keeps_the_previous_file(workdir):
             common.check_writable([path])
 
 
+def test_a_link_at_an_output_is_refused_never_replaced(workdir):
+    # Issue 28, case 1: a link at the output was replaced by a file, its target left as it was.
+    (workdir / "precious.txt").write_text("mine")
+    (workdir / "folder").mkdir()
+    for target in ("precious.txt", "folder", "gone.txt"):  # a file, a folder, nothing (a dangling link)
+        (workdir / "out.csv").symlink_to(target)
+        with pytest.raises(SystemExit, match=f"^error: cannot write out.csv: it is a link \\(to {target}\\)"):
+            common.check_writable(["out.csv"])
+        assert os.readlink(workdir / "out.csv") == target
+        (workdir / "out.csv").unlink()
+    assert (workdir / "precious.txt").read_text() == "mine"
+
+
+def test_an_output_ending_in_a_slash_names_a_folder(workdir):
+    # Issue 28, case 3: `--output newdir/` wrote a file named newdir.
+    for path in ("newdir/", "folder/"):
+        with pytest.raises(SystemExit, match=f"cannot write '{path}': it ends in '/', so it names a folder"):
+            common.check_writable([path])
+    assert list(workdir.iterdir()) == []
+
+
+def test_a_user_named_output_is_named_as_csv(workdir):
+    # Issue 28, case 4: `--output preds.xlsx` was CSV text in a file Excel opens as a broken workbook.
+    for path, name in (("preds.xlsx", "preds.csv"), ("preds.xls", "preds.csv"), ("preds", "preds.csv"),
+                       ("out.tsv", "out.csv")):
+        with pytest.raises(SystemExit, match=f"cannot write {path}: the output is CSV text; name it {name}"):
+            common.check_output(path)
+    for path in ("preds.csv", "PREDS.CSV"):
+        common.check_output(path)
+    with pytest.raises(SystemExit, match="is a link"):  # and every rule of check_writable
+        (workdir / "link.csv").symlink_to("elsewhere.csv")
+        common.check_output("link.csv")
+
+
 @pytest.mark.parametrize("name, option, value", [
     ("01_create_classes", "--seed", "-1"),
     ("03b_train_classifier_improved", "--n-estimators", "0"),
@@ -204,6 +238,33 @@ def test_ctrl_c_while_a_stage_imports_is_one_line(name, workdir):
     done = run_python(CTRL_C_WHILE_IMPORTING, PROJECT_DIR / f"{name}.py", cwd=workdir, timeout=60)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == f"error: interrupted; rerun {name}.py to resume or redo it"
+
+
+# 01 run as `python SCRIPT` would run it, with a real SIGINT once common.run has returned: while Python
+# shuts down (waiting for the thread that sends it), where a press used to be an "Exception ignored"
+# traceback, or, once Python has restored Ctrl-C's default, a silent exit 130 after a full receipt.
+CTRL_C_WHILE_SHUTTING_DOWN = """
+import os, runpy, signal, sys, threading, time
+script = sys.argv[1]
+sys.modules["__main__"].__file__ = script  # common sees a stage started as a script
+sys.path.insert(0, os.path.dirname(script))
+import common
+finish = common.run
+def run(main):
+    finish(main)
+    threading.Thread(target=lambda: (time.sleep(0.2), os.kill(os.getpid(), signal.SIGINT))).start()
+common.run = run
+sys.argv = [script]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def test_ctrl_c_after_the_receipt_is_still_one_line(workdir):
+    # Issue 28, case 17.
+    done = run_python(CTRL_C_WHILE_SHUTTING_DOWN, PROJECT_DIR / "01_create_classes.py", cwd=workdir, timeout=120)
+    assert done.stdout.splitlines()[-1].startswith(f"wrote {common.CLASSED_CSV}")  # the run had finished
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "error: interrupted; rerun 01_create_classes.py to resume or redo it"
 
 
 def test_importing_common_leaves_ctrl_c_alone():

@@ -1,5 +1,7 @@
 """tweetlikes/report.py: known answers for every figure 05 reports (the regression figures, the
 classifier's, every method side by side) and the two plots."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,6 +31,18 @@ def test_known_errors():
     assert reversed_order["spearman"] == pytest.approx(-1)
     assert reversed_order["log_mae_by_class"]["viral"] is None  # no viral rows: no figure
     assert reversed_order["viral_precision"] == 0.0 and reversed_order["viral_recall"] is None
+
+
+def test_likes_all_the_same_have_no_spearman_and_no_warning(capsys):
+    # Issue 28, case 16: scipy's ConstantInputWarning, with a source path and a line of code.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = report.regression_metrics(np.array([0.5, 1.0, 2.0]), np.zeros(3), np.zeros(3, int), np.log1p(500))
+    assert scores["spearman"] is None and scores["log_mae"] == pytest.approx(3.5 / 3)
+    report.print_regression({"global median": scores}, {"pairs": 0, "within": "account",
+                                                        "accuracy": {"global median": None}}, 3)
+    out = capsys.readouterr().out
+    assert "Spearman n/a: every scored row has the same likes" in out and "nan" not in out
 
 
 def test_viral_precision_and_recall_at_the_predicted_level():

@@ -208,11 +208,54 @@ def test_a_trailing_comma_on_every_row_is_dropped_and_said(workdir, header_too, 
     assert notes == [tables.TRAILING_DELIMITER]
 
 
-def test_a_tab_separated_file_is_read_as_such_and_said(workdir):
-    write_csv(workdir / "tabs.tsv", (HEADER + "".join(ROWS)).replace(",", "\t"))
-    table, _, notes = read_with_notes(workdir / "tabs.tsv")
-    assert table["content"].tolist() == [f"tweet {i}" for i in range(1, 9)]
-    assert notes == ["read as tab-separated (the header has tabs and no commas)"]
+@pytest.mark.parametrize("sep, name", [("\t", "tab"), (";", "semicolon"), ("|", "pipe")])
+def test_a_file_of_another_delimiter_is_read_as_such_and_said(workdir, sep, name):
+    # Issue 28, case 9: a semicolon-separated file was read as one column, refused for a row "of 2 cells".
+    rows = [row.replace("tweet", "a tweet, this one") for row in ROWS]  # commas inside the cells too
+    write_csv(workdir / "other.csv", (HEADER + "".join(rows)).replace(",", sep).replace(f"a tweet{sep} this one",
+                                                                                        "a tweet, this one"))
+    table, _, notes = read_with_notes(workdir / "other.csv")
+    assert table["content"].tolist() == [f"a tweet, this one {i}" for i in range(1, 9)]
+    assert table["likes"].tolist() == pd.read_csv(io.StringIO(HEADER + "".join(ROWS)), dtype=str)["likes"].tolist()
+    assert notes == [f"read as {name}-separated (the header's columns are separated by {sep!r})"]
+
+
+def test_a_header_below_titles_is_found(workdir):
+    # Issue 28, case 10: a workbook whose header is on row 4 was read as columns 'Unnamed: 0', ....
+    frame = pd.read_csv(io.StringIO(HEADER + "".join(ROWS)), dtype=str)
+    with pd.ExcelWriter(workdir / "titled.xlsx") as writer:
+        pd.DataFrame([["Tweets, March"], [None], ["exported by the team"]]).to_excel(writer, index=False,
+                                                                                     header=False)
+        frame.to_excel(writer, index=False, startrow=3)
+    table, original, notes = read_with_notes(workdir / "titled.xlsx")
+    pd.testing.assert_frame_equal(original, frame)
+    assert notes == ["read from row 4, the first that names the columns (the 3 row(s) above it skipped)"]
+    # A CSV says where its header is, in one line: the lines above it are to delete.
+    write_csv(workdir / "titled.csv", "Tweets, March\n\n" + HEADER.replace(",", ";") + "".join(ROWS))
+    with pytest.raises(SystemExit, match="titled.csv: the columns are named on line 3, not on the first "
+                                         "\\(semicolon-separated\\); delete the 2 line\\(s\\) above that header"):
+        tables.read_table(workdir / "titled.csv")
+
+
+def test_a_column_named_twice_is_refused_not_read_as_a_copy(workdir):
+    # pandas reads the second `content` as `content.1`, and the first alone would be used.
+    write_csv(workdir / "twice.csv", "likes,content,username,company,content\n1,a,bob,acme,b\n")
+    with pytest.raises(SystemExit, match=r"has more than one column named \['content'\]"):
+        tables.read_table(workdir / "twice.csv")
+
+
+def test_a_csv_named_xlsx_says_to_rename_it(workdir):
+    # Issue 28, case 11: "Excel file format cannot be determined, you must specify an engine manually".
+    write_csv(workdir / "tweets.xlsx", HEADER + "".join(ROWS))
+    with pytest.raises(SystemExit, match="could not read tweets.xlsx: it is text, not an Excel workbook \\(a CSV "
+                                         "named .xlsx\\?\\); rename it to tweets.csv"):
+        tables.read_table("tweets.xlsx")
+    (workdir / "old.xlsx").write_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504))
+    with pytest.raises(SystemExit, match="old.xlsx is a legacy Excel file \\(.xls\\) named .xlsx"):
+        tables.read_table("old.xlsx")
+    (workdir / "binary.xlsx").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(SystemExit, match="binary.xlsx: it is not an Excel workbook; save it from Excel"):
+        tables.read_table("binary.xlsx")
 
 
 def test_a_stray_quote_that_swallows_rows_is_warned_about(workdir):

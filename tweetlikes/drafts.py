@@ -6,14 +6,14 @@ now by default) and whether it is a reply (`--reply`) feed the same signal group
 the training file, in the same columns (media as Adobe's `[Photo(...)]` lists).
 """
 import csv
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import features
+from tweetlikes import features, tables
 
 MEDIA_NAMES = {kind.lower(): kind for kind in features.MEDIA_KINDS}  # --media words, Adobe's names
 DRAFT_COLUMNS = ("content", "media", "date", "is_reply")  # what a --drafts CSV may carry per draft
@@ -46,6 +46,17 @@ def parse_zone(name):
         common.fail(f"--tz {name!r}: not a time zone this system knows; use an IANA name such as Europe/Berlin")
 
 
+def check_week(start):
+    """Refuse a --when week from `start` (ISO text, as parse_date checked it) that runs past the last
+    date the signals can read: those hours would be scored as if their time were unknown."""
+    first = pd.Timestamp(start)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    if first > features.DATE_RANGE[1] - timedelta(days=7):
+        last = f"{features.DATE_RANGE[1]:%Y-%m-%d %H:%M}"
+        common.fail(f"--when scores the week from --date {start}, which runs past {last}, the last time the models "
+                    "can read; give an earlier --date")
+
+
 def now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -58,7 +69,8 @@ def read_drafts(path):
         common.fail(f"--drafts {path}: {'it is a folder' if path.is_dir() else 'file not found'}")
     try:
         if path.suffix.lower() == ".csv" or has_draft_header(path):
-            table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            sep, _ = tables.sniff_csv(path, ("content",))  # its delimiter; a column named twice refused
+            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
             if "content" not in table.columns:
                 common.fail(f"--drafts {path} has no `content` column; found {list(table.columns)}")
             extra = [column for column in table.columns if column not in DRAFT_COLUMNS]
@@ -82,10 +94,12 @@ def read_drafts(path):
 
 
 def has_draft_header(path):
-    """Whether the file's first line is a drafts CSV header: `content` and other DRAFT_COLUMNS."""
+    """Whether the file's first line is a drafts CSV header: `content` and other DRAFT_COLUMNS,
+    separated by any of the delimiters an input may use (tables.DELIMITERS)."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        cells = [cell.strip() for cell in next(csv.reader([handle.readline()]), [])]
-    return "content" in cells and set(cells) <= set(DRAFT_COLUMNS)
+        line = handle.readline()
+    headers = [{cell.strip() for cell in next(csv.reader([line], delimiter=sep), [])} for sep in tables.DELIMITERS]
+    return any("content" in cells and cells <= set(DRAFT_COLUMNS) for cells in headers)
 
 
 def parse_reply(text):

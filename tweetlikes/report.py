@@ -38,8 +38,10 @@ def regression_metrics(predicted_log, actual_likes, true_class, viral_log_thresh
 
     actual_log = np.log1p(actual_likes)
     error = predicted_log - actual_log
-    # A constant prediction has no ranking at all: call its correlation 0, not undefined.
-    spearman = 0.0 if np.ptp(predicted_log) == 0 else float(spearmanr(predicted_log, actual_log).statistic)
+    # A constant prediction has no ranking at all: call its correlation 0. Likes all the same leave no
+    # order to match: no figure (None), where scipy would warn and answer NaN.
+    spearman = None if np.ptp(actual_log) == 0 else 0.0 if np.ptp(predicted_log) == 0 else \
+        float(spearmanr(predicted_log, actual_log).statistic)
     predicted_viral, viral = predicted_log > viral_log_threshold, true_class == 2
     return {
         "log_rmse": float(np.sqrt(np.mean(error ** 2))),
@@ -188,9 +190,12 @@ def print_regression(scores, pairwise, rows):
         viral = " ".join("  n/a" if v is None else f"{v:.2f}"
                          for v in (score["viral_precision"], score["viral_recall"]))
         accuracy = pairwise["accuracy"][name]
-        print(f"{name:27s} {score['log_rmse']:6.3f} {score['log_mae']:6.3f} {score['spearman']:8.3f} "
+        spearman = "n/a" if score["spearman"] is None else f"{score['spearman']:.3f}"
+        print(f"{name:27s} {score['log_rmse']:6.3f} {score['log_mae']:6.3f} {spearman:>8s} "
               f"{'n/a' if accuracy is None else f'{accuracy:.3f}':>8s} {score['raw_rmse']:9.1f}  {viral:9s}  "
               f"{'':12s}{by_class}")
+    if all(score["spearman"] is None for score in scores.values()):
+        print("Spearman n/a: every scored row has the same likes, so there is no order to match")
 
 
 def print_classifier(classification, calibrated, majority):

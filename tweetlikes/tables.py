@@ -38,6 +38,14 @@ TRAILING_DELIMITER = "dropped the empty, unnamed last column (a trailing delimit
 # a leading @. 01 records the form in its thresholds record, so files of an older 01 are refused.
 NAME_FORM = "casefold, leading @ dropped"
 NAME_COLUMNS = ("username", "company")
+# The delimiters an export may use, each tried on the header: the one that finds the required
+# columns is the file's (Excel writes ';' where the decimal mark is a comma).
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# How far down a header may sit under titles or notes an export puts above the table.
+HEADER_SEARCH_ROWS = 20
+# 05's columns: a file that has them is a predictions file, not tweets.
+PREDICTION_COLUMNS = ("predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
+                      "expected_likes")
 
 
 def read_table(path, required=("content", "username", "likes"), sheet=None, notes=None):
@@ -54,13 +62,14 @@ def read_table(path, required=("content", "username", "likes"), sheet=None, note
     if path.suffix.lower() == ".xls":
         common.fail(f"{path} is a legacy Excel file (.xls), which this pipeline does not read; "
                     "save it as .xlsx or as UTF-8 CSV")
+    wanted = (*required, COMPANY_ALIASES)
     try:
         if path.suffix.lower() == ".xlsx":
-            original = _read_sheet(path, sheet)
+            original = _read_sheet(path, sheet, wanted, notes)
         elif sheet is not None:
             common.fail(f"--sheet names a sheet of an .xlsx workbook; {path} is not one")
         else:
-            original = _read_csv(path, notes)
+            original = _read_csv(path, wanted, notes)
     except pd.errors.EmptyDataError:
         common.fail(f"{path} is empty: expected a header row and tweets")
     except UnicodeDecodeError as error:
@@ -77,11 +86,6 @@ def read_table(path, required=("content", "username", "likes"), sheet=None, note
         original = original.drop(columns=unnamed)
     table = original.copy()
     table.columns = [str(column).strip() for column in table.columns]
-    doubled = sorted(set(table.columns[table.columns.duplicated()]))
-    if doubled:
-        common.fail(f"{path} has more than one column named {doubled} once surrounding spaces are "
-                    f"removed ({[c for c in original.columns if str(c).strip() in doubled]}); "
-                    "rename or drop the extra one")
     if "company" not in table.columns and "inferred company" in table.columns:
         table = table.rename(columns={"inferred company": "company"})
     missing = [c for c in (*required, "company") if c not in table.columns]
@@ -105,28 +109,97 @@ def name_key(names):
     return names.str.strip().str.lstrip("@").str.strip().str.casefold()
 
 
-def _read_sheet(path, sheet):
-    """One sheet of a workbook: the one named, or the only one (never a guess among several)."""
+def _read_sheet(path, sheet, wanted, notes):
+    """One sheet of a workbook: the one named, or the only one (never a guess among several), read
+    from its header row, the first that names the `wanted` columns (titles above it are said)."""
+    _check_workbook(path)
     with pd.ExcelFile(path) as book:
         names = book.sheet_names
         if sheet is not None and sheet not in names:
             common.fail(f"{path} has no sheet {sheet!r}; its sheets are {names}")
         if sheet is None and len(names) > 1:
             common.fail(f"{path} has {len(names)} sheets, {names}; name the one to read with --sheet")
-        return pd.read_excel(book, sheet_name=sheet if sheet is not None else names[0], **AS_TEXT)
+        sheet = sheet if sheet is not None else names[0]
+        top = pd.read_excel(book, sheet_name=sheet, header=None, nrows=HEADER_SEARCH_ROWS, **AS_TEXT)
+        rows = [[str(cell) for cell in row if pd.notna(cell)] for row in top.itertuples(index=False)]
+        header = header_row(rows, wanted) or 0
+        if header:
+            notes.append(f"read from row {header + 1}, the first that names the columns (the {header} row(s) above "
+                         "it skipped)")
+        _refuse_doubled(path, rows[header] if rows else [])
+        return pd.read_excel(book, sheet_name=sheet, header=header, **AS_TEXT)
 
 
-def _read_csv(path, notes):
-    """A CSV (or tab-separated) file read exactly as its header says: a row with more cells than
-    the header is refused, naming its line, never read as a shifted table."""
-    # utf-8-sig strips a byte-order mark.
+def _check_workbook(path):
+    """Refuse a file named .xlsx that is not a workbook, saying what it is and what to do."""
+    if zipfile.is_zipfile(path):
+        return
+    start = path.read_bytes()[:4096]
+    if start.startswith(bytes.fromhex("d0cf11e0a1b11ae1")):  # OLE2: Excel 97-2003 under a new name
+        common.fail(f"{path} is a legacy Excel file (.xls) named .xlsx; save it as .xlsx or as UTF-8 CSV")
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(start) - 4:  # not just a character cut at the end of the sample
+            common.fail(f"could not read {path}: it is not an Excel workbook; save it from Excel as .xlsx or as "
+                        "UTF-8 CSV")
+    common.fail(f"could not read {path}: it is text, not an Excel workbook (a CSV named .xlsx?); rename it to "
+                f"{path.with_suffix('.csv').name}")
+
+
+def named(row, wanted):
+    """How many of the `wanted` columns (a name, or a tuple of names any of which will do) a row of
+    cells names."""
+    cells = {str(cell).strip() for cell in row}
+    return sum(bool(cells & ({name} if isinstance(name, str) else set(name))) for name in wanted)
+
+
+def header_row(rows, wanted):
+    """The first of `rows` (lists of cells) that names every `wanted` column; None if none does."""
+    return next((number for number, row in enumerate(rows) if named(row, wanted) == len(wanted)), None)
+
+
+def _refuse_doubled(path, header):
+    """A header naming a column twice (pandas would read the second as `content.1`)."""
+    names = [cell.strip() for cell in header if cell.strip()]
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    if doubled:
+        common.fail(f"{path} has more than one column named {doubled} once surrounding spaces are removed "
+                    f"({[cell for cell in header if cell.strip() in doubled]}); rename or drop the extra one")
+
+
+def sniff_csv(path, wanted):
+    """(delimiter, header cells) of a CSV: the delimiter among DELIMITERS that splits the first line
+    into the `wanted` columns, or into most of them (a comma on a tie; a tab when the line has tabs
+    and no commas and names none). A header below the first line is refused, naming its line (the
+    lines above it are an export's titles or notes, to delete), and so is one naming a column twice."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:  # utf-8-sig strips a byte-order mark
+        lines = [line for line, _ in zip(handle, range(HEADER_SEARCH_ROWS))]
+    if not lines:
+        raise pd.errors.EmptyDataError
+    found = {sep: header_row([_cells(line, sep) for line in lines], wanted) for sep in DELIMITERS}
+    later = sorted((line, sep) for sep, line in found.items() if line)
+    if later and 0 not in found.values():
+        line, sep = later[0]
+        common.fail(f"{path}: the columns are named on line {line + 1}, not on the first ({DELIMITERS[sep]}-"
+                    f"separated); delete the {line} line(s) above that header (an export's titles or notes)")
+    sep = max(DELIMITERS, key=lambda sep: named(_cells(lines[0], sep), wanted))
+    if not named(_cells(lines[0], sep), wanted):
+        sep = "\t" if "\t" in lines[0] and "," not in lines[0] else ","
+    _refuse_doubled(path, _cells(lines[0], sep))
+    return sep, _cells(lines[0], sep)
+
+
+def _read_csv(path, wanted, notes):
+    """A CSV (or semicolon-, tab- or pipe-separated) file read exactly as its header says: a row with
+    more cells than the header is refused, naming its line, never read as a shifted table."""
+    sep, header = sniff_csv(path, wanted)
+    if sep != ",":
+        notes.append(f"read as {DELIMITERS[sep]}-separated (the header's columns are separated by {sep!r})")
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        header = handle.readline()
+        handle.readline()
         first_row = handle.readline()
-    sep = "\t" if "\t" in header and "," not in header else ","
-    if sep == "\t":
-        notes.append("read as tab-separated (the header has tabs and no commas)")
-    width = len(_cells(header, sep))
+    width = len(header)
     # A trailing delimiter on every row: one empty cell more than the header, which pandas drops.
     trailing = len(_cells(first_row, sep)) == width + 1 and _cells(first_row, sep)[-1] == ""
     try:
@@ -191,6 +264,16 @@ def _swallowed_rows(original, sep):
     line = 2 + row + sum(int(original[c].iloc[:row].dropna().str.count("\n").sum()) for c in original.columns)
     return [f"warning: {cells} cell(s) hold {lines} line(s) shaped like whole rows (the first in `{column}` of the "
             f"row on line {line}): a quote that never closes may have swallowed rows; check the file's quoting"]
+
+
+def made_by_pipeline(columns):
+    """What a table with these columns is, if this pipeline wrote it (05's predictions, 01's classed
+    CSV), so that it is never taken for the tweets it was made from; None for any other table."""
+    if set(PREDICTION_COLUMNS) & set(columns):
+        return "05's predictions file (it has predicted_class, predicted_likes, ...)"
+    if {"split", "popularity_class", *features.HISTORY_FEATURES} <= set(columns):
+        return f"01's own output (the {common.CLASSED_CSV} it writes: it has split, popularity_class, the history ...)"
+    return None
 
 
 def clean_likes(likes):

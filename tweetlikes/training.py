@@ -6,6 +6,7 @@ the feature matrix never sits whole in memory.
 import argparse
 import contextlib
 import ctypes
+import shlex
 import signal
 import sys
 import threading
@@ -34,15 +35,17 @@ SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (
 
 
 def parse_training_arguments(doc, argv, chooses_text_form=False):
-    """03b's and 04's command line: the settings they share (both must get the same --features
-    for 05 to combine them) and --cluster, and for 03b (`chooses_text_form`) --text-form; `doc`
-    is the script's docstring."""
+    """03b's and 04's command line: the settings they share (04's --features and --seed default to
+    the classifier's: follow_classifier) and --cluster, and for 03b (`chooses_text_form`)
+    --text-form; `doc` is the script's docstring."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--features", default=features.DEFAULT_FEATURES,
+    # 04's --features and --seed follow 03b's classifier unless given (follow_classifier).
+    follows = "" if chooses_text_form else " (default: the classifier's, as 03b was run)"
+    parser.add_argument("--features", default=features.DEFAULT_FEATURES if chooses_text_form else None,
                         help=f"model inputs: {', '.join(features.FEATURE_PRESETS)} (seed: embeddings only, the "
                              "original design; history: embeddings + history) or a comma list of "
-                             f"{', '.join(features.FEATURE_GROUPS)}; '-GROUP' drops one, e.g. all,-text")
+                             f"{', '.join(features.FEATURE_GROUPS)}; '-GROUP' drops one, e.g. all,-text" + follows)
     if chooses_text_form:
         parser.add_argument("--text-form", default="auto", choices=("auto", *features.TEXT_FORMS),
                             help="how the models read the text: auto picks, on the validation slice, the form "
@@ -51,8 +54,8 @@ def parse_training_arguments(doc, argv, chooses_text_form=False):
     parser.add_argument("--n-estimators", type=common.positive_int, default=N_ESTIMATORS, help="most boosting rounds")
     parser.add_argument("--learning-rate", type=common.positive_float, default=LEARNING_RATE)
     parser.add_argument("--max-depth", type=common.positive_int, default=MAX_DEPTH)
-    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED,
-                        help="seed for the validation slice, the sketch's sample and XGBoost")
+    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED if chooses_text_form else None,
+                        help="seed for the validation slice, the sketch's sample and XGBoost" + follows)
     parser.add_argument("--sketch-above", type=common.non_negative_int, default=SKETCH_ABOVE, metavar="ROWS",
                         help="a model with more fit rows than this cuts its bins from a seeded sample of "
                              "--sketch-rows of them, not from all (the sketch of all takes about 590 MB at 216K "
@@ -126,6 +129,41 @@ def text_form_inputs(inputs, groups, form, text_model):
                            np.arange(content.rows)).to_numpy(dtype=np.float32)
     columns = columns if content.columns is None else np.hstack([columns, content.columns])
     return {kind: features.ModelInput(None, columns) for kind in inputs}
+
+
+def follow_classifier(args, argv, meta):
+    """04's settings that must be 03b's (its classifier's record, `meta`): the seed, which cuts the
+    validation slice (04 fits its combiner and calibration there, on rows the classifier never
+    trained on), and the features (05 gives every model one input). Left out, they are taken from
+    the record; given and different, refused with the command that agrees. Features are compared
+    once read (check_features)."""
+    recorded = meta["settings"]["seed"]
+    if args.seed is not None and args.seed != recorded:
+        _disagree(argv, "--seed", args.seed, recorded)
+    args.seed = recorded
+    args.features_given = args.features
+    args.features = args.features or _features_option(meta)
+
+
+def check_features(args, argv, groups, meta):
+    """Refuse 04's --features when they read otherwise than the classifier's (follow_classifier)."""
+    if list(groups) != list(meta["features"]):
+        _disagree(argv, "--features", args.features_given, _features_option(meta))
+
+
+def _features_option(meta):
+    """The --features 03b was given, as its classifier records it (its groups, from an older 03b)."""
+    return meta.get("features_option") or ",".join(meta["features"])
+
+
+def _disagree(argv, option, given, recorded):
+    """Refuse `option` `given`, naming the classifier's and the command line that agrees with it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kept = [item for number, item in enumerate(argv) if not (item == option or item.startswith(option + "=") or
+                                                              (number and argv[number - 1] == option))]
+    command = shlex.join(["python", "04_train_regressors.py", *kept, option, str(recorded)])
+    common.fail(f"{option} {given}, but 03b trained {common.CLASSIFIER} with {option} {recorded}, and 04's models are "
+                f"combined with it; rerun as: {command} (or retrain 03b with {option} {given} first)")
 
 
 def training_settings(args):
