@@ -62,12 +62,22 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from tweetlikes import calibration, cluster, models, pairs, tables, training
+from tweetlikes import calibration, cluster, intervals, models, pairs, tables, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
 ROUNDS_WITHOUT_VALIDATION = 200  # then a fixed number of trees: a fifth of the ceiling, at the default rate
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)  # chosen by leave-one-out on the validation slice
 MODELS = [*enumerate(common.CLASS_NAMES), (None, "global")]  # (class, name): three specialists, one global
+# The combiner (8 coefficients) and the calibration (chosen by 5-fold cross-validation) are fitted on the
+# validation slice only when it has this many rows: fewer is under 4 rows a coefficient and 6 a fold, where the
+# leave-one-out penalty and the cross-validated choice that otherwise keep them safe are noise themselves. Then the
+# learned routing is the global regressor and the probabilities stay uncalibrated (60 input rows gave 5).
+MIN_FIT_ROWS = 30
+# The chance model's slope needs this many same-account (or same-company) pairs of the validation slice: near even
+# chances its standard error is about 2 / (sd(gap) * sqrt(pairs)), +-0.28 on slopes near 1 for same-account gaps
+# of sd 0.5 over 200 pairs, and pairs that share tweets are worth fewer independent ones than they count. Slopes
+# from 4 pairs and from 1 came out -5.2 and 13.1. A slope of 0 or less (backwards) is never kept either.
+MIN_CHANCE_PAIRS = 200
 
 
 def fit_regressor(X, target, fit_rows, validation_rows, settings, device, client):
@@ -100,29 +110,75 @@ def fit_combiner(outputs, target):
 def fit_routing(outputs, validation, keys, seed):
     """What 05 needs beside the models, from their raw outputs on the validation rows: the
     calibration of the class probabilities, the learned routing's combiner fitted on the
-    calibrated ones, the smearing factors, and per routing the chance model of one tweet beating
-    another of the same account."""
+    calibrated ones (with MIN_FIT_ROWS rows or more: else none of either), the smearing factors,
+    and per routing the chance model of one tweet beating another of the same account (where
+    earned) and the likes ranges' conformal offsets (tweetlikes.intervals)."""
     target = np.log1p(validation["likes"].to_numpy())
-    calibrator = calibration.fit(outputs.uncalibrated, validation["popularity_class"].to_numpy(), seed)
-    outputs = models.calibrated(outputs, {"calibration": calibrator})
-    combiner = {**fit_combiner(outputs, target), "calibration": calibrator}
+    (key_values, within), seen = keys
+    if len(target) >= MIN_FIT_ROWS:
+        calibrator = calibration.fit(outputs.uncalibrated, validation["popularity_class"].to_numpy(), seed)
+        outputs = models.calibrated(outputs, {"calibration": calibrator})
+        combiner = {**fit_combiner(outputs, target), "calibration": calibrator}
+    else:  # the global regressor as it is, and the probabilities as the classifier gives them
+        combiner = {"inputs": models.COMBINER_INPUTS, "coefficients": [0.0] * len(models.COMBINER_INPUTS),
+                    "intercept": 0.0, "alpha": None,
+                    "calibration": {"method": "none", "cross_validated_log_loss": {}, "fitted_rows": len(target)}}
     routed = models.routed_log_likes(outputs, combiner)
-    key_values, within = keys
     # Smearing (Duan 1983): E[1 + likes] = exp(predicted log1p) * mean(exp(residual)), per routing.
-    combiner.update({"smearing": {name: float(np.mean(np.exp(target - predicted)))
+    combiner.update({"smearing": {name: float(np.mean(np.exp(target - predicted))) if len(target) else 1.0
                                   for name, predicted in routed.items()},
-                     "pair_chance": {"within": within, **{name: pairs.fit_chance(key_values, target, predicted, seed)
+                     "pair_chance": {"within": within, **{name: earned_chance(key_values, target, predicted, within,
+                                                                              seed)
                                                            for name, predicted in routed.items()}},
+                     "intervals": intervals.fit({name: target - predicted for name, predicted in routed.items()},
+                                                outputs.predicted_class, *seen),
                      "fitted_rows": len(target),
                      "validation_log_rmse": {name: rmse(predicted, target) for name, predicted
                                              in [("global", outputs.global_log), *routed.items()]}})
     return combiner
 
 
-def pair_keys_of(rows):
-    """pairs.pair_keys of these rows of the classed CSV (read here: training reads no texts)."""
-    keys = pd.concat(tables.classed_chunks(["username", "company"]), ignore_index=True)
-    return pairs.pair_keys(keys.iloc[rows])
+def earned_chance(key_values, target, predicted, within, seed):
+    """pairs.fit_chance where the validation slice earns it, MIN_CHANCE_PAIRS same-key pairs or
+    more and a positive slope; else none, with why."""
+    chance = pairs.fit_chance(key_values, target, predicted, seed)
+    if chance["pairs"] < MIN_CHANCE_PAIRS:
+        why = (f"the validation slice has {chance['pairs']} same-{within} pairs, fewer than the {MIN_CHANCE_PAIRS} "
+               "a stable fit needs")
+    elif chance["slope"] <= 0:
+        why = (f"fitted on {chance['pairs']} same-{within} pairs its slope came out {chance['slope']:.2f}: "
+               "backwards, a bigger predicted gap would mean a smaller chance")
+    else:
+        return chance
+    return {"slope": None, "pairs": chance["pairs"], "why": why}
+
+
+def validation_keys(rows):
+    """pairs.pair_keys and intervals.seen of these rows of the classed CSV (read here: training
+    reads no texts, and its table keeps no history columns)."""
+    table = pd.concat(tables.classed_chunks(["username", "company", *intervals.SEEN_COLUMNS]), ignore_index=True)
+    return pairs.pair_keys(table.iloc[rows]), intervals.seen(table.iloc[rows])
+
+
+def print_routing(combiner, rows):
+    """04's receipt of what it fitted on the validation slice, and of what it did not fit, why."""
+    if combiner["alpha"] is None:
+        print(f"too few validation rows ({rows}, fewer than {MIN_FIT_ROWS}): no calibration and no combiner; the "
+              "probabilities are the classifier's, the learned routing is the global regressor")
+    else:
+        losses = combiner["calibration"]["cross_validated_log_loss"]
+        print(f"calibration of the class probabilities: {combiner['calibration']['method']} (cross-validated log "
+              "loss " + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()) + ")")
+        print(f"combiner fitted on the {rows} validation rows (ridge alpha {combiner['alpha']:g}); log1p RMSE there: "
+              + ", ".join(f"{name} {value:.3f}" for name, value in combiner["validation_log_rmse"].items()))
+    chance = combiner["pair_chance"]["learned"]
+    print(f"chance of beating another draft fitted on {chance['pairs']} same-{combiner['pair_chance']['within']} "
+          f"pairs: slope {chance['slope']:.2f}" if chance["slope"] is not None else
+          f"no chance of beating another draft: {chance['why']}")
+    groups = combiner["intervals"]["routings"]["learned"]
+    print(f"likes ranges: conformal residuals of the {rows} validation rows, per group of {intervals.MIN_GROUP_ROWS} "
+          f"rows or more (predicted class, seen or unseen account and company): "
+          + "; ".join(f"{name} {group['rows']}" for name, group in groups.items()))
 
 
 def rmse(predicted, actual):
@@ -187,16 +243,9 @@ def main(argv=None):
     #    on the validation slice that none of the models was fitted on.
     outputs = models.predict(classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"],
                              inputs["content"].block(validation_rows), X.block(validation_rows))
-    combiner = fit_routing(outputs, table.iloc[validation_rows], pair_keys_of(validation_rows), args.seed)
+    combiner = fit_routing(outputs, table.iloc[validation_rows], validation_keys(validation_rows), args.seed)
     combiner.update({"classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster})
-    losses = combiner["calibration"]["cross_validated_log_loss"]
-    print(f"calibration of the class probabilities: {combiner['calibration']['method']} (cross-validated log loss "
-          + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()) + ")")
-    print(f"combiner fitted on the {len(validation_rows)} validation rows (ridge alpha {combiner['alpha']:g}); "
-          "log1p RMSE there: " + ", ".join(f"{name} {value:.3f}"
-                                           for name, value in combiner["validation_log_rmse"].items()))
-    print(f"chance of beating another draft fitted on {combiner['pair_chance']['learned']['pairs']} same-"
-          f"{combiner['pair_chance']['within']} pairs: slope {combiner['pair_chance']['learned']['slope']:.2f}")
+    print_routing(combiner, len(validation_rows))
 
     # 4. The model files, the combiner last: it names the run they belong to.
     for name, path in paths.items():

@@ -9,7 +9,8 @@ Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01
        embedded here (by the workers with --cluster); with --text (once or more) or --drafts
        FILE, drafts, printed with why
 Writes final_predictions.csv         the input columns as they were, plus predicted_class, the
-                                     calibrated class probabilities, predicted_likes (typical) and
+                                     calibrated class probabilities, predicted_likes (typical),
+                                     likes_low and likes_high (the --interval range) and
                                      expected_likes (mean), with --explain why_<group> columns
                                      (--output: never onto the input or a pipeline file; for
                                      drafts, written only when --output is given)
@@ -46,6 +47,9 @@ its class-weighted pick, as in the original design.
 predicted_likes is the typical count, expm1 of the predicted log1p(likes): the best guess under
 log error, a median-like figure. expected_likes is the mean, predicted_likes scaled by 04's
 smearing factor: use it for totals and raw-count scoring, where a median-like guess is far low.
+likes_low and likes_high bound the likes with the probability --interval (80% by default): split
+conformal ranges from 04's validation slice, per predicted class and seen or unseen account and
+company (tweetlikes.intervals); the report says how often they held on the rows scored.
 
 --cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
 of the embeddings from the shared working directory; the workers embed new tweets (--input,
@@ -106,7 +110,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import cluster, drafts, encoder, features, models, report, tables, text
+from tweetlikes import cluster, drafts, encoder, features, intervals, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
@@ -116,7 +120,7 @@ REPORT_EXPLAINED_ROWS = 4096
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
 PIPELINE_FILES = (*common.MAKERS, *report.REPORT_FILES)
 OUTPUT_COLUMNS = ["predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
-                  "expected_likes"]  # and, with --explain, why_<group> for each explanation group
+                  "likes_low", "likes_high", "expected_likes"]  # and, with --explain, why_<group> for each explanation group
 # What 05 keeps of the classed CSV's test rows: the texts (the training rows among them, the report's accounts),
 # likes and class (the report) and the features; their other columns go straight from the file to the
 # predictions, a chunk at a time (test_rows_original). Of the training rows: likes and class (the report).
@@ -148,6 +152,8 @@ def parse_arguments(argv):
                             "hours and the worst: what past tweets' likes correlate with, not a promise")
     parser.add_argument("--routing", choices=models.ROUTINGS, default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows all")
+    parser.add_argument("--interval", type=float, choices=intervals.LEVELS, default=intervals.DEFAULT_LEVEL,
+                        help="the probability that likes_low to likes_high holds the actual likes")
     parser.add_argument("--explain", action="store_true",
                         help="add why_<group> columns: each feature group's contribution to log1p(likes), with "
                              "why_base and why_routing, summing to the prediction (drafts always print theirs)")
@@ -351,20 +357,23 @@ def rows_to_predict(args, stats, info, trained, client):
     return tweets, [original], inputs, train, np.isin(text.copy_keys(tweets), train_keys), source
 
 
-def predictions(original, rows, outputs, by_routing, routing, smearing, explanation=None):
-    """The user's columns as given, then the class, its probabilities and both like counts for
-    the `rows` predicted (empty for the others), and with an explanation its why_<group> columns."""
+def predictions(original, rows, outputs, by_routing, served, explanation=None):
+    """The user's columns as given, then the class, its probabilities, both like counts and the
+    range (`served`: an intervals.Served of the routing) for the `rows` predicted (empty for the
+    others), and with an explanation its why_<group> columns."""
+    routing, smearing = served.routing, served.smearing
     added = pd.DataFrame({"predicted_class": pd.array(outputs.predicted_class, dtype="Int64"),
                           **{f"probability_{name}": outputs.probabilities[:, k].round(4)
                              for k, name in enumerate(common.CLASS_NAMES)},
                           "predicted_likes": np.clip(np.expm1(by_routing[routing]), 0, None).round(1),
+                          "likes_low": served.likes_low, "likes_high": served.likes_high,
                           "expected_likes": np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1),
                           **{f"why_{group}": values.round(4) for group, values in (explanation or {}).items()}},
                          index=rows)
     return original.join(added)
 
 
-def write_predictions(path, original, rows, outputs, by_routing, routing, smearing, explanation=None):
+def write_predictions(path, original, rows, outputs, by_routing, served, explanation=None):
     """predictions(...) of each frame of `original` (indexed as `rows`, which the other arguments
     follow), written one after another; returns the rows written."""
     written = 0
@@ -375,7 +384,7 @@ def write_predictions(path, original, rows, outputs, by_routing, routing, smeari
             for number, part in enumerate(original):
                 mine = rows.isin(part.index)
                 predictions(part, rows[mine], outputs.rows(mine), {name: values[mine] for name, values in
-                                                                   by_routing.items()}, routing, smearing,
+                                                                   by_routing.items()}, served.rows(mine),
                             explanation and {group: values[mine] for group, values in explanation.items()}
                             ).to_csv(handle, index=False, header=number == 0)
                 written += len(part)
@@ -435,7 +444,7 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
     classifier, regressors, global_regressor = trained
     metrics = report.evaluate(scored, train, stats, info, args.routing, combiner)
     metrics["settings"] = {
-        **settings, "routing": args.routing, "features": classifier["meta"]["features"], "split": info["split"],
+        **settings, "routing": args.routing, "interval": args.interval, "features": classifier["meta"]["features"], "split": info["split"],
         "thresholds": info["thresholds"], "train_rows": classifier["meta"]["train_rows"],
         "embedding_model": classifier["meta"].get("embedding_model"),
         "embedding_mode": classifier["meta"].get("embedding_mode"), "text_form": classifier["meta"]["text_form"],
@@ -443,7 +452,7 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
         "classifier": {"settings": classifier["meta"]["settings"], "rounds": classifier["meta"]["best_iteration"] + 1},
         "regressors": {"settings": global_regressor["meta"]["settings"],
                        "rounds": [r["meta"]["rounds"] for r in [*regressors, global_regressor]]},
-        "combiner": {key: combiner[key] for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
+        "combiner": {key: combiner.get(key) for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
                                                     "pair_chance", "fitted_rows", "run_id")},
     }
     common.save_json(report.METRICS_JSON, metrics)
@@ -506,14 +515,15 @@ def main(argv=None):
 
     # 4. The predictions file (for drafts, only when asked) and the drafts' receipt; an earlier
     #    run's report goes first, so it never outlives its predictions.
-    smearing = combiner["smearing"][args.routing]
+    served = intervals.served(combiner, args.routing, args.interval, by_routing[args.routing],
+                              outputs.predicted_class, tweets)
     removed = remove_report() if replaces_report else []
     if args.output is not None:
-        rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, args.routing,
-                                         smearing, explanation if args.explain else None)
+        rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, served,
+                                         explanation if args.explain else None)
         print(f"wrote {args.output}: {rows_written} rows, predicted_likes from {args.routing} routing")
     if args.has_drafts:  # drafts' `original` is one frame
-        output = predictions(original[0], tweets.index, outputs, by_routing, args.routing, smearing)
+        output = predictions(original[0], tweets.index, outputs, by_routing, served)
         drafts.describe(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info)
 
     # 5. Where likes are known, the report.
@@ -521,7 +531,8 @@ def main(argv=None):
     if known.any():
         scored = report.Scored(tweets[known].reset_index(drop=True), likes[known], outputs.rows(known),
                                {name: values[known] for name, values in by_routing.items()},
-                               {group: values[known[explained]] for group, values in explanation.items()})
+                               {group: values[known[explained]] for group, values in explanation.items()},
+                               served.rows(known))
         written = write_report(scored, train, stats, info, trained, combiner, args,
                                {"source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
                                 **on_cluster})

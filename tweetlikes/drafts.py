@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import features, pairs
+from tweetlikes import features, intervals, pairs
 
 MEDIA_NAMES = {kind.lower(): kind for kind in features.MEDIA_KINDS}  # --media words, Adobe's names
 DRAFT_COLUMNS = ("content", "media", "date", "is_reply")  # what a --drafts CSV may carry per draft
@@ -152,20 +152,21 @@ def history_lines(tweet, stats, prior):
 def describe(args, tweets, output, outputs, by_routing, explanation, combiner, stats, info):
     """What the terminal shows for drafts: one with why, several ranked, or one across the week."""
     likes = output["predicted_likes"].to_numpy()
+    ranges = [intervals.range_text(low, high) for low, high in zip(output["likes_low"], output["likes_high"])]
     if len(tweets) == 1 or args.when:
-        describe_one(likes[0], outputs.probabilities[0], explanation,
-                     history_lines(tweets.iloc[0], stats, info["history_prior"]))
+        describe_one(f"{likes[0]:.0f} ({args.interval:.0%} range: {ranges[0]})", outputs.probabilities[0],
+                     explanation, history_lines(tweets.iloc[0], stats, info["history_prior"]))
     if args.when:
         describe_week(tweets, likes)
     elif len(tweets) > 1:
         chance = {"within": combiner["pair_chance"]["within"], **combiner["pair_chance"][args.routing]}
-        describe_ranked(tweets, likes, by_routing[args.routing], explanation, chance)
+        describe_ranked(tweets, likes, ranges, by_routing[args.routing], explanation, chance)
 
 
 def describe_one(predicted_likes, probabilities, explanation, history_lines):
     """One draft: its likes, class probabilities, why (as factors on likes), and what training
     knew of its account and company."""
-    print(f"\npredicted likes: {predicted_likes:.0f}")
+    print(f"\npredicted likes: {predicted_likes}")
     print("class probabilities: " + ", ".join(f"{name} {p:.1%}" for name, p in zip(common.CLASS_NAMES, probabilities)))
     print(f"why: a typical tweet gets {np.expm1(explanation['base'][0]):.0f}; then "
           + ", ".join(f"{group.replace('_', ' ')} x{np.exp(effect):.2f}" for group, effect in factors(explanation, 0)))
@@ -177,19 +178,22 @@ def describe_one(predicted_likes, probabilities, explanation, history_lines):
         print(line)
 
 
-def describe_ranked(drafts, predicted_likes, predicted_log, explanation, chance):
-    """Several drafts, best first: predicted likes, the chance each beats the best one, and the
-    explanation groups where each differs most from the best."""
+def describe_ranked(drafts, predicted_likes, ranges, predicted_log, explanation, chance):
+    """Several drafts, best first: predicted likes and their range, the chance each beats the best
+    one (where 04 fitted one, else why not), and the explanation groups where each differs most
+    from the best."""
     order = np.argsort(-predicted_log, kind="stable")
     best = order[0]
     print(f"\n{len(drafts)} drafts by {drafts['username'].iloc[0] or '(no account)'}, ranked "
-          f"(chance to beat #1: from same-{chance['within']} pairs of training tweets):")
-    print(f"{'rank':>4s} {'likes':>7s} {'beats #1':>8s}  draft")
+          + (f"(chance to beat #1: from same-{chance['within']} pairs of training tweets):" if chance["slope"] else
+             f"without a chance to beat #1 ({chance['why']}):"))
+    print(f"{'rank':>4s} {'likes':>7s} {'range':>13s} {'beats #1':>8s}  draft")
     for rank, row in enumerate(order, 1):
-        beats = "" if row == best else f"{pairs.chance_to_beat(chance, predicted_log[row] - predicted_log[best]):.0%}"
+        beats = "" if row == best or not chance["slope"] else \
+            f"{pairs.chance_to_beat(chance, predicted_log[row] - predicted_log[best]):.0%}"
         text = drafts["content"].iloc[row]
         shown = text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
-        print(f"{rank:4d} {predicted_likes[row]:7.0f} {beats:>8s}  {shown}")
+        print(f"{rank:4d} {predicted_likes[row]:7.0f} {ranges[row]:>13s} {beats:>8s}  {shown}")
     print("where each differs from #1 (factor on likes):")
     for rank, row in enumerate(order[1:], 2):
         gaps = {group: values[row] - values[best] for group, values in explanation.items() if group != "base"}
