@@ -11,8 +11,8 @@ Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on trai
        routing_combiner.json                  the learned routing: a ridge correction of the global
                                               regressor from the specialists and the classifier's
                                               probabilities; the calibration of those probabilities;
-                                              the chance model of one draft beating another; with its
-                                              fitting record
+                                              the chance model of one draft beating another; the likes
+                                              ranges' conformal offsets; with its fitting record
 
 The target is log1p(likes): likes span six orders of magnitude, and squared error on raw counts
 would let a handful of viral tweets decide everything. Early stopping watches a seeded
@@ -21,11 +21,17 @@ slice: training rows that none of the models was fitted on, so it learns how far
 one on tweets it has not seen. It also records the smearing factor, mean(exp(residual)) on that
 slice, which turns the typical prediction into an expected count (05's expected_likes).
 
-Three more things are fitted on that slice, for 05: the calibration of the classifier's
-probabilities (the one of tweetlikes.calibration with the lowest cross-validated log loss there;
-the combiner is fitted on the calibrated probabilities, the ones 05 applies it to), and per
-routing the chance that one tweet beats another of the same account, a logistic model of their
-predicted gap over the slice's same-account pairs (tweetlikes.pairs).
+More is fitted on that slice, for 05: the calibration of the classifier's probabilities (the one
+of tweetlikes.calibration with the lowest cross-validated log loss there; the combiner is fitted
+on the calibrated probabilities, the ones 05 applies it to); per routing the chance that one
+tweet beats another of the same account, a logistic model of their predicted gap over the
+slice's same-account pairs (tweetlikes.pairs); and per routing the conformal offsets of the
+likes ranges, per predicted class and seen or unseen account and company (tweetlikes.intervals).
+Each only where the slice earns it: the combiner and the calibration with MIN_FIT_ROWS rows (else
+the learned routing is the global regressor and the probabilities stay uncalibrated), the chance
+with MIN_CHANCE_PAIRS independent pairs and a positive slope (else none, and 05 ranks drafts
+without one), a range group with intervals.MIN_GROUP_ROWS rows (else a coarser group's); the
+receipt says which.
 
 As in 03, the feature matrices are never built whole (XGBoost bins them a block of rows at a time
 from the memory-mapped embeddings), a model with more fit rows than --sketch-above cuts its bins
@@ -51,7 +57,10 @@ A good run on the embedded sample prints:
       temperature 0.452, vector 0.438, sigmoid 0.441, isotonic 0.544)
     combiner fitted on the 400 validation rows (ridge alpha 31.6228); log1p RMSE there: global 1.341,
       hard 1.578, soft 1.365, learned 1.317
-    chance of beating another draft fitted on 1250 same-account pairs: slope 1.05
+    chance of beating another draft fitted on 1250 same-account pairs (337 independent): slope 1.05
+    likes ranges: conformal residuals of the 400 validation rows, per group of 100 rows or more
+      (predicted class, seen or unseen account and company): common, account seen, company seen 242;
+      popular, account seen, company seen 123; account seen, company seen 400; all rows 400
     wrote regressor_model_class_0.joblib, ..., routing_combiner.json in 4.3s
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
@@ -73,10 +82,11 @@ MODELS = [*enumerate(common.CLASS_NAMES), (None, "global")]  # (class, name): th
 # leave-one-out penalty and the cross-validated choice that otherwise keep them safe are noise themselves. Then the
 # learned routing is the global regressor and the probabilities stay uncalibrated (60 input rows gave 5).
 MIN_FIT_ROWS = 30
-# The chance model's slope needs this many same-account (or same-company) pairs of the validation slice: near even
-# chances its standard error is about 2 / (sd(gap) * sqrt(pairs)), +-0.28 on slopes near 1 for same-account gaps
-# of sd 0.5 over 200 pairs, and pairs that share tweets are worth fewer independent ones than they count. Slopes
-# from 4 pairs and from 1 came out -5.2 and 13.1. A slope of 0 or less (backwards) is never kept either.
+# The chance model's slope needs this many independent same-account (or same-company) pairs in the validation
+# slice: n tweets of an account make n(n-1)/2 pairs but only n-1 independent comparisons, and near even chances the
+# slope's standard error is about 2 / (sd(gap) * sqrt(comparisons)), +-0.28 on slopes near 1 for same-account gaps
+# of sd 0.5 over 200. Slopes from 4 pairs and from 1 came out -5.2 and 13.1. A slope of 0 or less (backwards) is
+# never kept either.
 MIN_CHANCE_PAIRS = 200
 
 
@@ -139,18 +149,21 @@ def fit_routing(outputs, validation, keys, seed):
 
 
 def earned_chance(key_values, target, predicted, within, seed):
-    """pairs.fit_chance where the validation slice earns it, MIN_CHANCE_PAIRS same-key pairs or
-    more and a positive slope; else none, with why."""
-    chance = pairs.fit_chance(key_values, target, predicted, seed)
-    if chance["pairs"] < MIN_CHANCE_PAIRS:
-        why = (f"the validation slice has {chance['pairs']} same-{within} pairs, fewer than the {MIN_CHANCE_PAIRS} "
-               "a stable fit needs")
+    """pairs.fit_chance where the validation slice earns it, MIN_CHANCE_PAIRS independent same-key
+    pairs or more (rows with a key less the keys: each key's tweets after its first) and a positive
+    slope; else none, with why."""
+    keyed = key_values[key_values != ""]
+    independent = len(keyed) - len(np.unique(keyed))
+    chance = {**pairs.fit_chance(key_values, target, predicted, seed), "independent_pairs": independent}
+    if independent < MIN_CHANCE_PAIRS:
+        why = (f"the validation slice has {independent} independent same-{within} pairs, fewer than the "
+               f"{MIN_CHANCE_PAIRS} a stable fit needs")
     elif chance["slope"] <= 0:
         why = (f"fitted on {chance['pairs']} same-{within} pairs its slope came out {chance['slope']:.2f}: "
                "backwards, a bigger predicted gap would mean a smaller chance")
     else:
         return chance
-    return {"slope": None, "pairs": chance["pairs"], "why": why}
+    return {"slope": None, "pairs": chance["pairs"], "independent_pairs": independent, "why": why}
 
 
 def validation_keys(rows):
@@ -173,7 +186,7 @@ def print_routing(combiner, rows):
               + ", ".join(f"{name} {value:.3f}" for name, value in combiner["validation_log_rmse"].items()))
     chance = combiner["pair_chance"]["learned"]
     print(f"chance of beating another draft fitted on {chance['pairs']} same-{combiner['pair_chance']['within']} "
-          f"pairs: slope {chance['slope']:.2f}" if chance["slope"] is not None else
+          f"pairs ({chance['independent_pairs']} independent): slope {chance['slope']:.2f}" if chance["slope"] else
           f"no chance of beating another draft: {chance['why']}")
     groups = combiner["intervals"]["routings"]["learned"]
     print(f"likes ranges: conformal residuals of the {rows} validation rows, per group of {intervals.MIN_GROUP_ROWS} "

@@ -57,7 +57,7 @@ drafts) as 02's do, in chunks written to a folder there.
 
 Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--text "..."] | --drafts FILE]
                                   [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
-                                  [--reply] [--when] [--explain] [--routing learned|soft|hard]
+                                  [--reply] [--when] [--explain] [--routing learned|soft|hard] [--interval 0.8]
                                   [--output PATH] [--cluster ADDRESS]
 
 A good run on the embedded sample's test rows prints (the table abridged):
@@ -74,7 +74,12 @@ A good run on the embedded sample's test rows prints (the table abridged):
     per-account median           1.636  1.201    0.773    0.500    2535.1    n/a 0.00  ...
     single regressor             1.405  1.081    0.845    0.636    2528.4  0.44 0.06  ...
     two-stage, learned routing   1.407  1.074    0.845    0.634    2502.8  0.55 0.10  ...
-    ...
+    likes ranges (80%, learned routing), on 1000 rows: 79% inside, width x23.7 (median of (high+1)/(low+1))
+      by predicted class: common 82% inside, width x16.2 (578 rows); popular 75% inside, ...
+      by account: seen 79% inside, width x23.7 (1000 rows)
+      by company: seen 79% inside, width x23.7 (1000 rows)
+    chance of beating another draft, over 7550 same-account pairs: stated 54% / 65% / 75% / 85% / 95%,
+      the pick right 50% / 60% / 69% / 78% / 88% (ECE 0.050)
     classifier: macro-F1 0.572 (always 'common': 0.277), accuracy 0.707
     ...
     class probabilities, before -> after calibration (vector):
@@ -88,7 +93,7 @@ A good run on the embedded sample's test rows prints (the table abridged):
 and for one draft (`--text "New Photoshop feature <hyperlink>" --username adobe --company adobe`;
 several drafts come back as a ranked table, `--when` adds the best and worst hours of the week):
 
-    predicted likes: 185
+    predicted likes: 191 (80% range: 31 to 1262)
     class probabilities: common 56.0%, popular 42.5%, viral 1.5%
     why: a typical tweet gets 29; then account history x2.18, text x1.90, surface x1.29, media x0.85,
       company history x1.12, wording x1.11, time x1.05, routing x1.04
@@ -515,8 +520,7 @@ def main(argv=None):
 
     # 4. The predictions file (for drafts, only when asked) and the drafts' receipt; an earlier
     #    run's report goes first, so it never outlives its predictions.
-    served = intervals.served(combiner, args.routing, args.interval, by_routing[args.routing],
-                              outputs.predicted_class, tweets)
+    served = intervals.served(combiner, args.routing, args.interval, by_routing, outputs, tweets)
     removed = remove_report() if replaces_report else []
     if args.output is not None:
         rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, served,

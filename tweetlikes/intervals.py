@@ -137,10 +137,11 @@ def whole_likes(low_log, high_log):
         return low, np.fmax(np.floor(np.expm1(high_log) + 1e-6), low)
 
 
-def served(combiner, routing, level, predicted_log, predicted_class, tweets):
-    """Served for these rows: their ranges at `level` (05 --interval) by 04's record."""
-    keys = group_keys(predicted_class, *seen(tweets))
-    low, high = whole_likes(*log_bounds(combiner["intervals"], routing, level, predicted_log, keys)[:2])
+def served(combiner, routing, level, by_routing, outputs, tweets):
+    """Served for these rows (their log1p(likes) by routing, their models.ModelOutputs, the
+    tweets with their history features): their ranges at `level` (05 --interval) by 04's record."""
+    keys = group_keys(outputs.predicted_class, *seen(tweets))
+    low, high = whole_likes(*log_bounds(combiner["intervals"], routing, level, by_routing[routing], keys)[:2])
     return Served(routing, combiner["smearing"][routing], level, low, high)
 
 
