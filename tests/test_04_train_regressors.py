@@ -155,7 +155,7 @@ def test_too_few_validation_rows_mean_the_global_regressor_and_uncalibrated_prob
                                   rng.normal(3, 1, size=n), probabilities)
     validation = pd.DataFrame({"likes": rng.integers(0, 100, size=n), "popularity_class": rng.integers(0, 3, size=n)})
     keys = (np.array(["a"] * n, dtype=object), "account"), (np.ones(n, bool), np.ones(n, bool))
-    combiner = train_regressors.fit_routing(outputs, validation, keys, seed=0)
+    combiner = train_regressors.fit_routing(outputs, validation, keys, outputs, seed=0)
     assert combiner["calibration"]["method"] == "none" and combiner["alpha"] is None
     assert np.array_equal(models.routed_log_likes(outputs, combiner)["learned"], outputs.global_log)
     assert combiner["pair_chance"]["learned"]["slope"] is None  # 28 independent pairs: too few
