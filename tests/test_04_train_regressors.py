@@ -10,7 +10,7 @@ import pytest
 
 import common
 from conftest import copy_files, expect_error, interrupt_at_blocks, run, stage
-from tweetlikes import models, pairs, tables, training
+from tweetlikes import features, models, pairs, tables, training
 
 train_regressors = stage("04_train_regressors")
 
@@ -161,3 +161,28 @@ def test_too_few_validation_rows_mean_the_global_regressor_and_uncalibrated_prob
     assert combiner["pair_chance"]["learned"]["slope"] is None  # 28 independent pairs: too few
     train_regressors.print_routing(combiner, n)
     assert f"too few validation rows ({n}, fewer than {train_regressors.MIN_FIT_ROWS})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("groups", [["history", "surface"], ["history", "-user_log_count"]])
+def test_the_chance_is_fitted_on_the_history_a_draft_gets(workdir, groups):
+    """Validation rows' own history is out of fold, different for two rows of one account; a draft's
+    comes from all training rows, the same for every draft of the account: the chance is fitted on that."""
+    pd.DataFrame({"kind": ["user", "company"], "key": ["a", "x"], "count": [4, 9], "sum_log_likes": [8.0, 9.0],
+                  "median_log_likes": [2.0, 1.0], "first_day": [np.nan, np.nan], "mean_chars": [10.0, 10.0]}
+                 ).to_csv(common.HISTORY_CSV, index=False)
+    prior = {"mean_log_likes": 3.0, "median_log_likes": 2.5}
+    common.save_json(common.THRESHOLDS_JSON, {"history_prior": prior})
+    names = features.feature_columns(groups)
+    columns = np.random.default_rng(0).normal(size=(5, len(names))).astype(np.float32)
+    inputs = {kind: features.ModelInput(None, columns.copy()) for kind in ("content", "combined")}
+    keyed = pd.DataFrame({"username": ["a", "a", "b"], "company": ["x", "x", "x"]})
+    drafted = train_regressors.drafts_history(inputs, np.array([0, 2, 4]), keyed, groups, "raw")
+    block = drafted["combined"].block(np.arange(3))
+    history = [names.index(name) for name in features.HISTORY_FEATURES if name in names]
+    expected = features.lookup_history(keyed, tables.load_history_stats(), prior)[[names[i] for i in history]]
+    assert np.allclose(block[:, history], expected.to_numpy())
+    assert np.array_equal(block[0, history], block[1, history])  # one account: one history
+    others = [i for i in range(len(names)) if i not in history]
+    assert np.array_equal(block[:, others], columns[[0, 2, 4]][:, others])  # the rest as they were
+    assert np.array_equal(inputs["combined"].columns, columns)  # the training inputs untouched
+    assert train_regressors.drafts_history(inputs, np.arange(3), keyed, ["surface"], "raw") is None
