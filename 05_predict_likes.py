@@ -9,7 +9,8 @@ Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01
        embedded here (by the workers with --cluster); with --text (once or more) or --drafts
        FILE, drafts, printed with why
 Writes final_predictions.csv         the input columns as they were, plus predicted_class, the
-                                     calibrated class probabilities, predicted_likes (typical) and
+                                     calibrated class probabilities, predicted_likes (typical),
+                                     likes_low and likes_high (the --interval range) and
                                      expected_likes (mean), with --explain why_<group> columns
                                      (--output: never onto the input or a pipeline file; for
                                      drafts, written only when --output is given)
@@ -48,6 +49,9 @@ its class-weighted pick, as in the original design.
 predicted_likes is the typical count, expm1 of the predicted log1p(likes): the best guess under
 log error, a median-like figure. expected_likes is the mean, predicted_likes scaled by 04's
 smearing factor: use it for totals and raw-count scoring, where a median-like guess is far low.
+likes_low and likes_high bound the likes with the probability --interval (80% by default): split
+conformal ranges from 04's validation slice, per predicted class and seen or unseen account and
+company (tweetlikes.intervals); the report says how often they held on the rows scored.
 
 --cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
 of the embeddings from the shared working directory; the workers embed new tweets (--input,
@@ -55,7 +59,7 @@ drafts) as 02's do, in chunks written to a folder there.
 
 Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--text "..."] | --drafts FILE]
                                   [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
-                                  [--reply] [--when [--tz ZONE]] [--explain] [--verbose]
+                                  [--reply] [--when [--tz ZONE]] [--explain] [--verbose] [--interval 0.8]
                                   [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
 
 A good run on the embedded sample's test rows prints (the table abridged):
@@ -72,7 +76,12 @@ A good run on the embedded sample's test rows prints (the table abridged):
     per-account median           1.636  1.201    0.773    0.500    2535.1    n/a 0.00  ...
     single regressor             1.405  1.081    0.845    0.636    2528.4  0.44 0.06  ...
     two-stage, learned routing   1.407  1.074    0.845    0.634    2502.8  0.55 0.10  ...
-    ...
+    likes ranges (80%, learned routing), on 1000 rows: 79% inside, width x23.7 (median of (high+1)/(low+1))
+      by predicted class: common 82% inside, width x16.2 (578 rows); popular 75% inside, ...
+      by account: seen 79% inside, width x23.7 (1000 rows)
+      by company: seen 79% inside, width x23.7 (1000 rows)
+    chance of beating another draft, over 7550 same-account pairs: stated 54% / 65% / 75% / 85% / 95%,
+      the pick right 50% / 60% / 69% / 78% / 88% (ECE 0.050)
     classifier: macro-F1 0.572 (always 'common': 0.277), accuracy 0.707
     ...
     class probabilities, before -> after calibration (vector):
@@ -86,7 +95,7 @@ A good run on the embedded sample's test rows prints (the table abridged):
 and for one draft (`--text "New Photoshop feature <hyperlink>" --username adobe --company adobe`;
 several drafts come back as a ranked table, `--when` adds the best and worst hours of the week):
 
-    predicted likes: 185
+    predicted likes: 191 (80% range: 31 to 1262)
     class probabilities: common 56.0%, popular 42.5%, viral 1.5%
     why: a typical tweet gets 29; then account history x2.18, text x1.90, surface x1.29, media x0.85,
       company history x1.12, wording x1.11, time x1.05, routing x1.04
@@ -108,7 +117,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import advice, cluster, drafts, encoder, features, models, report, tables, text
+from tweetlikes import advice, cluster, drafts, encoder, features, intervals, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
@@ -151,6 +160,8 @@ def parse_arguments(argv):
                                                   "(an IANA name such as Europe/Berlin)")
     parser.add_argument("--routing", choices=models.ROUTINGS, default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows all")
+    parser.add_argument("--interval", type=float, choices=intervals.LEVELS, default=intervals.DEFAULT_LEVEL,
+                        help="the probability that likes_low to likes_high holds the actual likes")
     parser.add_argument("--explain", action="store_true",
                         help="add why_<group> columns: each feature group's contribution to log1p(likes), with "
                              "why_base and why_routing, summing to the prediction (drafts always print theirs)")
@@ -378,20 +389,23 @@ def rows_to_predict(args, stats, info, trained, client):
     return tweets, [original], inputs, train, np.isin(text.copy_keys(tweets), train_keys), source
 
 
-def predictions(original, rows, outputs, by_routing, routing, smearing, explanation=None):
-    """The user's columns as given, then the class, its probabilities and both like counts for
-    the `rows` predicted (empty for the others), and with an explanation its why_<group> columns."""
+def predictions(original, rows, outputs, by_routing, served, explanation=None):
+    """The user's columns as given, then the class, its probabilities, both like counts and the
+    range (`served`: an intervals.Served of the routing) for the `rows` predicted (empty for the
+    others), and with an explanation its why_<group> columns."""
+    routing, smearing = served.routing, served.smearing
     added = pd.DataFrame({"predicted_class": pd.array(outputs.predicted_class, dtype="Int64"),
                           **{f"probability_{name}": outputs.probabilities[:, k].round(4)
                              for k, name in enumerate(common.CLASS_NAMES)},
                           "predicted_likes": np.clip(np.expm1(by_routing[routing]), 0, None).round(1),
+                          "likes_low": served.likes_low, "likes_high": served.likes_high,
                           "expected_likes": np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1),
                           **{f"why_{group}": values.round(4) for group, values in (explanation or {}).items()}},
                          index=rows)
     return original.join(added)
 
 
-def write_predictions(path, original, rows, outputs, by_routing, routing, smearing, explanation=None):
+def write_predictions(path, original, rows, outputs, by_routing, served, explanation=None):
     """predictions(...) of each frame of `original` (indexed as `rows`, which the other arguments
     follow), written one after another; returns the rows written."""
     written = 0
@@ -402,7 +416,7 @@ def write_predictions(path, original, rows, outputs, by_routing, routing, smeari
             for number, part in enumerate(original):
                 mine = rows.isin(part.index)
                 predictions(part, rows[mine], outputs.rows(mine), {name: values[mine] for name, values in
-                                                                   by_routing.items()}, routing, smearing,
+                                                                   by_routing.items()}, served.rows(mine),
                             explanation and {group: values[mine] for group, values in explanation.items()}
                             ).to_csv(handle, index=False, header=number == 0)
                 written += len(part)
@@ -414,7 +428,9 @@ def advise_drafts(args, drafted, loaded, train, output):
     """The drafts' advice, printed (tweetlikes.advice), and with --output one row per draft: its
     number and rank, the predictions, the chance to beat #1 and the gap to #1 by group (diff_),
     with --explain the gap to the typical tweet by group (why_)."""
-    found = advice.tell(advice.Settings(args.routing, args.date, args.given_date is not None, args.when, args.tz,
+    dated = args.given_date is not None or (args.draft_table is not None and "date" in args.draft_table
+                                            and args.draft_table["date"].str.strip().ne("").all())
+    found = advice.tell(advice.Settings(args.routing, args.interval, args.date, dated, args.when, args.tz,
                                         {"username": args.username, "company": args.company}), drafted, loaded, train)
     if args.output is not None:
         table = advice.output_table(output, found, args.explain)
@@ -476,7 +492,7 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
     classifier, regressors, global_regressor = trained
     metrics = report.evaluate(scored, train, stats, info, args.routing, combiner)
     metrics["settings"] = {
-        **settings, "routing": args.routing, "features": classifier["meta"]["features"], "split": info["split"],
+        **settings, "routing": args.routing, "interval": args.interval, "features": classifier["meta"]["features"], "split": info["split"],
         "thresholds": info["thresholds"], "train_rows": classifier["meta"]["train_rows"],
         "embedding_model": classifier["meta"].get("embedding_model"),
         "embedding_mode": classifier["meta"].get("embedding_mode"), "text_form": classifier["meta"]["text_form"],
@@ -484,7 +500,7 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
         "classifier": {"settings": classifier["meta"]["settings"], "rounds": classifier["meta"]["best_iteration"] + 1},
         "regressors": {"settings": global_regressor["meta"]["settings"],
                        "rounds": [r["meta"]["rounds"] for r in [*regressors, global_regressor]]},
-        "combiner": {key: combiner[key] for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
+        "combiner": {key: combiner.get(key) for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
                                                     "pair_chance", "fitted_rows", "run_id")},
     }
     common.save_json(report.METRICS_JSON, metrics)
@@ -550,15 +566,16 @@ def main(argv=None):
 
     # 4. The predictions file (for drafts, only when asked) and the drafts' receipt; an earlier
     #    run's report goes first, so it never outlives its predictions.
-    smearing = combiner["smearing"][args.routing]
+    served = intervals.served(combiner, args.routing, args.interval, by_routing, outputs, tweets)
     removed = remove_report() if replaces_report else []
     if args.has_drafts:  # drafts' `original` is one frame
-        advise_drafts(args, advice.Drafted(tweets, (X_classifier, X_regressor), outputs, by_routing[args.routing]),
-                      advice.Loaded(info, stats, tuple(trained), combiner), train,
-                      predictions(original[0], tweets.index, outputs, by_routing, args.routing, smearing))
+        output = predictions(original[0], tweets.index, outputs, by_routing, served)
+        ranges = [intervals.range_text(low, high) for low, high in zip(output["likes_low"], output["likes_high"])]
+        advise_drafts(args, advice.Drafted(tweets, (X_classifier, X_regressor), outputs, by_routing[args.routing],
+                                           ranges), advice.Loaded(info, stats, tuple(trained), combiner), train, output)
     elif args.output is not None:
-        rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, args.routing,
-                                         smearing, explanation if args.explain else None)
+        rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, served,
+                                         explanation if args.explain else None)
         print(f"wrote {args.output}: {rows_written} rows, predicted_likes from {args.routing} routing")
 
     # 5. Where likes are known, the report.
@@ -566,7 +583,8 @@ def main(argv=None):
     if known.any():
         scored = report.Scored(tweets[known].reset_index(drop=True), likes[known], outputs.rows(known),
                                {name: values[known] for name, values in by_routing.items()},
-                               {group: values[known[explained]] for group, values in explanation.items()})
+                               {group: values[known[explained]] for group, values in explanation.items()},
+                               served.rows(known))
         written = write_report(scored, train, stats, info, trained, combiner, args,
                                {"source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
                                 **on_cluster})
