@@ -105,7 +105,8 @@ def print_same_kind(runs):
     for method in ("per-account median", "single regressor", "two-stage, learned routing"):
         every = [m["pairwise"]["accuracy"][method] for m in runs]
         same = [m["pairwise"]["same_kind"]["accuracy"][method] for m in runs]
-        counts = f"{fmt([m['pairwise']['pairs'] for m in runs])} / {fmt([m['pairwise']['same_kind']['pairs'] for m in runs])}"
+        counts = " / ".join(f"{min(c):,}-{max(c):,}" for c in ([m["pairwise"]["pairs"] for m in runs],
+                                                                 [m["pairwise"]["same_kind"]["pairs"] for m in runs]))
         print(f"| {method} | {fmt(every)} | {fmt(same)} | {counts} |")
 
 
