@@ -167,7 +167,8 @@ def main(argv=None):
     text_form = classifier["meta"]["text_form"]  # the form 03b chose: the text reads as its model does
     inputs = training.text_form_inputs(inputs, provenance["features"], text_form, classifier["text"])
     X = inputs["combined"]
-    fit_rows, validation_rows = training.training_split(table, args.seed)
+    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["split"])
+    training.check_same_slice(classifier["meta"], validation_rows)
     device = training.xgboost_device()
     settings = training.training_settings(args)
     run_id = uuid.uuid4().hex[:12]  # ties the four regressors and the combiner of this run together

@@ -76,7 +76,7 @@ def spied_run(pipeline_dir, tmp_path_factory):
 def test_the_combiner_learns_only_from_the_validation_slice(spied_run, monkeypatch):
     folder, table, seen = spied_run
     monkeypatch.chdir(folder)
-    fit_rows, validation_rows = training.training_split(table, common.SEED)
+    fit_rows, validation_rows = training.training_split(table, common.SEED, "random")
     assert np.array_equal(seen["target"], np.log1p(table["likes"].to_numpy()[validation_rows]))
     assert (table["split"].to_numpy()[validation_rows] == "train").all()
     assert not set(validation_rows) & set(fit_rows)
@@ -89,7 +89,7 @@ def test_each_specialist_is_trained_only_on_its_class(spied_run):
     _, table, seen = spied_run
     train = (table["split"] == "train").to_numpy()
     classes = table["popularity_class"].to_numpy()
-    _, validation_slice = training.training_split(table, common.SEED)
+    _, validation_slice = training.training_split(table, common.SEED, "random")
     assert len(seen["regressors"]) == len(train_regressors.MODELS) == 4
     for (k, name), (fit_rows, validation_rows) in zip(train_regressors.MODELS, seen["regressors"]):
         rows = np.concatenate([fit_rows, validation_rows])
