@@ -14,8 +14,9 @@ rows, and the form with the lowest log1p RMSE on the validation slice is kept (-
 skips the choice); 04 and 05 read the text in the form recorded here.
 
 Class imbalance (75/20/5) is countered with balanced sample weights computed from the training
-rows. Early stopping watches a seeded validation slice of the training rows; the test rows are
-only used for the report printed at the end.
+rows. Early stopping watches a validation slice of the training rows (whole tweets, copies
+together): with 01 --split time the latest training tweets, as the test rows are the latest of
+all, else a seeded draw; the test rows are only used for the report printed at the end.
 
 --features all      content embeddings, the history features and every signal 01 found (default)
 --features seed     the original design: content embeddings only (read raw, unless --text-form says)
