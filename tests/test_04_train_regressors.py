@@ -126,3 +126,11 @@ def test_models_of_different_feature_sets_are_not_mixed(pipeline_copy):
 def test_ctrl_c_anywhere_in_the_matrix_build_is_one_line_and_keeps_the_files(pipeline_copy):
     # In the first specialist's matrices, and in later regressors' (predictions read blocks too).
     interrupt_at_blocks(pipeline_copy, "04_train_regressors.py", (2, 30, 70))
+
+
+@pytest.mark.slow
+def test_04_refuses_a_validation_slice_other_than_03bs(pipeline_copy):
+    """04 fits its combiner on rows the classifier was not fitted on: another --seed draws
+    another slice, whose rows the classifier may have been fitted on."""
+    message = expect_error("04's validation slice is not the one", "04_train_regressors", "--seed", "7")
+    assert f"03b's --seed ({common.SEED})" in message

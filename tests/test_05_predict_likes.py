@@ -132,7 +132,7 @@ def test_a_retrained_classifier_makes_the_combiner_stale(pipeline_copy):
 @pytest.mark.slow
 def test_regressors_of_two_runs_of_04_are_not_mixed(pipeline_copy, pipeline_dir):
     """An interrupted 04 leaves some regressors of the new run beside the old ones."""
-    run("04_train_regressors", "--seed", "7")
+    run("04_train_regressors")  # a new run: a new run id
     (pipeline_copy / common.REGRESSOR.format(k=2)).write_bytes((pipeline_dir / common.REGRESSOR.format(k=2)).read_bytes())
     expect_error(f"{common.REGRESSOR.format(k=2)} is stale: it was made with run_id=", "05_predict_likes")
 
