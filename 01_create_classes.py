@@ -3,8 +3,9 @@
 Reads  data/train_data.csv (or --input: CSV or .xlsx with content, username, likes and a
        `company` or `inferred company` column)
 Writes train_data_with_classes.csv  the input rows plus `split` (train/test), `popularity_class`
-                                    (0 common, 1 popular, 2 viral), six history features and
-                                    the signal features (see below)
+                                    (0 common, 1 popular, 2 viral), `tweet_group` (copies of a
+                                    tweet share it; with --split time, numbered in posting order),
+                                    six history features and the signal features (see below)
        class_thresholds.json        thresholds, class counts, split settings, signal groups found,
                                     fingerprints
        history_stats.csv            per-account and per-company like statistics, mean length and
@@ -31,6 +32,10 @@ tweet) from `date`; `reply` from an `is_reply` column. An empty company (or user
 leaves that history at the global prior for every row, and the receipt says so.
 
 Usage: python 01_create_classes.py [--input PATH [--sheet NAME]] [--split random|account|company|time]
+                                   [--test-fraction F]
+
+--test-fraction 0 keeps every row for training: the model to deploy, trained once a split has
+measured it (05 then predicts new tweets, --input or --text; there are no test rows to score).
 
 A good run on the embedded sample prints:
 
@@ -56,7 +61,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from tweetlikes import features, tables
+from tweetlikes import features, splits, tables
 
 TEST_FRACTION = 0.2
 HISTORY_FOLDS = 5
@@ -67,35 +72,20 @@ MIN_TRAIN_ROWS_PER_CLASS = 2
 SPLIT_TOLERANCE = 0.05
 
 
-def duplicate_groups(table):
-    """Each row's group of copies (the same content and username), numbered by first appearance:
-    a table without copies gets 0, 1, 2, ..., so grouping it changes nothing."""
-    return table.groupby(["content", "username"], sort=False).ngroup().to_numpy()
-
-
-def take_groups(group, order, wanted):
-    """Which rows are in the groups taken, in `order`, while the rows taken fall short of `wanted`."""
-    sizes = np.bincount(group)[order]
-    taken = np.zeros(len(order), dtype=bool)
-    taken[order] = (np.cumsum(sizes) - sizes) < wanted
-    return taken[group]
-
-
-def assign_split(table, how, test_fraction, seed, days=None):
+def assign_split(table, how, test_fraction, seed, group=None, days=None):
     """'train'/'test' per row. random: rows; account/company: whole groups go to one side;
-    time: the latest rows by `days` (posting day) are the test rows. Copies of a tweet (the same
-    content and username: reposts, templates) always go to one side together, as a group: for
-    time, the side of the latest copy, so no training row is posted after the cut."""
+    time: the latest rows are the test rows. Copies of a tweet (`group`, for random and time:
+    splits.tweet_groups, numbered in time order for time) always go to one side together: for time, the side of the
+    latest copy, so no training row is posted after the cut. A test fraction of 0 keeps every row
+    for training (the final model)."""
     rng = np.random.default_rng(seed)
     wanted = round(len(table) * test_fraction)
     if how == "random":
-        group = duplicate_groups(table)
-        is_test = take_groups(group, rng.permutation(group.max() + 1), wanted)
+        is_test = splits.take_groups(group, rng.permutation(group.max() + 1), wanted)
     elif how == "time":
-        group = duplicate_groups(table)
-        latest = pd.Series(days).groupby(group).max().to_numpy()
-        is_test = cut_between_times(latest[group], take_groups(group, np.argsort(latest, kind="stable")[::-1], wanted),
-                                    test_fraction)
+        is_test = splits.take_groups(group, np.arange(group.max() + 1)[::-1], wanted)
+        if wanted:  # never between two rows posted at one time; each row at its tweet's latest copy's time
+            is_test = cut_between_times(pd.Series(days).groupby(group).max().to_numpy()[group], is_test, test_fraction)
     else:
         column = "username" if how == "account" else "company"
         groups = table[column]
@@ -112,7 +102,7 @@ def assign_split(table, how, test_fraction, seed, days=None):
                         f"asked (±{SPLIT_TOLERANCE:.0%} points): each {column} goes whole to one side, and "
                         f"the largest, {sizes.idxmax()!r}, holds {sizes.max() / len(table):.0%} of rows; "
                         "try another --seed or --test-fraction, or --split random")
-    if is_test.all() or not is_test.any():
+    if is_test.all() or (test_fraction > 0 and not is_test.any()):
         common.fail(f"--split {how} left one side empty ({is_test.sum()} test rows of {len(table)})")
     return np.where(is_test, "test", "train")
 
@@ -180,7 +170,7 @@ def history_features(table, is_train, split_how, seed, days=None):
     # Whole groups per fold, as in the split itself: copies of a tweet (random), or whole accounts
     # (or companies), so no row's history holds its own likes through a copy.
     if split_how == "random":
-        keys = duplicate_groups(train)
+        keys = splits.duplicate_groups(train)
     else:
         keys = train["username" if split_how == "account" else "company"].to_numpy()
     unique_keys, key_of_row = np.unique(keys, return_inverse=True)
@@ -233,12 +223,14 @@ def parse_arguments(argv):
     parser.add_argument("--sheet", default=None, help="the sheet to read of an .xlsx with several")
     parser.add_argument("--split", choices=("random", "account", "company", "time"), default="random",
                         help="random rows; whole accounts / companies held out; or the latest tweets by date")
-    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION, help="share of rows held out")
+    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
+                        help="share of rows held out; 0 keeps every row for training: the final model, once a "
+                             "split has measured it")
     parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED,
                         help="seed for the split and history folds")
     args = parser.parse_args(argv)
-    if not 0 < args.test_fraction < 1:
-        common.fail(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    if not 0 <= args.test_fraction < 1:
+        common.fail(f"--test-fraction must be at least 0 and below 1, got {args.test_fraction}")
     return args
 
 
@@ -285,7 +277,9 @@ def read_usable_rows(args):
 
 
 def print_receipt(args, is_train, thresholds, counts, found, malformed, blank):
-    print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test")
+    print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test"
+          + (" (--test-fraction 0: every row trains the final model; 05 predicts new tweets with --input or "
+             "--text)" if is_train.all() else ""))
     print(f"thresholds from training likes: common <= {thresholds[0]:g} < popular <= {thresholds[1]:g} < viral")
     for name, count in counts.items():
         print(f"  {name:8s} train {count['train']:7d}  test {count['test']:7d}")
@@ -311,7 +305,8 @@ def main(argv=None):
     table, days, row_counts = read_usable_rows(args)
 
     # 2. Split, then the class thresholds from the training rows alone.
-    split = assign_split(table, args.split, args.test_fraction, args.seed, days.to_numpy())
+    group = splits.tweet_groups(table, days.to_numpy() if args.split == "time" else None)
+    split = assign_split(table, args.split, args.test_fraction, args.seed, group, days.to_numpy())
     is_train = split == "train"
     thresholds = class_thresholds(table["likes"][is_train])
     classes = common.assign_classes(table["likes"], thresholds)
@@ -323,6 +318,7 @@ def main(argv=None):
     # 3. History (out of fold for training rows) and the signals.
     table["split"] = split
     table["popularity_class"] = classes
+    table["tweet_group"] = group  # copies together, in time order for --split time: the validation slice's groups
     table[features.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed,
                                                         days.to_numpy()).to_numpy()
     stats = group_stats(table[is_train], days[is_train])

@@ -14,8 +14,9 @@ rows, and the form with the lowest log1p RMSE on the validation slice is kept (-
 skips the choice); 04 and 05 read the text in the form recorded here.
 
 Class imbalance (75/20/5) is countered with balanced sample weights computed from the training
-rows. Early stopping watches a seeded validation slice of the training rows; the test rows are
-only used for the report printed at the end.
+rows. Early stopping watches a validation slice of the training rows (whole tweets, copies
+together): with 01 --split time the latest training tweets, as the test rows are the latest of
+all, else a seeded draw; the test rows are only used for the report printed at the end.
 
 --features all      content embeddings, the history features and every signal 01 found (default)
 --features seed     the original design: content embeddings only (read raw, unless --text-form says)
@@ -74,7 +75,7 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
         return "none", None, {}
     log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
     keys, copies = text.row_keys()
-    text_model = text.fit(inputs["content"].embeddings, log_likes, keys, copies, (table["split"] == "train").to_numpy(), args.seed)
+    text_model = text.fit(inputs["content"].embeddings, log_likes, keys, copies, rows, args.seed)
     finetuned = fine_tuned_scores(args.text_form)
     candidates = [form for form in features.TEXT_FORMS if form != "finetuned" or finetuned is not None] \
         if args.text_form == "auto" else [args.text_form]
@@ -140,7 +141,7 @@ def main(argv=None):
     # 1. The training columns and both embeddings; the validation slice.
     table, inputs, provenance = training.training_inputs(args, ["content", "combined"])
     y = table["popularity_class"].to_numpy()
-    fit_rows, validation_rows = training.training_split(table, args.seed)
+    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["split"])
     train_rows = np.sort(np.concatenate([fit_rows, validation_rows]))
     print(f"fit {len(fit_rows)} rows, validation {len(validation_rows)}")
     device = training.xgboost_device()
@@ -169,12 +170,16 @@ def main(argv=None):
     # 5. How it does on the test rows, then the model file with everything it was made from (and
     #    the text model the other stages read the text through).
     test_rows = np.flatnonzero((table["split"] == "test").to_numpy())
-    print_test_report(y, training.predict_rows(model.predict, X, test_rows), train_rows, test_rows)
+    if len(test_rows):
+        print_test_report(y, training.predict_rows(model.predict, X, test_rows), train_rows, test_rows)
+    else:
+        print("\nno test rows (01 --test-fraction 0): every row trained this model, none is left to score it")
     models.save_artifact(common.CLASSIFIER, models.artifact(model, {
         **provenance, "features_option": args.features, "settings": settings, "n_features": X.width,
         "train_rows": len(train_rows),
         "class_weight": class_weight.tolist(), "best_iteration": int(model.best_iteration), "xgboost_device": device,
-        "text_form": text_form, "text_form_scores": text_scores, "sketch_sample_rows": sample, **on_cluster},
+        "text_form": text_form, "text_form_scores": text_scores, "sketch_sample_rows": sample,
+        "validation_slice": training.slice_fingerprint(validation_rows), **on_cluster},
         text=text_model))
     print(f"wrote {common.CLASSIFIER} in {common.seconds_since(started)}")
 

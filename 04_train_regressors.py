@@ -16,8 +16,9 @@ Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on trai
                                               explained against; with its fitting record
 
 The target is log1p(likes): likes span six orders of magnitude, and squared error on raw counts
-would let a handful of viral tweets decide everything. Early stopping watches a seeded
-validation slice of the training rows (the same slice as 03). The combiner is fitted on that
+would let a handful of viral tweets decide everything. Early stopping watches the validation
+slice of the training rows (03's, checked: the latest training tweets under 01 --split time, else
+a seeded draw; run 04 with 03b's --seed). The combiner is fitted on that
 slice: training rows that none of the models was fitted on, so it learns how far to trust each
 one on tweets it has not seen. It also records the smearing factor, mean(exp(residual)) on that
 slice, which turns the typical prediction into an expected count (05's expected_likes).
@@ -274,7 +275,8 @@ def main(argv=None):
     text_form = classifier["meta"]["text_form"]  # the form 03b chose: the text reads as its model does
     inputs = training.text_form_inputs(inputs, provenance["features"], text_form, classifier["text"])
     X = inputs["combined"]
-    fit_rows, validation_rows = training.training_split(table, args.seed)
+    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["split"])
+    training.check_same_slice(classifier["meta"], validation_rows)
     device = training.xgboost_device()
     settings = training.training_settings(args)
     run_id = uuid.uuid4().hex[:12]  # ties the four regressors and the combiner of this run together

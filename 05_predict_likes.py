@@ -230,6 +230,15 @@ def refuse_output_onto_inputs(args, info):
                         "its inputs or its own files: pick another name")
 
 
+def refuse_no_test_rows(args, info):
+    """With no --input or drafts, 05 predicts 01's test rows: after 01 --test-fraction 0 there are
+    none, and it says so before writing anything."""
+    if args.input is None and not args.has_drafts and not any(counts["test"] for counts in
+                                                              info["class_counts"].values()):
+        common.fail(f"{common.CLASSED_CSV} has no test rows (01 --test-fraction 0 kept every row for training): "
+                    "nothing to predict or score; predict new tweets with --input FILE, or drafts with --text")
+
+
 def same_file(a, b):
     a, b = Path(a), Path(b)
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
@@ -538,6 +547,7 @@ def main(argv=None):
     # 1. The checked record of 01, the history and the models. The classed CSV is read later, in
     #    one streamed pass (classed_rows), keeping what this run needs: the table never sits whole.
     info = tables.check_classed()
+    refuse_no_test_rows(args, info)
     refuse_output_onto_inputs(args, info)
     if args.output is not None:
         common.check_output(args.output)

@@ -9,7 +9,7 @@ import pytest
 
 import common
 from conftest import expect_error, run, sample, stage, tweets_with_copies, write_csv
-from tweetlikes import features, tables
+from tweetlikes import features, splits, tables
 
 create_classes = stage("01_create_classes")
 
@@ -68,10 +68,11 @@ def test_too_few_rows_and_degenerate_likes(small_csv, workdir):
 
 def test_random_split_is_seeded_and_sized():
     table = tweets(1000)
-    first = create_classes.assign_split(table, "random", 0.2, seed=42)
+    group = splits.tweet_groups(table)
+    first = create_classes.assign_split(table, "random", 0.2, 42, group)
     assert (first == "test").sum() == 200
-    assert (first == create_classes.assign_split(table, "random", 0.2, seed=42)).all()
-    assert (first != create_classes.assign_split(table, "random", 0.2, seed=7)).any()
+    assert (first == create_classes.assign_split(table, "random", 0.2, 42, group)).all()
+    assert (first != create_classes.assign_split(table, "random", 0.2, 7, group)).any()
 
 
 @pytest.mark.parametrize("how, column", [("account", "username"), ("company", "company")])
@@ -101,7 +102,7 @@ def test_group_split_without_usernames_suggests_company(small_csv, workdir):
 
 
 def test_test_fraction_out_of_range(workdir):
-    expect_error("--test-fraction must be between 0 and 1, got 1.5", "01_create_classes", "--test-fraction", "1.5")
+    expect_error("--test-fraction must be at least 0 and below 1, got 1.5", "01_create_classes", "--test-fraction", "1.5")
 
 
 def test_time_split_holds_out_the_latest_tweets(workdir):
@@ -114,15 +115,18 @@ def test_time_split_holds_out_the_latest_tweets(workdir):
 
 
 def test_time_split_never_cuts_between_rows_posted_together():
-    # Issue 28, case 5: rows of one date were split by file order, as if it were time.
+    # Rows of one date were split by file order, as if it were time.
+    def time_split(days):
+        table = tweets(100)
+        return create_classes.assign_split(table, "time", 0.2, 42, splits.tweet_groups(table, days), days)
     days = np.concatenate([np.arange(78), np.full(4, 78.0), np.arange(79, 97)])  # 4 rows at the 20% cut
-    split = create_classes.assign_split(tweets(100), "time", 0.2, 42, days)
+    split = time_split(days)
     assert days[split == "train"].max() < days[split == "test"].min()
     assert (split == "test").sum() in (18, 22)  # the four go to one side, whole
     with pytest.raises(SystemExit, match="all 100 usable rows have the same `date`; use --split random"):
-        create_classes.assign_split(tweets(100), "time", 0.2, 42, np.zeros(100))
+        time_split(np.zeros(100))
     with pytest.raises(SystemExit, match="holds out 10% of rows, not the 20% asked .* only 2 distinct times"):
-        create_classes.assign_split(tweets(100), "time", 0.2, 42, np.repeat([0.0, 1.0], [90, 10]))
+        time_split(np.repeat([0.0, 1.0], [90, 10]))
 
 
 def test_time_split_of_one_date_is_refused_in_one_line(workdir):
@@ -226,11 +230,13 @@ def test_copies_of_a_tweet_land_on_one_side_of_the_split(how):
     table = tweets_with_copies()
     days = features.parse_dates(table["date"]).to_numpy()
     for seed in range(5):
-        split = pd.Series(create_classes.assign_split(table, how, 0.2, seed, days))
+        split = pd.Series(create_classes.assign_split(table, how, 0.2, seed,
+                                                      splits.tweet_groups(table, days if how == "time" else None),
+                                                      days))
         assert (split.groupby([table["content"], table["username"]]).nunique() == 1).all(), seed
         assert abs((split == "test").mean() - 0.2) < 0.02
     if how == "time":  # no training row is posted after the latest copy of any test tweet
-        latest_test = pd.Series(days).groupby(create_classes.duplicate_groups(table)).transform("max")
+        latest_test = pd.Series(days).groupby(splits.duplicate_groups(table)).transform("max")
         assert days[(split == "train").to_numpy()].max() <= latest_test[(split == "test").to_numpy()].min()
 
 
@@ -243,7 +249,8 @@ def test_a_split_without_copies_is_the_same_as_before(how):
         is_test[np.random.default_rng(42).permutation(len(table))[:60]] = True
     else:
         is_test[np.argsort(days, kind="stable")[len(table) - 60:]] = True
-    assert (create_classes.assign_split(table, how, 0.2, 42, days) == np.where(is_test, "test", "train")).all()
+    group = splits.tweet_groups(table, days if how == "time" else None)
+    assert (create_classes.assign_split(table, how, 0.2, 42, group, days) == np.where(is_test, "test", "train")).all()
 
 
 def test_no_row_history_holds_its_own_likes_through_a_copy():

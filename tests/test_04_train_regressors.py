@@ -77,7 +77,7 @@ def spied_run(pipeline_dir, tmp_path_factory):
 def test_the_combiner_learns_only_from_the_validation_slice(spied_run, monkeypatch):
     folder, table, seen = spied_run
     monkeypatch.chdir(folder)
-    fit_rows, validation_rows = training.training_split(table, common.SEED)
+    fit_rows, validation_rows = training.training_split(table, common.SEED, "random")
     assert np.array_equal(seen["target"], np.log1p(table["likes"].to_numpy()[validation_rows]))
     assert (table["split"].to_numpy()[validation_rows] == "train").all()
     assert not set(validation_rows) & set(fit_rows)
@@ -90,7 +90,7 @@ def test_each_specialist_is_trained_only_on_its_class(spied_run):
     _, table, seen = spied_run
     train = (table["split"] == "train").to_numpy()
     classes = table["popularity_class"].to_numpy()
-    _, validation_slice = training.training_split(table, common.SEED)
+    _, validation_slice = training.training_split(table, common.SEED, "random")
     assert len(seen["regressors"]) == len(train_regressors.MODELS) == 4
     for (k, name), (fit_rows, validation_rows) in zip(train_regressors.MODELS, seen["regressors"]):
         rows = np.concatenate([fit_rows, validation_rows])
@@ -211,3 +211,11 @@ def test_the_chance_is_fitted_on_the_history_a_draft_gets(workdir, groups):
     assert np.array_equal(block[:, others], columns[[0, 2, 4]][:, others])  # the rest as they were
     assert np.array_equal(inputs["combined"].columns, columns)  # the training inputs untouched
     assert train_regressors.drafts_history(inputs, np.arange(3), keyed, ["surface"], "raw") is None
+
+
+@pytest.mark.slow
+def test_04_refuses_a_validation_slice_other_than_03bs(pipeline_copy):
+    """04 fits its combiner on rows the classifier was not fitted on: another --seed draws
+    another slice, whose rows the classifier may have been fitted on."""
+    message = expect_error("04's validation slice is not the one", "04_train_regressors", "--seed", "7")
+    assert f"03b's --seed ({common.SEED})" in message

@@ -14,7 +14,7 @@ import pytest
 
 import common
 from conftest import expect_error, read_only, run, sample, stage, strict_json, tweets_with_copies, write_csv
-from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, tables, training
+from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, splits, tables, training
 
 predict_likes = stage("05_predict_likes")
 
@@ -134,7 +134,7 @@ def test_a_retrained_classifier_makes_the_combiner_stale(pipeline_copy):
 @pytest.mark.slow
 def test_regressors_of_two_runs_of_04_are_not_mixed(pipeline_copy, pipeline_dir):
     """An interrupted 04 leaves some regressors of the new run beside the old ones."""
-    run("04_train_regressors", "--max-depth", "3")
+    run("04_train_regressors", "--max-depth", "3")  # a new run: a new run id
     (pipeline_copy / common.REGRESSOR.format(k=2)).write_bytes((pipeline_dir / common.REGRESSOR.format(k=2)).read_bytes())
     expect_error(f"{common.REGRESSOR.format(k=2)} is stale: it was made with run_id=", "05_predict_likes")
 
@@ -302,7 +302,7 @@ def test_output_into_a_missing_folder(pipeline_copy):
 def test_the_test_runs_in_sample_rows_are_counted_as_for_new_tweets(workdir, monkeypatch):
     # The split of the code before copies were grouped, which let them straddle it: 05 counts the
     # test rows with a copy among the training rows, as it counts --input's.
-    monkeypatch.setattr(stage("01_create_classes"), "duplicate_groups", lambda table: np.arange(len(table)))
+    monkeypatch.setattr(splits, "duplicate_groups", lambda table: np.arange(len(table)))
     tweets_with_copies().to_csv("copies.csv", index=False)
     run("01_create_classes", "--input", "copies.csv")
     for name in ("03b_train_classifier_improved", "04_train_regressors"):

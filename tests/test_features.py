@@ -109,7 +109,7 @@ def test_history_and_derived_columns_have_one_owner():
                                          for stat in ("log_count", "mean_log_likes", "median_log_likes")]
     assert [column for _, column in features.HISTORY_KEYS] == ["username", "company"]
     signals = [column for group in features.SIGNAL_FEATURES.values() for column in group]
-    assert features.DERIVED_COLUMNS == ("split", "popularity_class", *features.HISTORY_FEATURES, *signals)
+    assert features.DERIVED_COLUMNS == ("split", "popularity_class", "tweet_group", *features.HISTORY_FEATURES, *signals)
     assert features.feature_columns(("text",)) == []
     assert features.feature_columns(("text", "media", "history")) == [*features.SIGNAL_FEATURES["media"],
                                                                        *features.HISTORY_FEATURES]

@@ -2,13 +2,14 @@
 their shapes and alignment, the predictions, what the models record), nothing fitted depends on a
 test row, two runs give the same predictions, and a tiny input runs without embeddings."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import common
-from conftest import EMBEDDING_DIM, SMALL_ROWS, STAGES, run, run_all
+from conftest import EMBEDDING_DIM, SMALL_ROWS, STAGES, expect_error, run, run_all
 from tweetlikes import encoder, features, models, tables
 
 
@@ -132,3 +133,26 @@ def test_a_tiny_input_trains_and_predicts_without_embeddings(workdir):
     predictions = pd.read_csv(common.PREDICTIONS)
     assert len(predictions) == 10 and np.isfinite(predictions["expected_likes"]).all()
     assert not list(workdir.glob("embeddings_*"))  # no embeddings were needed
+
+
+@pytest.mark.slow
+def test_a_final_model_trains_on_every_row_and_predicts_new_tweets(small_csv, pipeline_dir, workdir, capsys):
+    """01 --test-fraction 0 keeps every row for training; 02-04 run as usual; 05 without --input or
+    drafts says there is nothing to predict and writes nothing; drafts and --input work."""
+    for name in (common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED, common.EMBEDDINGS_META):
+        shutil.copy2(pipeline_dir / name, workdir / name)  # the same texts in the same order: 02 reuses them
+    run("01_create_classes", "--input", small_csv, "--split", "time", "--test-fraction", 0)
+    table, info = tables.load_classed(["split"])
+    assert (table["split"] == "train").all() and info["test_fraction"] == 0
+    for name in ("02_generate_embeddings", "03b_train_classifier_improved", "04_train_regressors"):
+        run(name)
+    assert "no test rows" in capsys.readouterr().out
+    expect_error("has no test rows", "05_predict_likes")
+    assert not (workdir / common.PREDICTIONS).exists() and not (workdir / "metrics.json").exists()
+    run("05_predict_likes", "--text", "A new feature, out today <hyperlink>", "--username", "user1")
+    assert "predicted likes:" in capsys.readouterr().out
+    new = pd.read_csv(small_csv, keep_default_na=False).head(20).drop(columns="likes")
+    new.to_csv("new.csv", index=False)
+    run("05_predict_likes", "--input", "new.csv", "--no-plots")
+    predictions = pd.read_csv(common.PREDICTIONS)
+    assert len(predictions) == 20 and np.isfinite(predictions["predicted_likes"]).all()

@@ -54,22 +54,30 @@ def test_the_projection_is_the_principal_components_of_the_rows_given():
 
 
 def embedded_tweets(n=240, dim=20, seed=3):
-    """Rows of 4 accounts whose likes follow the first embedding column, 80% of them training rows."""
+    """Rows of 4 accounts whose likes follow the first embedding column, 80% of them training rows,
+    and (fit rows, validation rows) of those: every 8th training row validates."""
     rng = np.random.default_rng(seed)
     embeddings = rng.normal(size=(n, dim)).astype(np.float32)
     keys = np.array(["a", "b", "c", "d"], dtype=object)[np.arange(n) % 4]
     log_likes = 3 + embeddings[:, 0] + (np.arange(n) % 4) + rng.normal(scale=0.3, size=n)
-    return embeddings, log_likes, keys, np.arange(n) % 97, np.arange(n) % 5 != 0
+    is_train = np.arange(n) % 5 != 0
+    train_rows = np.flatnonzero(is_train)
+    rows = (np.setdiff1d(train_rows, train_rows[::8]), train_rows[::8])
+    return embeddings, log_likes, keys, np.arange(n) % 97, is_train, rows
+
+
+def wobbled(log_likes, changed_rows):
+    return log_likes + np.where(changed_rows, 5.0 * np.sin(np.arange(len(log_likes))), 0)
 
 
 def perturbed_fold_scores(fold_k=1):
     """Fold k's out-of-fold scores before and after the likes of its rows and of the test rows
     change, and the other training rows' scores before and after."""
-    embeddings, log_likes, keys, copies, is_train = embedded_tweets()
-    in_fold = text.folds(copies, is_train, text.SCORE_FOLDS, seed=0) == fold_k
-    before = text.fit(embeddings, log_likes, keys, copies, is_train, seed=0)["out_of_fold_score"]
-    changed = log_likes + np.where(in_fold | ~is_train, 5.0 * np.sin(np.arange(len(log_likes))), 0)
-    after = text.fit(embeddings, changed, keys, copies, is_train, seed=0)["out_of_fold_score"]
+    embeddings, log_likes, keys, copies, is_train, rows = embedded_tweets()
+    is_fit = np.isin(np.arange(len(log_likes)), rows[0])
+    in_fold = text.folds(copies, is_fit, text.SCORE_FOLDS, seed=0) == fold_k
+    before = text.fit(embeddings, log_likes, keys, copies, rows, seed=0)["out_of_fold_score"]
+    after = text.fit(embeddings, wobbled(log_likes, in_fold | ~is_train), keys, copies, rows, seed=0)["out_of_fold_score"]
     others = is_train & ~in_fold
     return before[in_fold], after[in_fold], before[others], after[others]
 
@@ -92,9 +100,23 @@ def test_the_leak_test_fails_when_the_out_of_fold_rule_is_broken(monkeypatch):
     assert fold_before.tobytes() != fold_after.tobytes()
 
 
+def test_no_fit_row_nor_validation_row_scores_with_a_validation_rows_likes():
+    """The validation slice stands to the fit rows as the test rows to the training rows: the fit
+    rows' folds and the validation rows' ridge never see its likes, so 03b's choice of text form
+    on the slice is made on rows no score was fitted on."""
+    embeddings, log_likes, keys, copies, is_train, rows = embedded_tweets()
+    training_rows = np.sort(np.concatenate(rows))
+    before = text.fit(embeddings, log_likes, keys, copies, rows, seed=0)
+    validation = np.isin(np.arange(len(log_likes)), rows[1])
+    after = text.fit(embeddings, wobbled(log_likes, validation | ~is_train), keys, copies, rows, seed=0)
+    assert before["out_of_fold_score"][training_rows].tobytes() == after["out_of_fold_score"][training_rows].tobytes()
+    assert not np.isnan(before["out_of_fold_score"][training_rows]).any()
+    assert before["ridge"]["coef"].tobytes() != after["ridge"]["coef"].tobytes()  # the test rows' ridge sees the slice
+
+
 def test_columns_are_out_of_fold_for_training_rows_and_the_full_ridge_elsewhere():
-    embeddings, log_likes, keys, copies, is_train = embedded_tweets()
-    fitted = text.fit(embeddings, log_likes, keys, copies, is_train, seed=0)
+    embeddings, log_likes, keys, copies, is_train, rows = embedded_tweets()
+    fitted = text.fit(embeddings, log_likes, keys, copies, rows, seed=0)
     rows = np.arange(len(embeddings))
     score = text.columns("score", fitted, embeddings, rows)["text_score"].to_numpy()
     assert np.array_equal(score[is_train], fitted["out_of_fold_score"][is_train])

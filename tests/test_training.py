@@ -93,12 +93,41 @@ def test_above_the_threshold_the_bins_are_cut_from_a_seeded_sample(monkeypatch):
 
 
 def test_the_validation_slice_is_seeded_and_of_training_rows_only():
-    table = pd.DataFrame({"split": ["train"] * 200 + ["test"] * 50, "popularity_class": np.arange(250) % 3})
-    fit_rows, validation_rows = training.training_split(table, common.SEED)
+    table = pd.DataFrame({"split": ["train"] * 200 + ["test"] * 50, "popularity_class": np.arange(250) % 3,
+                          "tweet_group": np.arange(250)})
+    fit_rows, validation_rows = training.training_split(table, common.SEED, "random")
     assert len(validation_rows) == round(200 * training.VALIDATION_FRACTION)
     assert sorted([*fit_rows, *validation_rows]) == list(range(200))  # every training row, no test row
-    again, other = training.training_split(table, common.SEED), training.training_split(table, 7)
+    again, other = training.training_split(table, common.SEED, "random"), training.training_split(table, 7, "random")
     assert np.array_equal(again[1], validation_rows) and not np.array_equal(other[1], validation_rows)
+
+
+def test_copies_of_a_tweet_fall_on_one_side_of_the_validation_slice():
+    group = np.arange(300) // 3  # every tweet three times
+    table = pd.DataFrame({"split": "train", "popularity_class": np.arange(300) % 3, "tweet_group": group})
+    for split, seed in [("random", 0), ("random", 1), ("time", 0)]:
+        fit_rows, validation_rows = training.training_split(table, seed, split)
+        assert not set(group[fit_rows]) & set(group[validation_rows]), split
+        assert len(validation_rows) == round(300 * training.VALIDATION_FRACTION)
+
+
+def test_under_the_time_split_the_validation_slice_is_the_latest_training_rows(small_csv, workdir):
+    """01 --split time numbers each tweet in posting order (`tweet_group`); the slice of 03b and
+    04 is then the latest tweets of the training rows, whatever the seed, as the test rows are the
+    latest of all."""
+    sample(small_csv, rows=200).to_csv("tweets.csv", index=False)
+    run("01_create_classes", "--input", "tweets.csv", "--split", "time")
+    table, _ = tables.load_classed(["split", "popularity_class", "tweet_group", "date", "content", "username"])
+    days = features.parse_dates(table["date"]).to_numpy()
+    fit_rows, validation_rows = training.training_split(table, common.SEED, "time")
+    assert training.training_split(table, 7, "time")[1].tolist() == validation_rows.tolist()
+    assert abs(len(validation_rows) - 0.1 * (table["split"] == "train").sum()) <= 3  # copies may tip it over
+    latest_copy = pd.Series(days).groupby([table["content"], table["username"]]).transform("max").to_numpy()
+    assert latest_copy[fit_rows].max() <= latest_copy[validation_rows].min()  # by its latest copy
+    test_rows = np.flatnonzero((table["split"] == "test").to_numpy())
+    assert latest_copy[validation_rows].max() <= latest_copy[test_rows].min()
+    random_slice = training.training_split(table, common.SEED, "random")[1]
+    assert latest_copy[fit_rows].max() > latest_copy[random_slice].min()  # a random slice lies among them
 
 
 def test_a_class_that_falls_wholly_into_the_validation_slice_is_fitted_on():
@@ -108,8 +137,8 @@ def test_a_class_that_falls_wholly_into_the_validation_slice_is_fitted_on():
     classes[slice_rows[:2]] = 2  # both viral rows where the validation slice falls
     classes[slice_rows[2:]] = 1
     classes[-5:][~np.isin(np.arange(n - 5, n), slice_rows)] = 1
-    table = pd.DataFrame({"split": "train", "popularity_class": classes})
-    fit_rows, validation_rows = training.training_split(table, common.SEED)
+    table = pd.DataFrame({"split": "train", "popularity_class": classes, "tweet_group": np.arange(n)})
+    fit_rows, validation_rows = training.training_split(table, common.SEED, "random")
     assert set(classes[fit_rows]) == {0, 1, 2}
     assert not set(slice_rows[:2]) & set(validation_rows)
     assert set(slice_rows[2:]) <= set(validation_rows)  # other classes keep their slice
@@ -122,7 +151,7 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
     table, inputs, provenance = training.training_inputs(args, ["content"])
     info = common.read_json(common.THRESHOLDS_JSON)
     groups = ["history", "surface", "media", "time", "wording"]  # the sample has no is_reply column
-    assert len(table) == 100 and list(table.columns) == ["split", "popularity_class", "likes"]  # texts only hashed
+    assert len(table) == 100 and list(table.columns) == training.TABLE_COLUMNS  # texts only hashed
     assert provenance == {"classed_csv_sha256": info["classed_csv_sha256"],
                           "history_stats_sha256": info["history_stats_sha256"], "thresholds": info["thresholds"],
                           "split": "random", "rows": 100, "features": groups}

@@ -120,7 +120,7 @@ def explanation_groups(groups, embedding_dim, text_form="raw"):
 
 # The columns 01 adds to the input rows: an input may not bring its own, and 05 drops them from
 # the rows it returns.
-DERIVED_COLUMNS = ("split", "popularity_class", *feature_columns(FEATURE_GROUPS))
+DERIVED_COLUMNS = ("split", "popularity_class", "tweet_group", *feature_columns(FEATURE_GROUPS))
 
 
 # ------------------------------------------------------------------------------------ model input

@@ -336,7 +336,8 @@ def check_classed():
         "signal_groups": lambda v: isinstance(v, list) and set(v) <= set(features.SIGNAL_FEATURES),
         "name_form": lambda v: v == NAME_FORM,
         "class_counts": lambda v: isinstance(v, dict) and all(isinstance(v.get(name), dict) and
-                                                              isinstance(v[name].get("train"), int)
+                                                              isinstance(v[name].get("train"), int) and
+                                                              isinstance(v[name].get("test"), int)
                                                               for name in common.CLASS_NAMES)})
     for path, key in ((common.CLASSED_CSV, "classed_csv_sha256"), (common.HISTORY_CSV, "history_stats_sha256")):
         if info.get(key) != common.file_sha256(path):
@@ -372,7 +373,7 @@ def _typed(table):
     for column in table.columns:
         if column in TEXT_COLUMNS:
             table[column] = table[column].fillna("")
-        elif column == "popularity_class":
+        elif column in ("popularity_class", "tweet_group"):
             table[column] = table[column].astype(int)
         elif column in numbers:
             table[column] = table[column].astype(float)

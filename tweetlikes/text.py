@@ -6,16 +6,17 @@ the validation slice; 04 and 05 use its choice):
 - `projection`: the content embeddings' first PROJECTION_DIMS principal components over the
   training rows;
 - `score`: a ridge regression of the content embeddings on what the wording adds to the account's
-  typical likes (the residual below), out of fold;
+  typical likes (the residual below), out of fold (the validation slice from the fit rows alone);
 - `finetuned`: that residual predicted by MiniLM fine-tuned on it (02 --finetune), out of fold;
 - `none`: no text.
 
 The residual of a tweet is its log1p(likes) less the smoothed mean log1p(likes) of its account
 (its company's where the input has no usernames: pairs.pair_keys), the mean taken over the rows a
-model is fitted on. Out of fold: the training rows fall in folds, copies of a tweet together, and
-a fold's scores come from a model fitted on the other folds, its residuals computed from those
-folds alone, so no training row's score has seen its own likes or a copy's. Test and new rows get
-the model fitted on every training row.
+model is fitted on. Out of fold: the fit rows fall in folds, copies of a tweet together, and a
+fold's scores come from a model fitted on the other folds, its residuals computed from those
+folds alone, so no training row's score has seen its own likes or a copy's; the validation rows'
+come from the model fitted on every fit row, as test and new rows get the model fitted on every
+training row.
 
 Everything here streams the embeddings a block of rows at a time (given the path of a .npy, a
 window of the file at a time: features.mapped_rows): the ridge and the principal components need
@@ -99,16 +100,22 @@ def fit_projection(embeddings, rows):
     return {"mean": mean, "components": vectors[:, ::-1][:, :features.PROJECTION_DIMS]}
 
 
-def fit(embeddings, log_likes, keys, copy_keys_of_rows, is_train, seed):
-    """Everything the score and projection forms need, fitted on the training rows: the ridge on
-    all of them (for test and new rows), the out-of-fold scores of the training rows, and the
-    principal components. `embeddings` are the content ones, row-aligned with the other arrays."""
-    train_rows = np.flatnonzero(is_train)
-    fold = folds(copy_keys_of_rows, is_train, SCORE_FOLDS, seed)
-    out_of_fold = np.full(len(is_train), np.nan)
-    for k in range(SCORE_FOLDS):
-        fitted_on = np.flatnonzero(is_train & (fold != k))
-        scored = np.flatnonzero(fold == k)
+def fit(embeddings, log_likes, keys, copy_keys_of_rows, rows, seed):
+    """Everything the score and projection forms need, fitted on the training rows, `rows` = (fit
+    rows, validation rows): the ridge on all of them (for test and new rows), the out-of-fold
+    scores of the training rows, and the principal components. The validation rows stand to the
+    fit rows as the test rows stand to the training rows: their scores come from a ridge on the fit
+    rows alone, and the fit rows' folds hold no validation row, so no fit row's score has seen a
+    validation row's likes and 03b's choice of form on the validation slice is a choice made on
+    unseen rows. `embeddings` are the content ones, row-aligned with the other arrays."""
+    fit_rows, validation_rows = rows
+    train_rows = np.sort(np.concatenate([fit_rows, validation_rows]))
+    is_fit = np.zeros(len(log_likes), dtype=bool)
+    is_fit[fit_rows] = True
+    fold = folds(copy_keys_of_rows, is_fit, SCORE_FOLDS, seed)
+    out_of_fold = np.full(len(log_likes), np.nan)
+    for fitted_on, scored in [*((np.flatnonzero(is_fit & (fold != k)), np.flatnonzero(fold == k))
+                                for k in range(SCORE_FOLDS)), (fit_rows, validation_rows)]:
         if len(scored) and len(fitted_on) > 1:
             ridge = fit_ridge(embeddings, fitted_on, residuals(log_likes, keys, fitted_on))
             out_of_fold[scored] = score_rows(ridge, embeddings, scored)

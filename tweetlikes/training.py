@@ -6,6 +6,7 @@ the feature matrix never sits whole in memory.
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import shlex
 import signal
 import sys
@@ -14,10 +15,12 @@ import threading
 import numpy as np
 
 import common
-from tweetlikes import cluster, features, tables, text
+from tweetlikes import cluster, features, splits, tables, text
 
 # The XGBoost settings of 03b and 04 alike (--help shows them; every model file records them).
-VALIDATION_FRACTION = 0.1   # of the training rows, for early stopping and 04's combiner; never test rows
+# Of the training rows, for 03b's choice of text form, early stopping, 04's combiner, calibration and chance
+# model; never test rows. With --split time, the latest training rows: each choice is judged as the test asks.
+VALIDATION_FRACTION = 0.1
 N_ESTIMATORS = 1000         # a ceiling, not a choice: early stopping picks the rounds
 LEARNING_RATE = 0.05        # small steps, so the round early stopping keeps lies close to the best one
 MAX_DEPTH = 6               # XGBoost's default: room for history x signal interactions
@@ -84,7 +87,8 @@ def pin_malloc_thresholds():
             mallopt(option, MALLOC_THRESHOLD)
 
 
-TABLE_COLUMNS = ["split", "popularity_class", "likes"]  # what 03b and 04 read of the classed CSV beside the features
+# What 03b and 04 read of the classed CSV beside the features.
+TABLE_COLUMNS = ["split", "popularity_class", "likes", "tweet_group"]
 
 
 def training_inputs(args, embedding_kinds):
@@ -315,17 +319,31 @@ def xgboost_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def training_split(table, seed):
-    """(fit rows, validation rows): the training rows, less a seeded slice for early stopping and
-    for fitting 04's combiner, the same in 03b and 04. A class whose training rows all fell into
-    the slice gets them back, so every class is seen in fitting (tiny inputs)."""
+def training_split(table, seed, split):
+    """(fit rows, validation rows): the training rows, less a slice for 03b's choice of text form,
+    early stopping and 04's combiner, the same in 03b and 04. Copies of a tweet (`tweet_group`)
+    fall on one side together. With 01's `split` "time", the slice is the latest training rows, as
+    the test rows are the latest of all; else a seeded draw. A class whose training rows all fell
+    into the slice gets them back, so every class is seen in fitting (tiny inputs)."""
     train_rows = np.flatnonzero((table["split"] == "train").to_numpy())
-    rng = np.random.default_rng(seed)
-    in_validation = np.zeros(len(train_rows), dtype=bool)
-    in_validation[rng.permutation(len(train_rows))[: max(1, round(len(train_rows) * VALIDATION_FRACTION))]] = True
+    _, group = np.unique(table["tweet_group"].to_numpy()[train_rows], return_inverse=True)  # in order, from 0
+    order = np.arange(group.max() + 1)[::-1] if split == "time" else np.random.default_rng(seed).permutation(group.max() + 1)
+    in_validation = splits.take_groups(group, order, max(1, round(len(train_rows) * VALIDATION_FRACTION)))
     classes = table["popularity_class"].to_numpy()[train_rows]
     for k in range(len(common.CLASS_NAMES)):
         if not (classes[~in_validation] == k).any():
             in_validation[classes == k] = False
     return train_rows[~in_validation], train_rows[in_validation]
 
+
+def slice_fingerprint(validation_rows):
+    """A short hash of the validation slice: 03b records it, 04 checks that its slice is the same."""
+    return hashlib.sha256(np.asarray(validation_rows, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def check_same_slice(classifier_meta, validation_rows):
+    """04 fits its combiner, calibration and chance model on rows the classifier was not fitted on,
+    and reads the text scores 03b made for its slice: its slice must be 03b's."""
+    if classifier_meta.get("validation_slice") != slice_fingerprint(validation_rows):
+        common.fail(f"04's validation slice is not the one {common.CLASSIFIER} was trained beside: run 04 with 03b's "
+                    f"--seed ({classifier_meta['settings']['seed']}), or rerun 03b_train_classifier_improved.py")
