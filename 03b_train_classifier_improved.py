@@ -141,7 +141,7 @@ def main(argv=None):
     # 1. The training columns and both embeddings; the validation slice.
     table, inputs, provenance = training.training_inputs(args, ["content", "combined"])
     y = table["popularity_class"].to_numpy()
-    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["split"])
+    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["validation"])
     train_rows = np.sort(np.concatenate([fit_rows, validation_rows]))
     print(f"fit {len(fit_rows)} rows, validation {len(validation_rows)}")
     device = training.xgboost_device()

@@ -275,7 +275,7 @@ def main(argv=None):
     text_form = classifier["meta"]["text_form"]  # the form 03b chose: the text reads as its model does
     inputs = training.text_form_inputs(inputs, provenance["features"], text_form, classifier["text"])
     X = inputs["combined"]
-    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["split"])
+    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["validation"])
     training.check_same_slice(classifier["meta"], validation_rows)
     device = training.xgboost_device()
     settings = training.training_settings(args)

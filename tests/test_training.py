@@ -105,22 +105,23 @@ def test_the_validation_slice_is_seeded_and_of_training_rows_only():
 def test_copies_of_a_tweet_fall_on_one_side_of_the_validation_slice():
     group = np.arange(300) // 3  # every tweet three times
     table = pd.DataFrame({"split": "train", "popularity_class": np.arange(300) % 3, "tweet_group": group})
-    for split, seed in [("random", 0), ("random", 1), ("time", 0)]:
+    for split, seed in [("random", 0), ("random", 1), ("latest", 0)]:
         fit_rows, validation_rows = training.training_split(table, seed, split)
         assert not set(group[fit_rows]) & set(group[validation_rows]), split
         assert len(validation_rows) == round(300 * training.VALIDATION_FRACTION)
 
 
-def test_under_the_time_split_the_validation_slice_is_the_latest_training_rows(small_csv, workdir):
-    """01 --split time numbers each tweet in posting order (`tweet_group`); the slice of 03b and
-    04 is then the latest tweets of the training rows, whatever the seed, as the test rows are the
-    latest of all."""
+def test_under_the_time_split_the_validation_slice_can_be_the_latest_training_rows(small_csv, workdir):
+    """01 --split time numbers each tweet in posting order (`tweet_group`); with --validation
+    latest the slice of 03b and 04 is the latest tweets of the training rows, whatever the seed, as
+    the test rows are the latest of all."""
     sample(small_csv, rows=200).to_csv("tweets.csv", index=False)
-    run("01_create_classes", "--input", "tweets.csv", "--split", "time")
-    table, _ = tables.load_classed(["split", "popularity_class", "tweet_group", "date", "content", "username"])
+    run("01_create_classes", "--input", "tweets.csv", "--split", "time", "--validation", "latest")
+    table, info = tables.load_classed(["split", "popularity_class", "tweet_group", "date", "content", "username"])
+    assert info["validation"] == "latest"
     days = features.parse_dates(table["date"]).to_numpy()
-    fit_rows, validation_rows = training.training_split(table, common.SEED, "time")
-    assert training.training_split(table, 7, "time")[1].tolist() == validation_rows.tolist()
+    fit_rows, validation_rows = training.training_split(table, common.SEED, "latest")
+    assert training.training_split(table, 7, "latest")[1].tolist() == validation_rows.tolist()
     assert abs(len(validation_rows) - 0.1 * (table["split"] == "train").sum()) <= 3  # copies may tip it over
     latest_copy = pd.Series(days).groupby([table["content"], table["username"]]).transform("max").to_numpy()
     assert latest_copy[fit_rows].max() <= latest_copy[validation_rows].min()  # by its latest copy
@@ -154,7 +155,7 @@ def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_
     assert len(table) == 100 and list(table.columns) == training.TABLE_COLUMNS  # texts only hashed
     assert provenance == {"classed_csv_sha256": info["classed_csv_sha256"],
                           "history_stats_sha256": info["history_stats_sha256"], "thresholds": info["thresholds"],
-                          "split": "random", "rows": 100, "features": groups}
+                          "split": "random", "validation": "random", "rows": 100, "features": groups}
     assert list(inputs) == ["content"] and inputs["content"].embeddings is None
     assert inputs["content"].width == len(features.feature_columns(groups))
     assert np.array_equal(inputs["content"].block(np.arange(100)),

@@ -103,6 +103,7 @@ def training_inputs(args, embedding_kinds):
     inputs, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
                               "history_stats_sha256": info["history_stats_sha256"],
                               "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
+                              "validation": info.get("validation", "random"),
                               "features": list(groups)}
     columns = features.feature_matrix(table, groups)  # one copy for every kind: 34 MB at 300K rows
     for kind in embedding_kinds:
@@ -319,15 +320,17 @@ def xgboost_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def training_split(table, seed, split):
+def training_split(table, seed, validation="random"):
     """(fit rows, validation rows): the training rows, less a slice for 03b's choice of text form,
     early stopping and 04's combiner, the same in 03b and 04. Copies of a tweet (`tweet_group`)
-    fall on one side together. With 01's `split` "time", the slice is the latest training rows, as
-    the test rows are the latest of all; else a seeded draw. A class whose training rows all fell
-    into the slice gets them back, so every class is seen in fitting (tiny inputs)."""
+    fall on one side together. With 01's `--validation latest` (under --split time, whose
+    `tweet_group` follows posting time), the slice is the latest training tweets; else a seeded
+    draw. A class whose training rows all fell into the slice gets them back, so every class is
+    seen in fitting (tiny inputs)."""
     train_rows = np.flatnonzero((table["split"] == "train").to_numpy())
     _, group = np.unique(table["tweet_group"].to_numpy()[train_rows], return_inverse=True)  # in order, from 0
-    order = np.arange(group.max() + 1)[::-1] if split == "time" else np.random.default_rng(seed).permutation(group.max() + 1)
+    order = np.arange(group.max() + 1)[::-1] if validation == "latest" else \
+        np.random.default_rng(seed).permutation(group.max() + 1)
     in_validation = splits.take_groups(group, order, max(1, round(len(train_rows) * VALIDATION_FRACTION)))
     classes = table["popularity_class"].to_numpy()[train_rows]
     for k in range(len(common.CLASS_NAMES)):
