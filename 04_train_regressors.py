@@ -4,41 +4,20 @@ regressor on all training rows, then learn how to combine them with the classifi
 Reads  train_data_with_classes.csv        (from 01_create_classes.py)
        embeddings_combined.npy, embeddings_content.npy   (from 02_generate_embeddings.py;
                                           not with --features all,-text)
-       classifier_model_improved.joblib   (from 03b_train_classifier_improved.py; with the form
-                                          the text is read in, which the regressors read it in too)
+       classifier_model_improved.joblib   (from 03b_train_classifier_improved.py, with its text form)
 Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on training rows of class k
        regressor_model_global.joblib          one regressor for all classes
-       routing_combiner.json                  the learned routing: a ridge correction of the global
-                                              regressor from the specialists and the classifier's
-                                              probabilities; the calibration of those probabilities;
-                                              the chance model of one draft beating another; the
-                                              typical tweet drafts are explained against; with its
-                                              fitting record
+       routing_combiner.json                  fitted on the validation slice: the learned routing,
+                                              the smearing factors, the calibration of the class
+                                              probabilities, the chance model of one draft beating
+                                              another, the typical tweet drafts are explained
+                                              against; with its fitting record
 
-The target is log1p(likes): likes span six orders of magnitude, and squared error on raw counts
-would let a handful of viral tweets decide everything. Early stopping watches a seeded
-validation slice of the training rows (the same slice as 03). The combiner is fitted on that
-slice: training rows that none of the models was fitted on, so it learns how far to trust each
-one on tweets it has not seen. It also records the smearing factor, mean(exp(residual)) on that
-slice, which turns the typical prediction into an expected count (05's expected_likes).
-
-Three more things are fitted on that slice, for 05: the calibration of the classifier's
-probabilities (the one of tweetlikes.calibration with the lowest cross-validated log loss there;
-the combiner is fitted on the calibrated probabilities, the ones 05 applies it to), and per
-routing the chance that one tweet beats another of the same account, a logistic model of their
-predicted gap over the slice's same-account pairs (tweetlikes.pairs).
-
-As in 03, the feature matrices are never built whole (XGBoost bins them a block of rows at a time
-from the memory-mapped embeddings), a model with more fit rows than --sketch-above cuts its bins
-from a seeded sample of --sketch-rows of them (the receipt names those models), and --cluster
-trains the regressors on a Dask cluster's workers; the combiner, a small ridge on the validation
-slice, is fitted here either way.
+What is fitted on the validation slice, and why: docs/how-it-works.md (section 4).
 
 Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--seed N] [--cluster ADDRESS]
                                     [--sketch-above ROWS] [--sketch-rows N]
-(--features and --seed are 03b's, as its classifier records them, unless given; given otherwise, they
-are refused with the command that agrees: the models are combined, and 04 fits its combiner on the
-rows 03b held out of training.)
+(--features and --seed are 03b's unless given; given otherwise, refused with the command that agrees)
 
 A good run on the embedded sample prints:
 
