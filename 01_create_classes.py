@@ -3,8 +3,9 @@
 Reads  data/train_data.csv (or --input: CSV or .xlsx with content, username, likes and a
        `company` or `inferred company` column)
 Writes train_data_with_classes.csv  the input rows plus `split` (train/test), `popularity_class`
-                                    (0 common, 1 popular, 2 viral), six history features and
-                                    the signal features
+                                    (0 common, 1 popular, 2 viral), `tweet_group` (copies of a
+                                    tweet share it; with --split time, numbered in posting order),
+                                    six history features and the signal features
        class_thresholds.json        thresholds, class counts, split settings, signal groups found,
                                     fingerprints
        history_stats.csv            per-account and per-company like statistics, mean length and
@@ -16,6 +17,8 @@ and copies of a tweet stay on one side of the split. Why, and the signals: docs/
 (section 1) and docs/evaluation.md (Inputs).
 
 Usage: python 01_create_classes.py [--input PATH [--sheet NAME]] [--split random|account|company|time]
+                                   [--test-fraction F]
+--test-fraction 0 keeps every row for training: the model to deploy, once a split has measured it.
 
 A good run on the embedded sample prints:
 

@@ -5,9 +5,10 @@ back into likes.
 Reads  the files of stages 1-4; with --input, a CSV/.xlsx of new tweets (likes optional); with
        --text (once or more) or --drafts FILE, drafts, printed with why
 Writes final_predictions.csv   the input columns as they were, plus predicted_class, the calibrated
-                               class probabilities, predicted_likes (typical), expected_likes
-                               (mean), with --explain why_<group> (--output: never onto an input or
-                               a pipeline file; drafts write a file only with --output)
+                               class probabilities, predicted_likes (typical), likes_low and
+                               likes_high (the --interval range), expected_likes (mean), with
+                               --explain why_<group> (--output: never onto an input or a pipeline
+                               file; drafts write a file only with --output)
        when likes are known: metrics.json, predicted_vs_actual.png, confusion_matrix.png,
        calibration.png, explanations.png (else an earlier run's are removed; drafts keep them)
 
@@ -17,7 +18,7 @@ docs/evaluation.md. Drafts, --when and --explain: docs/usage.md, docs/how-it-wor
 Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--text "..."] | --drafts FILE]
                                   [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
                                   [--reply] [--when [--tz ZONE]] [--explain] [--verbose]
-                                  [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
+                                  [--routing learned|soft|hard] [--interval 0.8] [--output PATH] [--cluster ADDRESS]
 
 A good run on the embedded sample's test rows prints (abridged):
 
@@ -26,14 +27,13 @@ A good run on the embedded sample's test rows prints (abridged):
     wrote final_predictions.csv: 1000 rows, predicted_likes from learned routing
     ...
                                   RMSE    MAE Spearman pairwise  raw RMSE  viral P/R   MAE by class: ...
-    per-account median           1.636  1.201    0.773    0.500    2535.1    n/a 0.00  ...
     two-stage, learned routing   1.407  1.074    0.845    0.634    2502.8  0.55 0.10  ...
+    likes ranges (80%, learned routing), on 1000 rows: 79% inside, width x23.7 (median of (high+1)/(low+1))
     ...
-    done in 4.0s
 
 and for one draft (--text "New Photoshop feature <hyperlink>" --username adobe --company adobe):
 
-    predicted likes: 191
+    predicted likes: 191 (80% range: 31 to 1262)
     chance of each class: common (up to 232 likes) 56%, popular (232 to 2,416 likes) 42%, viral ...
     why, against a typical training tweet (43 likes; each input at its median over training tweets):
       the words x2.51, the company's history (adobe) x1.25, the length (33 characters) x1.12, ...
