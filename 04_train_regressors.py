@@ -46,12 +46,23 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from tweetlikes import calibration, cluster, contrast, models, pairs, tables, training
+from tweetlikes import calibration, cluster, contrast, features, intervals, models, pairs, tables, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
 ROUNDS_WITHOUT_VALIDATION = 200  # then a fixed number of trees: a fifth of the ceiling, at the default rate
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)  # chosen by leave-one-out on the validation slice
 MODELS = [*enumerate(common.CLASS_NAMES), (None, "global")]  # (class, name): three specialists, one global
+# The combiner (8 coefficients) and the calibration (chosen by 5-fold cross-validation) are fitted on the
+# validation slice only when it has this many rows: fewer is under 4 rows a coefficient and 6 a fold, where the
+# leave-one-out penalty and the cross-validated choice that otherwise keep them safe are noise themselves. Then the
+# learned routing is the global regressor and the probabilities stay uncalibrated (60 input rows gave 5).
+MIN_FIT_ROWS = 30
+# The chance model's slope needs this many independent same-account (or same-company) pairs in the validation
+# slice: n tweets of an account make n(n-1)/2 pairs but only n-1 independent comparisons, and near even chances the
+# slope's standard error is about 2 / (sd(gap) * sqrt(comparisons)), +-0.28 on slopes near 1 for same-account gaps
+# of sd 0.5 over 200. Slopes from 4 pairs and from 1 came out -5.2 and 13.1. A slope of 0 or less (backwards) is
+# never kept either.
+MIN_CHANCE_PAIRS = 200
 
 
 def fit_regressor(X, target, fit_rows, validation_rows, settings, device, client):
@@ -81,32 +92,109 @@ def fit_combiner(outputs, target):
             "intercept": float(ridge.intercept_ - mean @ coefficients), "alpha": float(ridge.alpha_)}
 
 
-def fit_routing(outputs, validation, keys, seed):
+def fit_routing(outputs, validation, keys, as_drafts, seed):
     """What 05 needs beside the models, from their raw outputs on the validation rows: the
     calibration of the class probabilities, the learned routing's combiner fitted on the
-    calibrated ones, the smearing factors, and per routing the chance model of one tweet beating
-    another of the same account."""
+    calibrated ones (with MIN_FIT_ROWS rows or more: else none of either), the smearing factors,
+    and per routing the chance model of one tweet beating another of the same account (where
+    earned, on `as_drafts`: the outputs of the same rows with the history a draft gets, see
+    drafts_history) and the likes ranges' conformal offsets (tweetlikes.intervals)."""
     target = np.log1p(validation["likes"].to_numpy())
-    calibrator = calibration.fit(outputs.uncalibrated, validation["popularity_class"].to_numpy(), seed)
-    outputs = models.calibrated(outputs, {"calibration": calibrator})
-    combiner = {**fit_combiner(outputs, target), "calibration": calibrator}
+    (key_values, within), seen = keys
+    if len(target) >= MIN_FIT_ROWS:
+        calibrator = calibration.fit(outputs.uncalibrated, validation["popularity_class"].to_numpy(), seed)
+        combiner = {**fit_combiner(models.calibrated(outputs, {"calibration": calibrator}), target),
+                    "calibration": calibrator}
+    else:  # the global regressor as it is, and the probabilities as the classifier gives them
+        combiner = {"inputs": models.COMBINER_INPUTS, "coefficients": [0.0] * len(models.COMBINER_INPUTS),
+                    "intercept": 0.0, "alpha": None,
+                    "calibration": {"method": "none", "cross_validated_log_loss": {}, "fitted_rows": len(target)}}
+    outputs = models.calibrated(outputs, combiner)  # as 05 serves them
     routed = models.routed_log_likes(outputs, combiner)
-    key_values, within = keys
+    drafts_routed = models.routed_log_likes(models.calibrated(as_drafts, combiner), combiner)
     # Smearing (Duan 1983): E[1 + likes] = exp(predicted log1p) * mean(exp(residual)), per routing.
-    combiner.update({"smearing": {name: float(np.mean(np.exp(target - predicted)))
+    combiner.update({"smearing": {name: float(np.mean(np.exp(target - predicted))) if len(target) else 1.0
                                   for name, predicted in routed.items()},
-                     "pair_chance": {"within": within, **{name: pairs.fit_chance(key_values, target, predicted, seed)
-                                                           for name, predicted in routed.items()}},
+                     "pair_chance": {"within": within, **{name: earned_chance(key_values, target, predicted, within,
+                                                                              seed)
+                                                           for name, predicted in drafts_routed.items()}},
+                     "intervals": intervals.fit({name: target - predicted for name, predicted in routed.items()},
+                                                outputs.predicted_class, *seen),
                      "fitted_rows": len(target),
                      "validation_log_rmse": {name: rmse(predicted, target) for name, predicted
                                              in [("global", outputs.global_log), *routed.items()]}})
     return combiner
 
 
-def pair_keys_of(rows):
-    """pairs.pair_keys of these rows of the classed CSV (read here: training reads no texts)."""
-    keys = pd.concat(tables.classed_chunks(["username", "company"]), ignore_index=True)
-    return pairs.pair_keys(keys.iloc[rows])
+def earned_chance(key_values, target, predicted, within, seed):
+    """pairs.fit_chance where the validation slice earns it, MIN_CHANCE_PAIRS independent same-key
+    pairs or more (rows with a key less the keys: each key's tweets after its first) and a positive
+    slope; else none, with why."""
+    keyed = key_values[key_values != ""]
+    independent = len(keyed) - len(np.unique(keyed))
+    chance = {**pairs.fit_chance(key_values, target, predicted, seed), "independent_pairs": independent}
+    if independent < MIN_CHANCE_PAIRS:
+        why = (f"the validation slice has {independent} independent same-{within} pairs, fewer than the "
+               f"{MIN_CHANCE_PAIRS} a stable fit needs")
+    elif chance["slope"] <= 0:
+        why = (f"fitted on {chance['pairs']} same-{within} pairs its slope came out {chance['slope']:.2f}: "
+               "backwards, a bigger predicted gap would mean a smaller chance")
+    else:
+        return chance
+    return {"slope": None, "pairs": chance["pairs"], "independent_pairs": independent, "why": why}
+
+
+def validation_keys(rows):
+    """The username, company and intervals.SEEN_COLUMNS of these rows of the classed CSV (read
+    here: training reads no texts, and its table keeps no history columns), with their
+    pairs.pair_keys and intervals.seen."""
+    table = pd.concat(tables.classed_chunks(["username", "company", *intervals.SEEN_COLUMNS]), ignore_index=True)
+    table = table.iloc[rows].reset_index(drop=True)
+    return table, (pairs.pair_keys(table), intervals.seen(table))
+
+
+def drafts_history(inputs, rows, keyed, groups, form):
+    """The model inputs of `rows` with their history features as 05 gives a draft of the same
+    account and company: from all training rows (history_stats.csv), so alike for every row of an
+    account, as for two drafts or two test tweets of it. The validation rows' own history is out of
+    fold (01), each without its own fold's likes: a row with many likes tends to see a lower
+    account mean than the others of its account, and the gaps it makes within an account run
+    backwards (the chance's slope on them came out -1.7 to -1.8 on three seeds of 20K Reddit rows,
+    against a test within-subreddit pairwise accuracy of 0.546). None without history features."""
+    if "history" not in groups:
+        return None
+    history = features.lookup_history(keyed, tables.load_history_stats(),
+                                      common.read_json(common.THRESHOLDS_JSON)["history_prior"])
+    names = features.feature_columns(groups, form)
+    present = [name for name in features.HISTORY_FEATURES if name in names]  # less any dropped one by one
+    drafted = {}
+    for kind, model_input in inputs.items():
+        columns = model_input.columns[rows]  # a copy: fancy indexing
+        columns[:, [names.index(name) for name in present]] = history[present].to_numpy(dtype=np.float32)
+        drafted[kind] = features.ModelInput(model_input.embeddings, columns,
+                                            None if model_input.embeddings is None else rows)
+    return drafted
+
+
+def print_routing(combiner, rows):
+    """04's receipt of what it fitted on the validation slice, and of what it did not fit, why."""
+    if combiner["alpha"] is None:
+        print(f"too few validation rows ({rows}, fewer than {MIN_FIT_ROWS}): no calibration and no combiner; the "
+              "probabilities are the classifier's, the learned routing is the global regressor")
+    else:
+        losses = combiner["calibration"]["cross_validated_log_loss"]
+        print(f"calibration of the class probabilities: {combiner['calibration']['method']} (cross-validated log "
+              "loss " + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()) + ")")
+        print(f"combiner fitted on the {rows} validation rows (ridge alpha {combiner['alpha']:g}); log1p RMSE there: "
+              + ", ".join(f"{name} {value:.3f}" for name, value in combiner["validation_log_rmse"].items()))
+    chance = combiner["pair_chance"]["learned"]
+    print(f"chance of beating another draft fitted on {chance['pairs']} same-{combiner['pair_chance']['within']} "
+          f"pairs ({chance['independent_pairs']} independent), with a draft's history: slope {chance['slope']:.2f}" if chance["slope"] else
+          f"no chance of beating another draft: {chance['why']}")
+    groups = combiner["intervals"]["routings"]["learned"]
+    print(f"likes ranges: conformal residuals of the {rows} validation rows, per group of {intervals.MIN_GROUP_ROWS} "
+          f"rows or more (predicted class, seen or unseen account and company): "
+          + "; ".join(f"{name} {group['rows']}" for name, group in groups.items()))
 
 
 def rmse(predicted, actual):
@@ -173,20 +261,17 @@ def main(argv=None):
 
     # 3. The calibration, the learned routing and the chance that one draft beats another, fitted
     #    on the validation slice that none of the models was fitted on.
+    trained = (classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"])
     validation_inputs = inputs["content"].block(validation_rows), X.block(validation_rows)
-    outputs = models.predict(classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"],
-                             *validation_inputs)
-    combiner = fit_routing(outputs, table.iloc[validation_rows], pair_keys_of(validation_rows), args.seed)
+    outputs = models.predict(*trained, *validation_inputs)
+    keyed, keys = validation_keys(validation_rows)
+    drafted = drafts_history(inputs, validation_rows, keyed, provenance["features"], text_form)
+    as_drafts = outputs if drafted is None else models.predict(*trained, *(drafted[kind].block(
+        np.arange(len(validation_rows))) for kind in ("content", "combined")))
+    combiner = fit_routing(outputs, table.iloc[validation_rows], keys, as_drafts, args.seed)
     combiner.update({"classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster,
                      "reference": contrast.typical_row(*validation_inputs)})
-    losses = combiner["calibration"]["cross_validated_log_loss"]
-    print(f"calibration of the class probabilities: {combiner['calibration']['method']} (cross-validated log loss "
-          + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()) + ")")
-    print(f"combiner fitted on the {len(validation_rows)} validation rows (ridge alpha {combiner['alpha']:g}); "
-          "log1p RMSE there: " + ", ".join(f"{name} {value:.3f}"
-                                           for name, value in combiner["validation_log_rmse"].items()))
-    print(f"chance of beating another draft fitted on {combiner['pair_chance']['learned']['pairs']} same-"
-          f"{combiner['pair_chance']['within']} pairs: slope {combiner['pair_chance']['learned']['slope']:.2f}")
+    print_routing(combiner, len(validation_rows))
 
     # 4. The model files, the combiner last: it names the run they belong to.
     for name, path in paths.items():

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import advice, cluster, drafts, encoder, features, models, report, tables, text
+from tweetlikes import advice, cluster, drafts, encoder, features, intervals, models, report, tables, text
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
@@ -94,6 +94,8 @@ def parse_arguments(argv):
                                                   "(an IANA name such as Europe/Berlin)")
     parser.add_argument("--routing", choices=models.ROUTINGS, default=DEFAULT_ROUTING,
                         help="which prediction fills predicted_likes; the report shows all")
+    parser.add_argument("--interval", type=float, choices=intervals.LEVELS, default=intervals.DEFAULT_LEVEL,
+                        help="the probability that likes_low to likes_high holds the actual likes")
     parser.add_argument("--explain", action="store_true",
                         help="add why_<group> columns: each feature group's contribution to log1p(likes), with "
                              "why_base and why_routing, summing to the prediction (drafts always print theirs)")
@@ -321,20 +323,23 @@ def rows_to_predict(args, stats, info, trained, client):
     return tweets, [original], inputs, train, np.isin(text.copy_keys(tweets), train_keys), source
 
 
-def predictions(original, rows, outputs, by_routing, routing, smearing, explanation=None):
-    """The user's columns as given, then the class, its probabilities and both like counts for
-    the `rows` predicted (empty for the others), and with an explanation its why_<group> columns."""
+def predictions(original, rows, outputs, by_routing, served, explanation=None):
+    """The user's columns as given, then the class, its probabilities, both like counts and the
+    range (`served`: an intervals.Served of the routing) for the `rows` predicted (empty for the
+    others), and with an explanation its why_<group> columns."""
+    routing, smearing = served.routing, served.smearing
     added = pd.DataFrame({"predicted_class": pd.array(outputs.predicted_class, dtype="Int64"),
                           **{f"probability_{name}": outputs.probabilities[:, k].round(4)
                              for k, name in enumerate(common.CLASS_NAMES)},
                           "predicted_likes": np.clip(np.expm1(by_routing[routing]), 0, None).round(1),
+                          "likes_low": served.likes_low, "likes_high": served.likes_high,
                           "expected_likes": np.clip(np.exp(by_routing[routing]) * smearing - 1, 0, None).round(1),
                           **{f"why_{group}": values.round(4) for group, values in (explanation or {}).items()}},
                          index=rows)
     return original.join(added)
 
 
-def write_predictions(path, original, rows, outputs, by_routing, routing, smearing, explanation=None):
+def write_predictions(path, original, rows, outputs, by_routing, served, explanation=None):
     """predictions(...) of each frame of `original` (indexed as `rows`, which the other arguments
     follow), written one after another; returns the rows written."""
     written = 0
@@ -345,7 +350,7 @@ def write_predictions(path, original, rows, outputs, by_routing, routing, smeari
             for number, part in enumerate(original):
                 mine = rows.isin(part.index)
                 predictions(part, rows[mine], outputs.rows(mine), {name: values[mine] for name, values in
-                                                                   by_routing.items()}, routing, smearing,
+                                                                   by_routing.items()}, served.rows(mine),
                             explanation and {group: values[mine] for group, values in explanation.items()}
                             ).to_csv(handle, index=False, header=number == 0)
                 written += len(part)
@@ -357,7 +362,9 @@ def advise_drafts(args, drafted, loaded, train, output):
     """The drafts' advice, printed (tweetlikes.advice), and with --output one row per draft: its
     number and rank, the predictions, the chance to beat #1 and the gap to #1 by group (diff_),
     with --explain the gap to the typical tweet by group (why_)."""
-    found = advice.tell(advice.Settings(args.routing, args.date, args.given_date is not None, args.when, args.tz,
+    dated = args.given_date is not None or (args.draft_table is not None and "date" in args.draft_table
+                                            and args.draft_table["date"].str.strip().ne("").all())
+    found = advice.tell(advice.Settings(args.routing, args.interval, args.date, dated, args.when, args.tz,
                                         {"username": args.username, "company": args.company}), drafted, loaded, train)
     if args.output is not None:
         table = advice.output_table(output, found, args.explain)
@@ -419,7 +426,7 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
     classifier, regressors, global_regressor = trained
     metrics = report.evaluate(scored, train, stats, info, args.routing, combiner)
     metrics["settings"] = {
-        **settings, "routing": args.routing, "features": classifier["meta"]["features"], "split": info["split"],
+        **settings, "routing": args.routing, "interval": args.interval, "features": classifier["meta"]["features"], "split": info["split"],
         "thresholds": info["thresholds"], "train_rows": classifier["meta"]["train_rows"],
         "embedding_model": classifier["meta"].get("embedding_model"),
         "embedding_mode": classifier["meta"].get("embedding_mode"), "text_form": classifier["meta"]["text_form"],
@@ -427,7 +434,7 @@ def write_report(scored, train, stats, info, trained, combiner, args, settings):
         "classifier": {"settings": classifier["meta"]["settings"], "rounds": classifier["meta"]["best_iteration"] + 1},
         "regressors": {"settings": global_regressor["meta"]["settings"],
                        "rounds": [r["meta"]["rounds"] for r in [*regressors, global_regressor]]},
-        "combiner": {key: combiner[key] for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
+        "combiner": {key: combiner.get(key) for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
                                                     "pair_chance", "fitted_rows", "run_id")},
     }
     common.save_json(report.METRICS_JSON, metrics)
@@ -493,15 +500,16 @@ def main(argv=None):
 
     # 4. The predictions file (for drafts, only when asked) and the drafts' receipt; an earlier
     #    run's report goes first, so it never outlives its predictions.
-    smearing = combiner["smearing"][args.routing]
+    served = intervals.served(combiner, args.routing, args.interval, by_routing, outputs, tweets)
     removed = remove_report() if replaces_report else []
     if args.has_drafts:  # drafts' `original` is one frame
-        advise_drafts(args, advice.Drafted(tweets, (X_classifier, X_regressor), outputs, by_routing[args.routing]),
-                      advice.Loaded(info, stats, tuple(trained), combiner), train,
-                      predictions(original[0], tweets.index, outputs, by_routing, args.routing, smearing))
+        output = predictions(original[0], tweets.index, outputs, by_routing, served)
+        ranges = [intervals.range_text(low, high) for low, high in zip(output["likes_low"], output["likes_high"])]
+        advise_drafts(args, advice.Drafted(tweets, (X_classifier, X_regressor), outputs, by_routing[args.routing],
+                                           ranges), advice.Loaded(info, stats, tuple(trained), combiner), train, output)
     elif args.output is not None:
-        rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, args.routing,
-                                         smearing, explanation if args.explain else None)
+        rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, served,
+                                         explanation if args.explain else None)
         print(f"wrote {args.output}: {rows_written} rows, predicted_likes from {args.routing} routing")
 
     # 5. Where likes are known, the report.
@@ -509,7 +517,8 @@ def main(argv=None):
     if known.any():
         scored = report.Scored(tweets[known].reset_index(drop=True), likes[known], outputs.rows(known),
                                {name: values[known] for name, values in by_routing.items()},
-                               {group: values[known[explained]] for group, values in explanation.items()})
+                               {group: values[known[explained]] for group, values in explanation.items()},
+                               served.rows(known))
         written = write_report(scored, train, stats, info, trained, combiner, args,
                                {"source": str(source), "rows_scored": int(known.sum()), "in_sample_rows": in_sample,
                                 **on_cluster})

@@ -10,7 +10,9 @@ Rows: every method of 05's report for the default features, and the learned rout
 single regressor for each ablation (a feature group dropped) and for the original design
 (--features seed), over all seeds or, with --ablation-seeds K, the first K (large inputs). Columns: log1p RMSE (mean and min-max
 over seeds), MAE, Spearman, viral-class log MAE, viral precision/recall of predicting above the
-viral threshold, and the classifier's macro-F1 / viral recall.
+viral threshold, and the classifier's macro-F1 / viral recall. Then the default's likes ranges on
+the test rows (coverage and median width, overall and for seen and unseen accounts and companies)
+and the ECE of the chance that one draft beats another.
 
 Usage: python tests/evaluate.py --input TWEETS.csv [--split random|account|company|time]
            [--seeds 42,43,44] [--ablations all,-text all@raw all@finetuned all,-wording ...] [--ablation-seeds K]
@@ -103,7 +105,8 @@ def print_same_kind(runs):
     for method in ("per-account median", "single regressor", "two-stage, learned routing"):
         every = [m["pairwise"]["accuracy"][method] for m in runs]
         same = [m["pairwise"]["same_kind"]["accuracy"][method] for m in runs]
-        counts = f"{fmt([m['pairwise']['pairs'] for m in runs])} / {fmt([m['pairwise']['same_kind']['pairs'] for m in runs])}"
+        counts = " / ".join(f"{min(c):,}-{max(c):,}" for c in ([m["pairwise"]["pairs"] for m in runs],
+                                                                 [m["pairwise"]["same_kind"]["pairs"] for m in runs]))
         print(f"| {method} | {fmt(every)} | {fmt(same)} | {counts} |")
 
 
@@ -117,6 +120,26 @@ def print_calibration(runs):
         for figure in ("mean_probability", "ece", "brier"):
             cells += [fmt([m["calibration"][stage][name][figure] for m in runs]) for stage in ("before", "after")]
         print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def print_intervals(runs):
+    """The default's likes ranges on the test rows (coverage and median width, overall and for seen
+    and unseen accounts and companies) and the ECE of the chance of one draft beating another."""
+    level = runs[0]["interval"]["level"]
+    print(f"\nlikes ranges ({level:.0%}, learned routing) and the chance to beat a draft, mean (min-max over seeds):")
+    print("| rows | test rows | coverage | median width (high+1)/(low+1) |")
+    print("|---|---|---|---|")
+    parts = [("all", lambda m: m["interval"])] + [
+        (f"{kind} {state}", lambda m, kind=kind, state=state: m["interval"][f"by_{kind}"][state])
+        for kind in ("account", "company") for state in ("seen", "unseen")]
+    for name, part in parts:
+        if any(part(m)["rows"] for m in runs):
+            rows = [part(m)["rows"] for m in runs]
+            print(f"| {name} | {min(rows)}-{max(rows)} | {fmt([part(m)['coverage'] for m in runs])} | "
+                  f"{fmt([part(m)['median_width'] for m in runs])} |")
+    print(f"chance to beat a draft: ECE {fmt([m['pair_chance']['ece'] for m in runs])} over "
+          f"{min(m['pair_chance']['pairs'] for m in runs)}-{max(m['pair_chance']['pairs'] for m in runs)} same-{runs[0]['pairwise']['within']} test pairs"
+          + "".join(f"; seed {i}: {m['pair_chance']['why']}" for i, m in enumerate(runs) if m["pair_chance"]["ece"] is None))
 
 
 def main(argv=None):
@@ -195,6 +218,7 @@ def main(argv=None):
     print_text_forms(results, finetune_seconds)
     print_calibration(results["default"])
     print_same_kind(results["default"])
+    print_intervals(results["default"])
     print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
           f"{f' --sketch-rows {args.sketch_rows}' if args.sketch_rows else ''}"

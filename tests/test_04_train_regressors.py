@@ -5,11 +5,12 @@ sha256; a classifier of other features refused."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import common
 from conftest import copy_files, expect_error, interrupt_at_blocks, run, stage
-from tweetlikes import models, tables, training
+from tweetlikes import features, models, pairs, tables, training
 
 train_regressors = stage("04_train_regressors")
 
@@ -151,3 +152,62 @@ def test_04_follows_the_classifiers_features_and_seed(pipeline_copy):
 def test_ctrl_c_anywhere_in_the_matrix_build_is_one_line_and_keeps_the_files(pipeline_copy):
     # In the first specialist's matrices, and in later regressors' (predictions read blocks too).
     interrupt_at_blocks(pipeline_copy, "04_train_regressors.py", (2, 30, 70))
+
+
+def test_the_chance_model_is_fitted_only_where_earned():
+    rng = np.random.default_rng(0)
+    n = 2 * train_regressors.MIN_CHANCE_PAIRS
+    predicted = rng.normal(size=n)
+    actual = predicted + rng.normal(scale=1.0, size=n)
+    enough = np.array([f"user{i % 40}" for i in range(n)], dtype=object)  # 40 accounts of many tweets
+    fitted = train_regressors.earned_chance(enough, actual, predicted, "account", seed=0)
+    assert fitted["slope"] > 0 and fitted["independent_pairs"] == n - 40 >= train_regressors.MIN_CHANCE_PAIRS
+    # One account of MIN_CHANCE_PAIRS tweets: thousands of pairs, but one independent pair short of the floor.
+    one = np.array(["user"] * train_regressors.MIN_CHANCE_PAIRS, dtype=object)
+    too_few = train_regressors.earned_chance(one, actual[: len(one)], predicted[: len(one)], "account", seed=0)
+    assert too_few["slope"] is None and too_few["independent_pairs"] == train_regressors.MIN_CHANCE_PAIRS - 1
+    assert too_few["pairs"] > 10 * train_regressors.MIN_CHANCE_PAIRS
+    assert f"fewer than the {train_regressors.MIN_CHANCE_PAIRS}" in too_few["why"]
+    backwards = train_regressors.earned_chance(enough, actual, -predicted, "account", seed=0)  # a real slope < 0
+    assert backwards["slope"] is None and "backwards" in backwards["why"] and pairs.valid_chance(backwards)
+
+
+def test_too_few_validation_rows_mean_the_global_regressor_and_uncalibrated_probabilities(capsys):
+    rng = np.random.default_rng(0)
+    n = train_regressors.MIN_FIT_ROWS - 1
+    probabilities = rng.dirichlet(np.ones(3), size=n)
+    outputs = models.ModelOutputs(probabilities, rng.integers(0, 3, size=n), rng.normal(3, 1, size=(n, 3)),
+                                  rng.normal(3, 1, size=n), probabilities)
+    validation = pd.DataFrame({"likes": rng.integers(0, 100, size=n), "popularity_class": rng.integers(0, 3, size=n)})
+    keys = (np.array(["a"] * n, dtype=object), "account"), (np.ones(n, bool), np.ones(n, bool))
+    combiner = train_regressors.fit_routing(outputs, validation, keys, outputs, seed=0)
+    assert combiner["calibration"]["method"] == "none" and combiner["alpha"] is None
+    assert np.array_equal(models.routed_log_likes(outputs, combiner)["learned"], outputs.global_log)
+    assert combiner["pair_chance"]["learned"]["slope"] is None  # 28 independent pairs: too few
+    train_regressors.print_routing(combiner, n)
+    assert f"too few validation rows ({n}, fewer than {train_regressors.MIN_FIT_ROWS})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("groups", [["history", "surface"], ["history", "-user_log_count"]])
+def test_the_chance_is_fitted_on_the_history_a_draft_gets(workdir, groups):
+    """Validation rows' own history is out of fold, different for two rows of one account; a draft's
+    comes from all training rows, the same for every draft of the account: the chance is fitted on that."""
+    pd.DataFrame({"kind": ["user", "company"], "key": ["a", "x"], "count": [4, 9], "sum_log_likes": [8.0, 9.0],
+                  "median_log_likes": [2.0, 1.0], "first_day": [np.nan, np.nan], "mean_chars": [10.0, 10.0]}
+                 ).to_csv(common.HISTORY_CSV, index=False)
+    prior = {"mean_log_likes": 3.0, "median_log_likes": 2.5}
+    common.save_json(common.THRESHOLDS_JSON, {"history_prior": prior})
+    names = features.feature_columns(groups)
+    columns = np.random.default_rng(0).normal(size=(5, len(names))).astype(np.float32)
+    inputs = {kind: features.ModelInput(None, columns.copy()) for kind in ("content", "combined")}
+    keyed = pd.DataFrame({"username": ["a", "a", "b"], "company": ["x", "x", "x"]})
+    drafted = train_regressors.drafts_history(inputs, np.array([0, 2, 4]), keyed, groups, "raw")
+    block = drafted["combined"].block(np.arange(3))
+    history = [names.index(name) for name in features.HISTORY_FEATURES if name in names]
+    expected = features.lookup_history(keyed, tables.load_history_stats(), prior)[[names[i] for i in history]]
+    assert np.allclose(block[:, history], expected.to_numpy())
+    assert np.array_equal(block[0, history], block[1, history])  # one account: one history
+    others = [i for i in range(len(names)) if i not in history]
+    assert np.array_equal(block[:, others], columns[[0, 2, 4]][:, others])  # the rest as they were
+    assert np.array_equal(inputs["combined"].columns, columns)  # the training inputs untouched
+    assert train_regressors.drafts_history(inputs, np.arange(3), keyed, ["surface"], "raw") is None

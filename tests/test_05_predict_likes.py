@@ -14,7 +14,7 @@ import pytest
 
 import common
 from conftest import expect_error, read_only, run, sample, stage, strict_json, tweets_with_copies, write_csv
-from tweetlikes import calibration, drafts, features, models, pairs, report, tables, training
+from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, tables, training
 
 predict_likes = stage("05_predict_likes")
 
@@ -24,15 +24,17 @@ def test_predictions_are_the_input_columns_then_the_models_figures():
     probabilities = np.array([[0.12344, 0.5, 0.37656], [1.0, 0.0, 0.0]])
     outputs = models.ModelOutputs(probabilities, np.array([1, 0]), np.zeros((2, 3)), np.zeros(2), probabilities)
     by_routing = {"learned": np.log1p([9.0, -0.5]), "soft": np.zeros(2), "hard": np.zeros(2)}
-    output = predict_likes.predictions(original, original.index, outputs, by_routing, "learned", smearing=2.0)
+    served = intervals.Served("learned", 2.0, 0.8, np.array([3.0, np.nan]), np.array([20.0, np.nan]))
+    output = predict_likes.predictions(original, original.index, outputs, by_routing, served)
     assert list(output.columns) == ["id", "likes", *predict_likes.OUTPUT_COLUMNS]
+    assert output["likes_low"].tolist()[0] == 3.0 and output["likes_high"].tolist()[0] == 20.0
     assert output["id"].tolist() == ["007", "8"] and output["predicted_class"].tolist() == [1, 0]
     assert output["probability_common"].tolist() == [0.1234, 1.0]  # rounded to 4 places
     assert output["predicted_likes"].tolist() == [9.0, 0.0]  # never below zero
     assert output["expected_likes"].tolist() == [19.0, 0.0]  # exp(log1p) * smearing - 1
     # A row left unpredicted (no content) keeps its columns, with the models' figures empty.
     one = predict_likes.predictions(original, pd.Index([1]), outputs.rows(np.array([False, True])),
-                                    {name: values[1:] for name, values in by_routing.items()}, "learned", 2.0)
+                                    {name: values[1:] for name, values in by_routing.items()}, served.rows([1]))
     assert one["id"].tolist() == ["007", "8"] and one.loc[0, predict_likes.OUTPUT_COLUMNS].isna().all()
     assert one.loc[1, "predicted_class"] == 0 and one.loc[1, "predicted_likes"] == 0.0
 
@@ -387,8 +389,8 @@ def test_the_test_rows_streamed_give_the_file_the_whole_table_gives(pipeline_cop
                                          classifier["meta"]["text_form"])
     explanation = models.explain(global_regressor, X_regressor.block(rows), groups, by_routing["learned"], outputs)
     original = table[table["split"] == "test"].drop(columns=list(features.DERIVED_COLUMNS)).reset_index(drop=True)
-    expected = predict_likes.predictions(original, tweets.index, outputs, by_routing, "learned",
-                                         combiner["smearing"]["learned"], explanation)
+    served = intervals.served(combiner, "learned", intervals.DEFAULT_LEVEL, by_routing, outputs, tweets)
+    expected = predict_likes.predictions(original, tweets.index, outputs, by_routing, served, explanation)
     assert (pipeline_copy / common.PREDICTIONS).read_text() == expected.to_csv(index=False)
 
 
@@ -460,9 +462,68 @@ def test_three_drafts_come_back_ranked(pipeline_copy, capsys):
     shown_likes = [float(cells[2].replace(",", "")) for cells in ranked]
     assert shown_likes == sorted(shown_likes, reverse=True)
     assert shown_likes == sorted(written["predicted_likes"].round().tolist(), reverse=True)
-    chances = written.sort_values("rank")["chance_beats_first"].iloc[1:]
-    assert chances.between(0, 0.5).all() and chances.is_monotonic_decreasing
+    shown_ranges = [(float(cells[3].replace(",", "")), float(cells[5].replace(",", ""))) for cells in ranked]
+    written = written.sort_values("rank")
+    assert shown_ranges == list(zip(written["likes_low"], written["likes_high"]))  # "low to high"
+    assert all(low <= high for low, high in shown_ranges)
+    # The small sample's validation slice is too small for the chance model: ranked without one, saying why.
+    combiner = common.read_json(common.COMBINER)
+    assert combiner["pair_chance"]["learned"]["slope"] is None and written["chance_beats_first"].isna().all()
+    assert f"(no chance to beat #1: {combiner['pair_chance']['learned']['why']})" in out
+    assert not any("%" in " ".join(cells) for cells in ranked)
     assert "where each differs from #1" in out
+
+
+@pytest.mark.slow
+def test_drafts_ranked_with_a_chance_where_04_fitted_one(pipeline_copy, capsys):
+    combiner = common.read_json(common.COMBINER)
+    combiner["pair_chance"]["learned"] = {"slope": 1.0, "pairs": 500}  # as 04 writes one it kept
+    common.save_json(common.COMBINER, combiner)
+    drafts = ["New Photoshop features are out <hyperlink>", "Photoshop", "We asked 100 designers: what's next?"]
+    run("05_predict_likes", *[arg for text in drafts for arg in ("--text", text)], "--username", "adobe",
+        "--output", "ranked.csv")
+    out = capsys.readouterr().out
+    chances = pd.read_csv("ranked.csv").sort_values("rank")["chance_beats_first"]
+    assert np.isnan(chances.iloc[0]) and chances.iloc[1:].between(0, 0.5).all()
+    assert chances.iloc[1:].is_monotonic_decreasing
+    ranked = [line.split() for line in out.splitlines() if line[:5].strip().lstrip("=").isdigit()]
+    shown = [cells[6] for cells in ranked[1:]]  # rank, draft, likes, "low to high", the chance
+    assert all(cell == "about" or cell.endswith("%") for cell in shown)
+    assert "no chance to beat #1" not in out
+
+
+@pytest.mark.slow
+def test_the_test_rows_ranges_and_their_coverage(pipeline_dir):
+    metrics = strict_json((pipeline_dir / report.METRICS_JSON).read_text())
+    predictions = pd.read_csv(pipeline_dir / common.PREDICTIONS)
+    low, high, likes = predictions["likes_low"], predictions["likes_high"], predictions["likes"]
+    assert (low == low.round()).all() and (low >= 0).all() and (low <= high).all()  # whole likes, in order
+    ranges = metrics["interval"]
+    assert ranges["level"] == metrics["settings"]["interval"] == intervals.DEFAULT_LEVEL
+    assert ranges["rows"] == len(predictions) and ranges["rows_without_range"] == 0
+    assert ranges["coverage"] == pytest.approx(((low <= likes) & (likes <= high)).mean())
+    assert ranges["median_width"] == pytest.approx(((high + 1) / (low + 1)).median())
+    assert sum(part["rows"] for part in ranges["by_account"].values()) == len(predictions)
+    assert sum(part["rows"] for part in ranges["by_predicted_class"].values()) == len(predictions)
+    chance = metrics["pair_chance"]  # none fitted on the small sample: nothing to check, and why
+    assert chance["ece"] is None and chance["pairs"] > 0 and "independent same-account pairs" in chance["why"]
+
+
+@pytest.mark.slow
+def test_a_draft_prints_its_range_at_the_level_asked(pipeline_copy, capsys):
+    written = {}
+    for level in ("0.5", "0.9", "0.95"):
+        run("05_predict_likes", "--text", "Photoshop", "--username", "adobe", "--interval", level,
+            "--output", f"draft{level}.csv")
+        written[level] = pd.read_csv(f"draft{level}.csv").iloc[0]
+        shown = re.search(r"predicted likes: \d+ \((\d+)% range: ([^)]*)\)", capsys.readouterr().out)
+        assert shown and f"{shown[1]}%" == f"{float(level):.0%}"
+        low, high = written[level]["likes_low"], written[level]["likes_high"]
+        assert shown[2] == ("none" if np.isnan(low) else f"{low:.0f} to {high:.0f}")
+    assert written["0.5"]["likes_low"] >= written["0.9"]["likes_low"]  # the likelier range holds the other
+    assert written["0.5"]["likes_high"] <= written["0.9"]["likes_high"]
+    # 95% takes 39 validation rows or more ((n + 1) * 0.025 >= 1); the small sample's slice has fewer.
+    assert common.read_json(common.COMBINER)["fitted_rows"] < 39 and np.isnan(written["0.95"]["likes_low"])
 
 
 @pytest.mark.slow

@@ -45,9 +45,6 @@ def test_drafts_that_differ_in_their_words_differ_only_where_the_content_is_read
         assert (written[f"diff_{group}"] == 0).all(), group
     assert (written["diff_words"] != 0).sum() == 3  # every draft but #1
     assert_parts_add_up(found[0], written)
-    first = written["rank"] == 1
-    assert written.loc[first, "chance_beats_first"].eq("").all()
-    assert written.loc[~first, "chance_beats_first"].astype(float).between(0, 0.5).all()
 
 
 def test_drafts_that_differ_only_in_media_differ_only_in_media(pipeline_copy, tmp_path, monkeypatch, capsys):
@@ -147,8 +144,18 @@ def test_the_players_cover_every_model_input_column():
             assert len(contrast.players_of(columns)) == len(columns)
 
 
-def test_drafts_within_a_coin_flip_of_the_best_are_about_the_same(pipeline_copy, capsys):
-    run("05_predict_likes", "--text", "New brushes <hyperlink>", "--text", "New brushes <hyperlink>",
-        "--username", "adobe", "--date", "2020-06-01T10:00:00Z")
+def test_drafts_within_a_coin_flip_of_the_best_are_about_the_same(capsys):
+    """With a chance model (the small sample's validation slice has too few pairs for one): a
+    draft whose chance to beat #1 is 45-55% is shown as about the same, and the others ranked."""
+    served = lambda X_classifier, X_regressor: X_regressor[:, 0]  # noqa: E731
+    inputs = (np.array([[3.0], [2.98], [1.0]]),) * 2
+    found = advice.advise(served, inputs, {"classifier": [2.0], "regressor": [2.0]}, np.array(["words"], dtype=object),
+                          served(*inputs), {"slope": 2.0, "pairs": 500})
+    assert found.chance[1] == pytest.approx(0.49, abs=0.01) and found.chance[2] < 0.1
+    tweets = pd.DataFrame({"content": ["a", "b", "c"], "username": "x", "company": "", "date": "2020-01-01T10:00:00Z",
+                           "surface_chars": 1.0})
+    drafted = advice.Drafted(tweets, None, None, found.predicted_log, ["1 to 2"] * 3)
+    advice.describe_ranked(drafted, found, {"slope": 2.0, "pairs": 500}, 0.8)
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line[:5].strip().lstrip("=").isdigit()]
-    assert [cells[0] for cells in rows] == ["1", "=1"] and "about the same" in " ".join(rows[1])
+    assert [cells[0] for cells in rows] == ["1", "=1", "3"] and "about the same" in " ".join(rows[1])
+    assert found.versus_first["words"][1] == pytest.approx(-0.02)

@@ -157,6 +157,27 @@ def test_truncated_files_name_the_script_to_rerun(pipeline_copy, damaged, name):
     (common.COMBINER, lambda d: d.update(coefficients=d["coefficients"][:3]), "05_predict_likes"),
     (common.COMBINER, lambda d: d.update(intercept=None), "05_predict_likes"),
     (common.COMBINER, lambda d: d.pop("smearing"), "05_predict_likes"),
+    # Each number 05 reads of the combiner: NaN, infinite, of the wrong sign, length or kind.
+    (common.COMBINER, lambda d: d.update(intercept=float("nan")), "05_predict_likes"),
+    (common.COMBINER, lambda d: d["coefficients"].__setitem__(0, float("inf")), "05_predict_likes"),
+    (common.COMBINER, lambda d: d["smearing"].update(learned=-1.2), "05_predict_likes"),
+    (common.COMBINER, lambda d: d["smearing"].update(soft=0), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.update(calibration={"method": "temperature", "temperature": 0.0,
+                                                      "bias": [0.0] * 3}), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.update(calibration={"method": "vector", "temperature": -1.0,
+                                                      "bias": [0.0] * 3}), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.update(calibration={"method": "vector", "temperature": 1.0,
+                                                      "bias": [0.0, float("nan")]}), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.update(calibration={"method": "sigmoid", "platt": [[1.0, 0.0]] * 2}),
+     "05_predict_likes"),
+    (common.COMBINER, lambda d: d["calibration"].pop("method"), "05_predict_likes"),
+    (common.COMBINER, lambda d: d["pair_chance"]["learned"].update(slope=-5.22, pairs=4), "05_predict_likes"),
+    (common.COMBINER, lambda d: d["pair_chance"].pop("soft"), "05_predict_likes"),
+    (common.COMBINER, lambda d: d["intervals"]["routings"]["learned"]["all rows"]["offsets"].__setitem__(
+        3, [0.5, -0.5]), "05_predict_likes"),
+    (common.COMBINER, lambda d: d["intervals"]["routings"]["hard"]["all rows"].update(rows=-3), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.pop("intervals"), "05_predict_likes"),
+    (common.COMBINER, lambda d: d.update(fitted_rows="32"), "05_predict_likes"),
     (common.THRESHOLDS_JSON, lambda d: d.update(thresholds="abc"), "05_predict_likes"),
     (common.THRESHOLDS_JSON, lambda d: d.pop("history_prior"), "03b_train_classifier_improved"),
     (common.THRESHOLDS_JSON, lambda d: d.update(signal_groups=5), "03b_train_classifier_improved"),
@@ -165,7 +186,8 @@ def test_hand_edited_json_that_still_parses_is_one_line(pipeline_copy, name, edi
     data = json.loads(open(name).read())
     edit(data)
     open(name, "w").write(json.dumps(data))
-    expect_error(f"{name} has no valid", stage)
+    message = expect_error(f"{name} has no valid", stage)
+    assert f"rerun {common.maker(name)}" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("name", ["01_create_classes", "03b_train_classifier_improved",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tweetlikes import calibration, models, report
+from tweetlikes import calibration, intervals, models, pairs, report
 
 
 def test_perfect_prediction_scores_zero_error_and_full_rank():
@@ -71,16 +71,20 @@ def test_every_method_is_scored_side_by_side(capsys):
     outputs = models.ModelOutputs(np.full((4, 3), 1 / 3), np.array([0, 0, 1, 1]), specialists, truth + 1,
                                   np.full((4, 3), 1 / 3))
     by_routing = {"learned": truth, "soft": np.zeros(4), "hard": np.zeros(4)}
-    tweets = pd.DataFrame({"username": ["a", "b", "a", "c"], "company": ["x", "x", "y", "y"]})
+    tweets = pd.DataFrame({"username": ["a", "b", "a", "c"], "company": ["x", "x", "y", "y"],
+                           "user_log_count": np.log1p([3, 0, 3, 0]), "company_log_count": np.log1p([2, 2, 0, 0])})
     stats = pd.DataFrame({"kind": ["user", "company"], "key": ["a", "x"], "count": [3, 2], "sum_log_likes": [6.0, 2.0],
                           "median_log_likes": [2.0, 1.0], "first_day": [np.nan, np.nan]})
     info = {"thresholds": [10.0, 100.0], "history_prior": {"mean_log_likes": 3.0, "median_log_likes": 3.0},
             "class_counts": {"common": {"train": 60}, "popular": {"train": 30}, "viral": {"train": 10}}}
     train = pd.DataFrame({"likes": [1.0, 3.0, 20.0, 1000.0], "popularity_class": [0, 0, 1, 2]})
     explanation = {"base": np.full(4, 2.0), "text": np.array([0.5, -0.5, 0.0, 1.0]), "routing": np.zeros(4)}
-    combiner = {"smearing": {"learned": 1.0}, "calibration": {"method": "none"}}
-    figures = report.evaluate(report.Scored(tweets, actual, outputs, by_routing, explanation), train, stats, info,
-                              "learned", combiner)
+    combiner = {"smearing": {"learned": 1.0}, "calibration": {"method": "none"},
+                "pair_chance": {"within": "account", "learned": {"slope": 2.0, "pairs": 50}}}
+    # Ranges: row 0 (0 likes) inside [0, 2], row 1 (5) above [1, 4], row 2 (50) inside [50, 60], row 3 none.
+    served = intervals.Served("learned", 1.0, 0.8, np.array([0.0, 1, 50, np.nan]), np.array([2.0, 4, 60, np.nan]))
+    figures = report.evaluate(report.Scored(tweets, actual, outputs, by_routing, explanation, served), train, stats,
+                              info, "learned", combiner)
     scores = figures["regression"]
     assert list(scores) == ["global median", "per-account median", "per-company median", "single regressor",
                             "two-stage, learned routing", "two-stage, soft routing", "two-stage, hard routing",
@@ -109,6 +113,18 @@ def test_every_method_is_scored_side_by_side(capsys):
                                    "same_kind": {"pairs": 1, "accuracy": accuracy}}
     assert figures["explanation"] == {"base_log1p": 2.0, "mean_abs_log1p": {"text": 0.5, "routing": 0.0}, "rows": 4}
     assert figures["calibration"]["before"] == figures["calibration"]["after"]  # nothing was calibrated
+    ranges = figures["interval"]  # widths (high + 1) / (low + 1): 3, 2.5, 61/51
+    assert {key: ranges[key] for key in ("level", "rows", "rows_without_range")} == {"level": 0.8, "rows": 3,
+                                                                                     "rows_without_range": 1}
+    assert ranges["coverage"] == pytest.approx(2 / 3) and ranges["median_width"] == pytest.approx(2.5)
+    assert ranges["by_account"]["seen"] == {"rows": 2, "coverage": 1.0, "median_width": pytest.approx((3 + 61 / 51) / 2)}
+    assert ranges["by_account"]["unseen"] == {"rows": 1, "coverage": 0.0, "median_width": 2.5}
+    assert ranges["by_company"]["unseen"] == {"rows": 1, "coverage": 1.0, "median_width": pytest.approx(61 / 51)}
+    assert ranges["by_predicted_class"]["popular"]["rows"] == 1 and ranges["by_predicted_class"]["viral"]["rows"] == 0
+    # The chance over the one same-account pair (rows 0 and 2): the pick (row 2, predicted higher) was right.
+    stated = pairs.chance_to_beat({"slope": 2.0}, truth[2] - truth[0])
+    assert figures["pair_chance"] == {"ece": pytest.approx(1 - stated), "pairs": 1, "bands": [
+        {"from": 0.9, "stated": pytest.approx(stated), "right": 1.0, "pairs": 1}]}
 
 
 def test_the_diagnostic_plots_are_pngs(workdir):

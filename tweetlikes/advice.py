@@ -37,11 +37,13 @@ class Drafted(NamedTuple):
     inputs: tuple  # the classifier's and the regressors' features.ModelInput
     outputs: object  # models.ModelOutputs
     predicted_log: np.ndarray  # log1p(likes) by the routing served
+    ranges: list  # each draft's likes range, as text (tweetlikes.intervals.range_text)
 
 
 class Settings(NamedTuple):
     """The draft settings of 05's command line that the advice reads."""
     routing: str
+    interval: float  # the probability the likes ranges are meant to hold the actual likes with
     date: str  # when the drafts go out (now, unless given)
     date_given: bool
     when: bool
@@ -61,8 +63,8 @@ class Advice(NamedTuple):
 
 def advise(served, inputs, reference, players, predicted_log, chance):
     """Advice on drafts whose model inputs are `inputs` (classifier's, regressors' arrays),
-    `served(X_classifier, X_regressor)` their prediction; `chance` the fitted chance model (None:
-    there is none). The why against the typical tweet is split for each draft."""
+    `served(X_classifier, X_regressor)` their prediction; `chance` 04's chance model (its slope
+    None where 04 fitted none). The why against the typical tweet is split for each draft."""
     order = np.argsort(-predicted_log, kind="stable")
     rank = np.empty(len(order), dtype=int)
     rank[order] = np.arange(1, len(order) + 1)
@@ -70,7 +72,7 @@ def advise(served, inputs, reference, players, predicted_log, chance):
     first = tuple(np.repeat(X[best:best + 1], len(X), axis=0) for X in inputs)
     typical = tuple(np.asarray(reference[kind], dtype=float)[None, :] for kind in ("classifier", "regressor"))
     gap = predicted_log - predicted_log[best]
-    chance_to_beat = np.where(rank == 1, np.nan, pairs.chance_to_beat(chance, gap)) if chance \
+    chance_to_beat = np.where(rank == 1, np.nan, pairs.chance_to_beat(chance, gap)) if chance.get("slope") \
         else np.full(len(gap), np.nan)
     return Advice(predicted_log, rank, chance_to_beat, contrast.shapley(served, inputs, first, players),
                   contrast.shapley(served, inputs, tuple(np.repeat(t, len(gap), axis=0) for t in typical), players),
@@ -97,9 +99,9 @@ def tell(settings, drafted, loaded, train):
     for note in setting_notes(drafted.tweets, read, train_days, settings.date_given):
         print(f"note: {note}")
     if len(drafted.tweets) == 1:
-        describe_one(drafted.tweets, found, drafted.outputs.probabilities, loaded.info["thresholds"])
+        describe_one(drafted, found, loaded.info["thresholds"], settings.interval)
     else:
-        describe_ranked(drafted.tweets, found)
+        describe_ranked(drafted, found, loaded.combiner["pair_chance"][settings.routing], settings.interval)
     if settings.when:  # within an account, or a company where the training rows name no account (pairs.pair_keys)
         keys, within = pairs.pair_keys(train)
         account = drafted.tweets["username" if within == "account" else "company"].iloc[0]
@@ -201,12 +203,14 @@ def gap_factors(parts, row, predicted_log, reference_log):
 
 # ---------------------------------------------------------------------------------- printed
 
-def describe_one(tweets, advice, probabilities, thresholds):
-    """One draft: its likes, the classes' chances in likes, and why against the typical tweet."""
+def describe_one(drafted, advice, thresholds, level):
+    """One draft: its likes and their range, the classes' chances in likes, and why against the
+    typical tweet."""
+    tweets = drafted.tweets
     tweet = tweets.iloc[0]
-    print(f"\npredicted likes: {np.expm1(advice.predicted_log[0]):,.0f}")
+    print(f"\npredicted likes: {np.expm1(advice.predicted_log[0]):.0f} ({level:.0%} range: {drafted.ranges[0]})")
     print("chance of each class: " + ", ".join(f"{words} {p:.0%}" for words, p in
-                                               zip(class_words(thresholds), probabilities[0])))
+                                               zip(class_words(thresholds), drafted.outputs.probabilities[0])))
     typical = np.expm1(advice.typical_log)
     factors = gap_factors(advice.why, 0, advice.predicted_log[0], advice.typical_log)
     print(f"why, against a typical training tweet ({likes_words(typical)}; each input at its median over "
@@ -217,24 +221,28 @@ def describe_one(tweets, advice, probabilities, thresholds):
           f"{'a reply' if tweet.get('reply_is_reply') == 1 else 'not a reply'})")
 
 
-def describe_ranked(tweets, advice):
-    """Several drafts, best first, each with its number in the input and what sets it apart; the
-    chance that it beats #1; and where each differs from #1, split exactly."""
+def describe_ranked(drafted, advice, chance, level):
+    """Several drafts, best first, each with its number in the input, its likes and their range,
+    and what sets it apart; the chance that it beats #1 (where 04 fitted one, else why not); and
+    where each differs from #1, split exactly."""
+    tweets = drafted.tweets
     order = np.argsort(advice.rank)
     best = order[0]
     print(f"\n{len(tweets)} drafts, ranked by predicted likes (draft: its place in your input):")
-    print(f"{'rank':>5s} {'draft':>5s} {'likes':>7s} {'beats #1':>15s}  {'media':14s} {'posted (UTC)':16s} reply  text")
+    print(f"{'rank':>5s} {'draft':>5s} {'likes':>7s} {f'{level:.0%} range':>15s} {'beats #1':>15s}  {'media':14s} "
+          f"{'posted (UTC)':16s} reply  text")
     for row in order:
-        tweet, chance = tweets.iloc[row], advice.chance[row]
-        same = ABOUT_THE_SAME[0] <= chance <= ABOUT_THE_SAME[1]
+        tweet, beats_first = tweets.iloc[row], advice.chance[row]
+        same = ABOUT_THE_SAME[0] <= beats_first <= ABOUT_THE_SAME[1]
         rank = f"={advice.rank[best]}" if same else str(advice.rank[row])
-        beats = "" if not np.isfinite(chance) else "about the same" if same else f"{chance:.0%}"
+        beats = "" if not np.isfinite(beats_first) else "about the same" if same else f"{beats_first:.0%}"
         text = tweet["content"] if len(tweet["content"]) <= SHOWN_CHARS else tweet["content"][:SHOWN_CHARS - 1] + "…"
-        print(f"{rank:>5s} {row + 1:5d} {np.expm1(advice.predicted_log[row]):7,.0f} {beats:>15s}  "
+        print(f"{rank:>5s} {row + 1:5d} {np.expm1(advice.predicted_log[row]):7,.0f} {drafted.ranges[row]:>15s} "
+              f"{beats:>15s}  "
               f"{media_words(tweet)[:14]:14s} {utc(tweet['date']):%Y-%m-%d %H:%M} "
               f"{'yes' if tweet.get('reply_is_reply') == 1 else 'no':5s}  {text}")
-    if not np.isfinite(advice.chance).any() and len(tweets) > 1:
-        print("(no chance to beat #1: 04 had too few pairs of tweets by one account to fit one)")
+    if not chance.get("slope"):
+        print(f"(no chance to beat #1: {chance['why']})")
     print(f"where each differs from #1 (draft {best + 1}), as factors on likes:")
     for row in order[1:]:
         factors = gap_factors(advice.versus_first, row, advice.predicted_log[row], advice.predicted_log[best])

@@ -50,6 +50,33 @@ def apply(calibration, probabilities):
     return out / out.sum(axis=1, keepdims=True)
 
 
+def valid(calibration):
+    """Whether a stored calibration is one apply() can use (as 04 writes it: 05 refuses an edited
+    one): a known method with a finite number in every place it reads, a positive temperature,
+    and isotonic steps in order."""
+    n = len(common.CLASS_NAMES)
+
+    def numbers(values, length):
+        return isinstance(values, list) and len(values) == length and all(map(common.is_number, values))
+
+    def steps(step):
+        return (isinstance(step, list) and len(step) == 2 and isinstance(step[0], list) and len(step[0]) > 0
+                and numbers(step[0], len(step[0])) and numbers(step[1], len(step[0])) and all(np.diff(step[0]) >= 0))
+    if not isinstance(calibration, dict):
+        return False
+    method = calibration.get("method")
+    if method in ("temperature", "vector"):
+        return (common.is_number(calibration.get("temperature")) and calibration["temperature"] > 0
+                and numbers(calibration.get("bias"), n))
+    if method == "sigmoid":
+        return isinstance(calibration.get("platt"), list) and len(calibration["platt"]) == n and \
+            all(numbers(pair, 2) for pair in calibration["platt"])
+    if method == "isotonic":
+        return isinstance(calibration.get("steps"), list) and len(calibration["steps"]) == n and \
+            all(map(steps, calibration["steps"]))
+    return method == "none"
+
+
 def _fit_none(probabilities, classes):
     return {"method": "none"}
 

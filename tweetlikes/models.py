@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
-from tweetlikes import calibration, encoder, features, finetune, text
+from tweetlikes import calibration, encoder, features, finetune, intervals, pairs, text
 
 
 def load_artifact(path, expect):
@@ -87,10 +87,13 @@ def load_run(info):
         "coefficients": lambda v: (isinstance(v, list) and len(v) == len(COMBINER_INPUTS)
                                    and all(map(common.is_number, v))),
         "intercept": common.is_number,
-        "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) for r in ROUTINGS),
-        "calibration": lambda v: isinstance(v, dict) and v.get("method") in calibration.CALIBRATIONS,
-        "pair_chance": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r, {}).get("slope"))
-                                                             for r in ROUTINGS),
+        # mean(exp(residual)): positive, or expected_likes would come out negative or NaN
+        "smearing": lambda v: isinstance(v, dict) and all(common.is_number(v.get(r)) and v[r] > 0 for r in ROUTINGS),
+        "calibration": calibration.valid,
+        "pair_chance": lambda v: isinstance(v, dict) and v.get("within") in ("account", "company")
+                                 and all(pairs.valid_chance(v.get(r)) for r in ROUTINGS),
+        "intervals": lambda v: intervals.valid(v, ROUTINGS),
+        "fitted_rows": lambda v: isinstance(v, int) and v >= 0,
         "reference": lambda v: isinstance(v, dict) and all(
             isinstance(v.get(kind), list) and all(x is None or common.is_number(x) for x in v[kind])
             for kind in ("classifier", "regressor"))})

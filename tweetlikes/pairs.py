@@ -9,11 +9,13 @@ drafts means anything.
 """
 import numpy as np
 
+import common
 from tweetlikes import features
 
 MAX_GROUP_ROWS = 5_000  # a bigger account is scored on a seeded sample of this many of its rows
 MAX_CHANCE_PAIRS = 200_000  # pairs the chance of beating a draft is fitted on, at most (sampled)
 COMPARE_ROWS = 1_024  # rows compared against a whole group at a time (1024 x 5000 x 8 B = 40 MB)
+CHANCE_BANDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # lower edges of the report's bands of the pick's stated chance
 
 
 def pair_keys(table):
@@ -94,6 +96,33 @@ def fit_chance(keys, actual, predicted, seed):
         return {"slope": 0.0, "pairs": int(len(gap) // 2)}
     model = LogisticRegression(fit_intercept=False, C=1e6).fit(gap[:, None], won)
     return {"slope": float(model.coef_[0, 0]), "pairs": int(len(gap) // 2)}
+
+
+def valid_chance(entry):
+    """Whether a stored chance model is one 05 can use: its pairs counted, and a positive slope or
+    none with why (04 fits none without enough pairs, and keeps none that came out backwards)."""
+    return (isinstance(entry, dict) and isinstance(entry.get("pairs"), int) and entry["pairs"] >= 0
+            and ((entry.get("slope") is None and isinstance(entry.get("why"), str))
+                 or (common.is_number(entry.get("slope")) and entry["slope"] > 0)))
+
+
+def chance_figures(keys, actual, predicted, chance, seed):
+    """How well the stated chance holds over same-key pairs whose likes differ (at most
+    MAX_CHANCE_PAIRS / 2, sampled): each pair taken with the one predicted higher as the pick,
+    so its stated chance is 50% or more; per band of CHANCE_BANDS the mean stated chance beside
+    how often the pick got more likes, and the ECE, the pair-weighted mean gap between them."""
+    gap, won = chance_pairs(np.asarray(keys, dtype=object), np.asarray(actual, dtype=float),
+                            np.asarray(predicted, dtype=float), seed)
+    gap, won = gap[: len(gap) // 2], won[: len(won) // 2]  # chance_pairs gives each pair both ways round
+    if chance["slope"] is None or not len(gap):
+        return {"ece": None, "pairs": int(len(gap)), "bands": [], "why": chance.get("why", "no pairs")}
+    won = won ^ (gap < 0)  # the pick is the one predicted higher
+    stated = chance_to_beat(chance, np.abs(gap))
+    band = np.digitize(stated, CHANCE_BANDS[1:])
+    bands = [{"from": low, "stated": float(stated[band == b].mean()), "right": float(won[band == b].mean()),
+              "pairs": int((band == b).sum())} for b, low in enumerate(CHANCE_BANDS) if (band == b).any()]
+    return {"ece": float(sum(b["pairs"] * abs(b["stated"] - b["right"]) for b in bands) / len(gap)),
+            "pairs": int(len(gap)), "bands": bands}
 
 
 def chance_to_beat(chance, gap):

@@ -1,8 +1,10 @@
 """What 05 reports when the likes of the predicted rows are known: every routing beside simple
 alternatives (the global median, per-account and per-company medians, the global regressor
 alone, oracle routing), each scored by figures that mean something on skewed counts and by
-within-account pairwise accuracy (tweetlikes.pairs); the classifier's figures; how well the class
-probabilities are calibrated, before and after; what moved the predictions; and the plots.
+within-account pairwise accuracy (tweetlikes.pairs); how often the likes ranges held
+(tweetlikes.intervals) and how well the chance of one draft beating another held; the
+classifier's figures; how well the class probabilities are calibrated, before and after; what
+moved the predictions; and the plots.
 """
 from typing import NamedTuple
 
@@ -10,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import calibration, features, models, pairs
+from tweetlikes import calibration, features, intervals, models, pairs
 
 METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
@@ -28,6 +30,7 @@ class Scored(NamedTuple):
     outputs: models.ModelOutputs
     by_routing: dict        # log1p(likes) by each of models.ROUTINGS
     explanation: dict       # per explanation group, the contributions of the rows or of a sample of them (models.explain)
+    served: intervals.Served  # their ranges
 
 
 def regression_metrics(predicted_log, actual_likes, true_class, viral_log_threshold):
@@ -114,7 +117,7 @@ def save_plots(actual_likes, predicted_likes, confusion, routing):
 def evaluate(scored, train, stats, info, routing, combiner):
     """Side-by-side figures on the rows whose likes are known (`scored`: a Scored), printed;
     returns the metrics dict. `train` holds the training rows' likes and class."""
-    tweets, actual, outputs, by_routing, explanation = scored
+    tweets, actual, outputs, by_routing, explanation, served = scored
     true_class = common.assign_classes(actual, info["thresholds"])
     methods = method_predictions(scored, true_class, train, stats, info)
     viral_log = float(np.log1p(info["thresholds"][1]))
@@ -137,6 +140,8 @@ def evaluate(scored, train, stats, info, routing, combiner):
                   "before": calibration.class_figures(outputs.uncalibrated, true_class),
                   "after": calibration.class_figures(outputs.probabilities, true_class)}
     explained = {group: float(np.mean(np.abs(values))) for group, values in explanation.items() if group != "base"}
+    ranges = intervals.figures(actual, served, outputs.predicted_class, tweets)
+    chance = pairs.chance_figures(keys, actual, by_routing[routing], combiner["pair_chance"][routing], seed=0)
 
     print_regression(scores, pairwise, len(tweets))
     same_kind = pairwise["same_kind"]
@@ -149,20 +154,22 @@ def evaluate(scored, train, stats, info, routing, combiner):
           f"total {likes_scale['predicted_likes']['total']:.0f}; expected_likes RMSE "
           f"{likes_scale['expected_likes']['raw_rmse']:.1f}, total {likes_scale['expected_likes']['total']:.0f}; "
           f"actual total {likes_scale['actual_total']:.0f}")
+    print("\n".join(intervals.describe(ranges)))
+    print(describe_chance(chance, within))
     print_classifier(classification, calibrated, majority)
     sampled = len(explanation["base"])
     print(f"why ({routing} routing), mean |contribution| in log1p(likes)"
           + (f" over a seeded sample of {sampled} rows" if sampled < len(tweets) else "") + ": "
           + ", ".join(f"{group} {value:.3f}" for group, value in sorted(explained.items(), key=lambda kv: -kv[1])))
-    return {"regression": scores, "pairwise": pairwise, "likes_scale": likes_scale, "classifier": classification,
-            "calibration": calibrated,
+    return {"regression": scores, "pairwise": pairwise, "likes_scale": likes_scale, "interval": ranges,
+            "pair_chance": chance, "classifier": classification, "calibration": calibrated,
             "explanation": {"base_log1p": float(np.mean(explanation["base"])), "mean_abs_log1p": explained,
                             "rows": sampled}}
 
 
 def method_predictions(scored, true_class, train, stats, info):
     """log1p(likes) of the scored rows by every method the report compares."""
-    tweets, _, outputs, by_routing, _ = scored
+    tweets, _, outputs, by_routing, _, _ = scored
     # What knowing the class alone is worth: each row gets its true class's training median. Set
     # beside oracle routing, it shows how much of that ceiling is the specialists' skill.
     class_median = np.log1p(train["likes"]).groupby(train["popularity_class"]).median()
@@ -196,6 +203,16 @@ def print_regression(scores, pairwise, rows):
               f"{'':12s}{by_class}")
     if all(score["spearman"] is None for score in scores.values()):
         print("Spearman n/a: every scored row has the same likes, so there is no order to match")
+
+
+def describe_chance(chance, within):
+    """The report's line on the chance of one draft beating another, held against the pairs."""
+    if chance["ece"] is None:
+        return f"chance of beating another draft: none to check ({chance['why']})"
+    bands = chance["bands"]
+    return (f"chance of beating another draft, over {chance['pairs']} same-{within} pairs: stated "
+            + " / ".join(f"{band['stated']:.0%}" for band in bands) + ", the pick right "
+            + " / ".join(f"{band['right']:.0%}" for band in bands) + f" (ECE {chance['ece']:.3f})")
 
 
 def print_classifier(classification, calibrated, majority):

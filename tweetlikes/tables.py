@@ -45,7 +45,7 @@ DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 HEADER_SEARCH_ROWS = 20
 # 05's columns: a file that has them is a predictions file, not tweets.
 PREDICTION_COLUMNS = ("predicted_class", *(f"probability_{name}" for name in common.CLASS_NAMES), "predicted_likes",
-                      "expected_likes")
+                      "likes_low", "likes_high", "expected_likes")
 
 
 def read_table(path, required=("content", "username", "likes"), sheet=None, notes=None):
