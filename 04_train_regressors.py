@@ -4,49 +4,19 @@ regressor on all training rows, then learn how to combine them with the classifi
 Reads  train_data_with_classes.csv        (from 01_create_classes.py)
        embeddings_combined.npy, embeddings_content.npy   (from 02_generate_embeddings.py;
                                           not with --features all,-text)
-       classifier_model_improved.joblib   (from 03b_train_classifier_improved.py; with the form
-                                          the text is read in, which the regressors read it in too)
+       classifier_model_improved.joblib   (from 03b_train_classifier_improved.py, with its text form)
 Writes regressor_model_class_{0,1,2}.joblib   specialist k, trained only on training rows of class k
        regressor_model_global.joblib          one regressor for all classes
-       routing_combiner.json                  the learned routing: a ridge correction of the global
-                                              regressor from the specialists and the classifier's
-                                              probabilities; the calibration of those probabilities;
-                                              the chance model of one draft beating another; the likes
-                                              ranges' conformal offsets; the typical tweet drafts are
-                                              explained against; with its fitting record
+       routing_combiner.json                  fitted on the validation slice: the learned routing,
+                                              smearing factors, calibration, the chance model of
+                                              one draft beating another, the likes ranges, the
+                                              typical tweet for drafts; its fitting record
 
-The target is log1p(likes): likes span six orders of magnitude, and squared error on raw counts
-would let a handful of viral tweets decide everything. Early stopping watches the validation
-slice of the training rows (03's, checked: the latest training tweets under 01 --split time, else
-a seeded draw; run 04 with 03b's --seed). The combiner is fitted on that
-slice: training rows that none of the models was fitted on, so it learns how far to trust each
-one on tweets it has not seen. It also records the smearing factor, mean(exp(residual)) on that
-slice, which turns the typical prediction into an expected count (05's expected_likes).
-
-More is fitted on that slice, for 05: the calibration of the classifier's probabilities (the one
-of tweetlikes.calibration with the lowest cross-validated log loss there; the combiner is fitted
-on the calibrated probabilities, the ones 05 applies it to); per routing the chance that one
-tweet beats another of the same account, a logistic model of their predicted gap over the
-slice's same-account pairs (tweetlikes.pairs), each row predicted with the history a draft of its
-account gets (drafts_history); and per routing the conformal offsets of the
-likes ranges, per predicted class and seen or unseen account and company (tweetlikes.intervals).
-Each only where the slice earns it: the combiner and the calibration with MIN_FIT_ROWS rows (else
-the learned routing is the global regressor and the probabilities stay uncalibrated), the chance
-with MIN_CHANCE_PAIRS independent pairs and a positive slope (else none, and 05 ranks drafts
-without one), a range group with intervals.MIN_GROUP_ROWS rows (else a coarser group's); the
-receipt says which.
-
-As in 03, the feature matrices are never built whole (XGBoost bins them a block of rows at a time
-from the memory-mapped embeddings), a model with more fit rows than --sketch-above cuts its bins
-from a seeded sample of --sketch-rows of them (the receipt names those models), and --cluster
-trains the regressors on a Dask cluster's workers; the combiner, a small ridge on the validation
-slice, is fitted here either way.
+What is fitted on the validation slice, and why: docs/how-it-works.md (section 4).
 
 Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--seed N] [--cluster ADDRESS]
                                     [--sketch-above ROWS] [--sketch-rows N]
-(--features and --seed are 03b's, as its classifier records them, unless given; given otherwise, they
-are refused with the command that agrees: the models are combined, and 04 fits its combiner on the
-rows 03b held out of training.)
+(--features and --seed are 03b's unless given; given otherwise, refused with the command that agrees)
 
 A good run on the embedded sample prints:
 
@@ -59,10 +29,8 @@ A good run on the embedded sample prints:
       popular           800     24      0.575  0.627   0.633
       viral             200      3      0.995  0.692   0.715
       global           4000    114      1.341  1.405   2.738
-    calibration of the class probabilities: vector (cross-validated log loss none 0.451,
-      temperature 0.452, vector 0.438, sigmoid 0.441, isotonic 0.544)
-    combiner fitted on the 400 validation rows (ridge alpha 31.6228); log1p RMSE there: global 1.341,
-      hard 1.578, soft 1.365, learned 1.317
+    calibration of the class probabilities: vector (cross-validated log loss none 0.451, ...)
+    combiner fitted on the 400 validation rows (ridge alpha 31.6228); log1p RMSE there: global 1.341, ...
     chance of beating another draft fitted on 1250 same-account pairs (337 independent), with a
       draft's history: slope 1.07
     likes ranges: conformal residuals of the 400 validation rows, per group of 100 rows or more

@@ -2,107 +2,41 @@
 and the global regressor predict log1p(likes), and the routing combines them; expm1 turns that
 back into likes.
 
-Reads  train_data_with_classes.csv, class_thresholds.json, history_stats.csv (01),
-       embeddings_*.npy (02), classifier_model_improved.joblib (03),
-       regressor_model_class_{0,1,2}.joblib, regressor_model_global.joblib and
-       routing_combiner.json (04); with --input, a CSV/.xlsx of new tweets (likes optional),
-       embedded here (by the workers with --cluster); with --text (once or more) or --drafts
-       FILE, drafts, printed with why
-Writes final_predictions.csv         the input columns as they were, plus predicted_class, the
-                                     calibrated class probabilities, predicted_likes (typical),
-                                     likes_low and likes_high (the --interval range) and
-                                     expected_likes (mean), with --explain why_<group> columns
-                                     (--output: never onto the input or a pipeline file; for
-                                     drafts, written only when --output is given)
-       when actual likes are known (else an earlier run's copies are removed; drafts leave them):
-       metrics.json                  every figure below, with the settings that produced it
-       predicted_vs_actual.png       predicted against actual likes, log-log
-       confusion_matrix.png          the classifier's confusion matrix
-       calibration.png               reliability of the class probabilities, before and after
-       explanations.png              each feature group's mean |contribution| over the rows
+Reads  the files of stages 1-4; with --input, a CSV/.xlsx of new tweets (likes optional); with
+       --text (once or more) or --drafts FILE, drafts, printed with why
+Writes final_predictions.csv   the input columns as they were, plus predicted_class, the calibrated
+                               class probabilities, predicted_likes (typical), likes_low and
+                               likes_high (the --interval range), expected_likes (mean), with
+                               --explain why_<group> (--output: never onto an input or a pipeline
+                               file; drafts write a file only with --output)
+       when likes are known: metrics.json, predicted_vs_actual.png, confusion_matrix.png,
+       calibration.png, explanations.png (else an earlier run's are removed; drafts keep them)
 
-By default it predicts the test rows of 01's split, reusing their stored embeddings, and writes
-their input columns and predictions a chunk of the classed CSV at a time (predicting and
-explaining a block of rows at a time), so the table never sits whole in memory. When likes
-are known it prints, on the same rows, every routing beside simple alternatives: the global
-median, per-account and per-company medians, the global regressor alone, and oracle routing
-(the true class: the ceiling a perfect classifier would reach), each with its within-account
-pairwise accuracy (tweetlikes.pairs). Rows of --input that are training rows (same content and
-username) are counted and flagged: their figures are in-sample.
-
-Why (--explain): the global regressor's exact per-feature contributions, summed by group (text,
-account and company history, surface, media, time, reply), its bias (`base`) and the routing's
-correction of it (`routing`) add up to the predicted log1p(likes). Drafts (tweetlikes.advice) are
-explained by exact Shapley values of the served prediction over what a writer changes: a lone
-draft against a typical training tweet, several drafts ranked with the chance that each beats
-the best one and each one's gap to it, split where their inputs differ (diff_<group> columns of
---output). --when reads how the account's own likes move with the hour and day. A draft carries
---media, --date (now by default) and --reply into its signals.
-
-Routing (--routing): `learned` (the default) is 04's combiner, a ridge regression fitted on
-training rows none of the models saw; `soft` averages the specialists' log1p predictions
-weighted by the class probabilities; `hard` sends a tweet to the class the classifier picks (the
-original design). The probabilities are the classifier's with its class weights divided out,
-then calibrated as 04 fitted on the validation slice (tweetlikes.calibration); predicted_class is
-its class-weighted pick, as in the original design.
-
-predicted_likes is the typical count, expm1 of the predicted log1p(likes): the best guess under
-log error, a median-like figure. expected_likes is the mean, predicted_likes scaled by 04's
-smearing factor: use it for totals and raw-count scoring, where a median-like guess is far low.
-likes_low and likes_high bound the likes with the probability --interval (80% by default): split
-conformal ranges from 04's validation slice, per predicted class and seen or unseen account and
-company (tweetlikes.intervals); the report says how often they held on the rows scored.
-
---cluster predicts on a Dask cluster's workers, a block of rows per task, each reading its rows
-of the embeddings from the shared working directory; the workers embed new tweets (--input,
-drafts) as 02's do, in chunks written to a folder there.
+What the report holds, the routings, and predicted_likes against expected_likes:
+docs/evaluation.md. Drafts, --when and --explain: docs/usage.md, docs/how-it-works.md (section 5).
 
 Usage: python 05_predict_likes.py [--input NEW.csv [--sheet NAME] | --text "..." [--text "..."] | --drafts FILE]
                                   [--username NAME] [--company NAME] [--media photo,video] [--date ISO]
-                                  [--reply] [--when [--tz ZONE]] [--explain] [--verbose] [--interval 0.8]
-                                  [--routing learned|soft|hard] [--output PATH] [--cluster ADDRESS]
+                                  [--reply] [--when [--tz ZONE]] [--explain] [--verbose]
+                                  [--routing learned|soft|hard] [--interval 0.8] [--output PATH] [--cluster ADDRESS]
 
-A good run on the embedded sample's test rows prints (the table abridged):
+A good run on the embedded sample's test rows prints (abridged):
 
     predicting 1000 tweets from test rows of train_data_with_classes.csv
-    text read as: projection (chosen by 03b on the validation slice; log1p RMSE there none 1.479,
-      score 1.348, projection 1.341, raw 1.403)
+    text read as: projection (chosen by 03b on the validation slice; log1p RMSE there none 1.479, ...)
     wrote final_predictions.csv: 1000 rows, predicted_likes from learned routing
-
-    1000 rows with known likes; errors of log1p(likes), lower is better; pairwise: the share of 7550
-    same-account pairs put in the right order, higher is better:
+    ...
                                   RMSE    MAE Spearman pairwise  raw RMSE  viral P/R   MAE by class: ...
-    global median                2.738  2.374    0.000    0.500    2658.9    n/a 0.00  ...
-    per-account median           1.636  1.201    0.773    0.500    2535.1    n/a 0.00  ...
-    single regressor             1.405  1.081    0.845    0.636    2528.4  0.44 0.06  ...
     two-stage, learned routing   1.407  1.074    0.845    0.634    2502.8  0.55 0.10  ...
     likes ranges (80%, learned routing), on 1000 rows: 79% inside, width x23.7 (median of (high+1)/(low+1))
-      by predicted class: common 82% inside, width x16.2 (578 rows); popular 75% inside, ...
-      by account: seen 79% inside, width x23.7 (1000 rows)
-      by company: seen 79% inside, width x23.7 (1000 rows)
-    chance of beating another draft, over 7550 same-account pairs: stated 54% / 65% / 75% / 85% / 95%,
-      the pick right 50% / 60% / 69% / 78% / 88% (ECE 0.050)
-    classifier: macro-F1 0.572 (always 'common': 0.277), accuracy 0.707
     ...
-    class probabilities, before -> after calibration (vector):
-      common   mean 0.791 -> 0.747 (share 0.710), ECE 0.081 -> 0.037, ...
-      popular  mean 0.182 -> 0.207 (share 0.228), ECE 0.059 -> 0.051, ...
-      viral    mean 0.027 -> 0.046 (share 0.062), ECE 0.036 -> 0.027, ...
-    why (learned routing), mean |contribution| in log1p(likes): account_history 1.256, text 0.533, ...
-    wrote metrics.json, predicted_vs_actual.png, confusion_matrix.png, calibration.png, explanations.png
-    done in 6.3s
 
-and for one draft (`--text "New Photoshop feature <hyperlink>" --username adobe --company adobe`;
-several drafts come back as a ranked table, `--when` adds the best and worst hours of the week):
+and for one draft (--text "New Photoshop feature <hyperlink>" --username adobe --company adobe):
 
     predicted likes: 191 (80% range: 31 to 1262)
-    class probabilities: common 56.0%, popular 42.5%, viral 1.5%
-    why: a typical tweet gets 29; then account history x2.18, text x1.90, surface x1.29, media x0.85,
-      company history x1.12, wording x1.11, time x1.05, routing x1.04
-    the wording moved it x2.73 (text and surface and wording: what rewording changes; the rest is
-      who posts, when and with what)
-    username 'adobe': seen in training, 69 tweets, median 84 likes
-    company 'adobe': seen in training, 310 tweets, median 20 likes
+    chance of each class: common (up to 232 likes) 56%, popular (232 to 2,416 likes) 42%, viral ...
+    why, against a typical training tweet (43 likes; each input at its median over training tweets):
+      the words x2.51, the company's history (adobe) x1.25, the length (33 characters) x1.12, ...
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 

@@ -1,4 +1,4 @@
-"""Evaluation you can rerun (not part of the test run): the configurations of the README's tables
+"""Evaluation you can rerun (not part of the test run): the configurations of docs/evaluation.md's tables
 on one CSV and split, over several seeds, printed as one table of test-row figures.
 
 For each seed it runs 01 (split and history with that seed), 02 once (the texts don't change

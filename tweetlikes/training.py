@@ -32,9 +32,9 @@ COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen
 # budget of 1.5x one embeddings file. A model with more fit rows than SKETCH_ABOVE cuts its bins from a seeded
 # sample of SKETCH_ROWS of them instead (the full matrix takes the sample's cuts through XGBoost's `ref` and is
 # never sketched), with the accuracy of all rows' bins, within the spread over seeds (docs/speed-and-memory.md).
-# Up to SKETCH_ABOVE, every row, as before: such runs keep their models byte for byte.
+# Up to SKETCH_ABOVE, every row's bins.
 SKETCH_ABOVE = 100_000
-SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (stage 3 peaks at 601 MB at 300K)
+SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (the peaks: docs/speed-and-memory.md)
 
 
 def parse_training_arguments(doc, argv, chooses_text_form=False):
