@@ -17,8 +17,9 @@ and copies of a tweet stay on one side of the split. Why, and the signals: docs/
 (section 1) and docs/evaluation.md (Inputs).
 
 Usage: python 01_create_classes.py [--input PATH [--sheet NAME]] [--split random|account|company|time]
-                                   [--test-fraction F]
+                                   [--test-fraction F] [--validation random|latest]
 --test-fraction 0 keeps every row for training: the model to deploy, once a split has measured it.
+--validation latest (with --split time): 03b and 04 choose on the latest training tweets.
 
 A good run on the embedded sample prints:
 

@@ -147,6 +147,8 @@ def main(argv=None):
     parser.add_argument("--input", required=True, help="CSV/.xlsx of tweets with likes")
     parser.add_argument("--split", default="random", choices=("random", "account", "company", "time"))
     parser.add_argument("--seeds", default="42,43,44", help="comma list; the spread is over these")
+    parser.add_argument("--validation", default="random", choices=("random", "latest"),
+                        help="01's --validation: the slice 03b and 04 choose on (latest: with --split time)")
     parser.add_argument("--ablations", nargs="*", default=DEFAULT_ABLATIONS,
                         help="configurations run beside the default: a --features value, and @FORM for "
                              "03b's --text-form (all@raw); @finetuned runs 02 --finetune for each seed")
@@ -182,7 +184,8 @@ def main(argv=None):
     finetune_seconds = []
     with open("evaluate.log", "a", buffering=1) as log:
         for index, seed in enumerate(seeds):
-            stage("01_create_classes", "--input", source, "--split", args.split, "--seed", seed, log=log)
+            stage("01_create_classes", "--input", source, "--split", args.split, "--seed", seed,
+                  "--validation", args.validation, log=log)
             stage("02_generate_embeddings", log=log)
             if any(config.endswith("@finetuned") for config in args.ablations):
                 started_finetune = time.perf_counter()

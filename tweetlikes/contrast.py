@@ -12,6 +12,7 @@ mentions, hashtags, media, the posting time, a reply, and who posts (the account
 company's history). With at most 10 groups that differ, a tweet costs at most 2^10 rows to
 predict, in one batch.
 """
+import warnings
 from math import factorial
 
 import numpy as np
@@ -47,7 +48,8 @@ def typical_row(X_classifier, X_regressor):
     """The reference a lone tweet is explained against: every model input at its median over some
     training rows (missing values left out), for the classifier's input and the regressors'."""
     def median(X):
-        with np.errstate(all="ignore"):  # an all-missing column stays missing, quietly
+        with warnings.catch_warnings():  # an all-missing column stays missing, quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmedian(np.asarray(X, dtype=float), axis=0) if len(X) else np.full(X.shape[1], np.nan)
     return {"classifier": median(X_classifier).tolist(), "regressor": median(X_regressor).tolist()}
 
