@@ -157,11 +157,15 @@ def check_arguments(args):
 
 
 def refuse_output_onto_inputs(args, info):
-    """--output never lands on the user's inputs (01's, --input, --drafts) or a pipeline file."""
+    """--output never lands on the user's inputs (01's, --input, --drafts) or a pipeline file, and
+    is a .csv path that can be written (common.check_output)."""
+    if args.output is None:
+        return
     for path in (*PIPELINE_FILES, info["input"], args.input, args.drafts):
-        if path is not None and args.output is not None and same_file(args.output, path):
+        if path is not None and same_file(args.output, path):
             common.fail(f"--output {args.output} would overwrite {path}; the pipeline never writes over "
                         "its inputs or its own files: pick another name")
+    common.check_output(args.output)
 
 
 def refuse_no_test_rows(args, info):
@@ -367,14 +371,25 @@ def write_predictions(path, original, rows, outputs, by_routing, served, explana
     return written
 
 
+def predict_all(client, trained, X_classifier, X_regressor):
+    """The models' outputs for every row of the model inputs, on the cluster of `client` or here,
+    a block of rows at a time."""
+    if client is not None:
+        return cluster.cluster_predict(client, trained, X_classifier, X_regressor)
+    return models.ModelOutputs.concatenate([models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows))
+                                            for rows in X_classifier.blocks(np.arange(X_classifier.rows))])
+
+
 def advise_drafts(args, drafted, loaded, train, output):
     """The drafts' advice, printed (tweetlikes.advice), and with --output one row per draft: its
     number and rank, the predictions, the chance to beat #1 and the gap to #1 by group (diff_),
     with --explain the gap to the typical tweet by group (why_)."""
     dated = args.given_date is not None or (args.draft_table is not None and "date" in args.draft_table
                                             and args.draft_table["date"].str.strip().ne("").all())
+    ranges = [intervals.range_text(low, high) for low, high in zip(output["likes_low"], output["likes_high"])]
     found = advice.tell(advice.Settings(args.routing, args.interval, args.date, dated, args.when, args.tz,
-                                        {"username": args.username, "company": args.company}), drafted, loaded, train)
+                                        {"username": args.username, "company": args.company}),
+                        drafted._replace(ranges=ranges), loaded, train)
     if args.output is not None:
         table = advice.output_table(output, found, args.explain)
         common.save_csv(args.output, table)
@@ -478,13 +493,10 @@ def main(argv=None):
                            if path is not None])
     started = time.perf_counter()
 
-    # 1. The checked record of 01, the history and the models. The classed CSV is read later, in
-    #    one streamed pass (classed_rows), keeping what this run needs: the table never sits whole.
+    # 1. The checked record of 01, the history and the models (the classed CSV is streamed later).
     info = tables.check_classed()
     refuse_no_test_rows(args, info)
     refuse_output_onto_inputs(args, info)
-    if args.output is not None:
-        common.check_output(args.output)
     stats = tables.load_history_stats()
     *trained, combiner = models.load_run(info)  # the classifier, the specialists, the global regressor
 
@@ -493,15 +505,13 @@ def main(argv=None):
         tweets, original, (X_classifier, X_regressor), train, in_training, source = rows_to_predict(
             args, stats, info, trained, client)
         if args.verbose or not args.has_drafts:
-            print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}")
-            print(models.text_form_line(trained[0]["meta"]))
+            print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}\n"
+                  + models.text_form_line(trained[0]["meta"]))
         likes, known, in_sample = known_likes(tweets, in_training, args)
 
         # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.
         on_cluster = cluster.cluster_record(args.cluster, client)
-        outputs = cluster.cluster_predict(client, trained, X_classifier, X_regressor) if client else \
-            models.ModelOutputs.concatenate([models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows))
-                                             for rows in X_classifier.blocks(np.arange(len(tweets)))])
+        outputs = predict_all(client, trained, X_classifier, X_regressor)
     outputs = models.calibrated(outputs, combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
     explained = np.arange(len(tweets)) if args.explain and not args.has_drafts else report_sample(known)
@@ -513,10 +523,9 @@ def main(argv=None):
     served = intervals.served(combiner, args.routing, args.interval, by_routing, outputs, tweets)
     removed = remove_report() if replaces_report else []
     if args.has_drafts:  # drafts' `original` is one frame
-        output = predictions(original[0], tweets.index, outputs, by_routing, served)
-        ranges = [intervals.range_text(low, high) for low, high in zip(output["likes_low"], output["likes_high"])]
-        advise_drafts(args, advice.Drafted(tweets, (X_classifier, X_regressor), outputs, by_routing[args.routing],
-                                           ranges), advice.Loaded(info, stats, tuple(trained), combiner), train, output)
+        advise_drafts(args, advice.Drafted(tweets, (X_classifier, X_regressor), outputs, by_routing[args.routing], []),
+                      advice.Loaded(info, stats, tuple(trained), combiner), train,
+                      predictions(original[0], tweets.index, outputs, by_routing, served))
     elif args.output is not None:
         rows_written = write_predictions(args.output, original, tweets.index, outputs, by_routing, served,
                                          explanation if args.explain else None)
