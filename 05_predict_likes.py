@@ -148,7 +148,7 @@ def check_arguments(args):
     if args.when and count > 1:
         common.fail(f"--when scores one draft at every hour of the week, and {given} gives {count}: give one")
     args.media = drafts.parse_media(args.media) if args.media else ""
-    args.given_date = args.date
+    args.given_date = args.date or None  # --date "" is now, as no --date, and said so
     args.date = drafts.parse_date(args.date) if args.date else drafts.now()
     if args.when:
         drafts.check_week(args.date)
@@ -393,7 +393,8 @@ def advise_drafts(args, drafted, loaded, train, output):
     if args.output is not None:
         table = advice.output_table(output, found, args.explain)
         common.save_csv(args.output, table)
-        print(f"wrote {args.output}: {len(table)} drafts, predicted_likes from {args.routing} routing")
+        print(f"wrote {args.output}: {len(table)} draft{'s' if len(table) > 1 else ''}, predicted_likes from "
+              f"{args.routing} routing")
 
 
 def known_likes(tweets, in_training, args):

@@ -545,7 +545,7 @@ def test_a_draft_carries_its_media_time_and_reply(pipeline_copy, tmp_path, capsy
     assert signals["media_gifs"].tolist() == [1, 0, 0] and signals["media_photos"].tolist() == [0, 1, 1]
     assert (signals["time_hour"] == 9).all()
     # The sample has no is_reply column, so the models have no reply signal: --reply is said to do nothing.
-    assert "the models never use whether a tweet is a reply: --reply changes nothing" in out
+    assert "the models never use whether a tweet is a reply: a draft's reply setting (--reply, or is_reply)" in out
 
 
 @pytest.mark.slow

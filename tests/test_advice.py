@@ -159,3 +159,22 @@ def test_drafts_within_a_coin_flip_of_the_best_are_about_the_same(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line[:5].strip().lstrip("=").isdigit()]
     assert [cells[0] for cells in rows] == ["1", "=1", "3"] and "about the same" in " ".join(rows[1])
     assert found.versus_first["words"][1] == pytest.approx(-0.02)
+
+
+def test_the_output_ranks_coin_flips_with_the_best_and_names_dates_that_differ():
+    found = advice.Advice(np.array([3.0, 3.0, 1.0]), np.array([1, 2, 3]), np.array([np.nan, 0.4951, 0.1]),
+                          {"words": np.zeros(3)}, {"words": np.zeros(3)}, 1.0)
+    table = advice.output_table(pd.DataFrame({"content": ["a", "a", "b"]}), found, explain=True)
+    assert table["rank"].tolist() == [1, 1, 3]  # as the table shows: =1 for a coin flip
+    assert (table["why_typical"] == 1.0).all()
+    early, late = (pd.Series({"date": day, "time_hour": 10.0, "time_weekday": 0.0})
+                   for day in ("2019-06-03T10:00:00Z", "2020-06-01T10:00:00Z"))
+    assert advice.value_words("time", early) != advice.value_words("time", late)  # both Mondays at 10:00
+
+
+def test_explained_drafts_add_up_to_their_prediction(pipeline_copy, monkeypatch):
+    found = told(monkeypatch)
+    run("05_predict_likes", "--text", "New brushes <hyperlink>", "--username", "adobe", "--date",
+        "2020-06-01T10:00:00Z", "--explain", "--output", "why.csv")
+    why = pd.read_csv("why.csv").filter(like="why_")
+    assert abs(why.sum(axis=1).iloc[0] - found[0].predicted_log[0]) < 1e-6

@@ -106,21 +106,31 @@ def tell(settings, drafted, loaded, train):
         keys, within = pairs.pair_keys(train)
         account = drafted.tweets["username" if within == "account" else "company"].iloc[0]
         describe_week(account, found.predicted_log[0], timing.effects(keys, train_days, np.log1p(train["likes"]), account),
-                      settings.date, settings.tz)
+                      drafted.tweets["date"].iloc[0], settings.tz)  # the draft's own date: its prediction's
     for line in names_lines(settings.typed, drafted.tweets.iloc[0], loaded.stats, loaded.info["history_prior"]):
         print(line)
     return found
 
 
+def about_the_same(chance):
+    """Whether a chance to beat #1 is a coin flip, as shown: rounded to the percent it prints."""
+    return bool(np.isfinite(chance) and ABOUT_THE_SAME[0] <= round(chance, 2) <= ABOUT_THE_SAME[1])
+
+
 def output_table(predictions, advice, explain):
     """A drafts --output: each draft's number in the input and its rank, its columns and
     predictions, the chance to beat #1 and the log1p gap to #1 split by group (diff_<group>,
-    adding up to the whole gap); with `explain`, the gap to the typical tweet too (why_<group>)."""
+    adding up to the whole gap); with `explain`, the typical tweet's log1p(likes) (why_typical) and
+    the gap to it (why_<group>), adding up to the prediction. A draft about the same as #1 shares
+    its rank, as the table shows."""
     rows = len(advice.rank)
     parts = {f"diff_{player}": advice.versus_first.get(player, np.zeros(rows)) for player in contrast.PLAYERS}
     if explain:
-        parts.update({f"why_{player}": advice.why.get(player, np.zeros(rows)) for player in contrast.PLAYERS})
-    return pd.concat([pd.DataFrame({"draft": np.arange(1, rows + 1), "rank": advice.rank}),
+        parts.update({"why_typical": np.full(rows, advice.typical_log),
+                      **{f"why_{player}": advice.why.get(player, np.zeros(rows)) for player in contrast.PLAYERS}})
+    best = advice.rank.min()
+    rank = [best if about_the_same(chance) else rank for rank, chance in zip(advice.rank, advice.chance)]
+    return pd.concat([pd.DataFrame({"draft": np.arange(1, rows + 1), "rank": rank}),
                       predictions.reset_index(drop=True),
                       pd.DataFrame({"chance_beats_first": np.round(advice.chance, 4), **parts})], axis=1)
 
@@ -178,9 +188,13 @@ def player_words(player, tweet):
 
 
 def value_words(player, tweet):
-    """A player's value in the draft, for comparing two drafts: `43 characters`, `a video`."""
-    return f"{tweet.get('surface_chars', np.nan):.0f} characters" if player == "length" else \
-        player_words(player, tweet)
+    """A player's value in the draft, for comparing two drafts: `43 characters`, `a video`, the
+    posting time with its date (the time inputs read the date too)."""
+    if player == "length":
+        return f"{tweet.get('surface_chars', np.nan):.0f} characters"
+    if player == "time":
+        return f"posting {utc(tweet['date']):%a %Y-%m-%d %H:%M} UTC"
+    return player_words(player, tweet)
 
 
 def parts_words(parts, row, factors, tweets, other=None):
@@ -233,13 +247,16 @@ def describe_ranked(drafted, advice, chance, level):
           f"{'posted (UTC)':16s} reply  text")
     for row in order:
         tweet, beats_first = tweets.iloc[row], advice.chance[row]
-        same = ABOUT_THE_SAME[0] <= beats_first <= ABOUT_THE_SAME[1]
+        same = about_the_same(beats_first)
         rank = f"={advice.rank[best]}" if same else str(advice.rank[row])
         beats = "" if not np.isfinite(beats_first) else "about the same" if same else f"{beats_first:.0%}"
-        text = tweet["content"] if len(tweet["content"]) <= SHOWN_CHARS else tweet["content"][:SHOWN_CHARS - 1] + "…"
+        text = " ".join(tweet["content"].split())  # one line of the table, whatever the draft's line breaks
+        text = text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
+        media = media_words(tweet)
+        media = media if len(media) <= 14 else media[:13] + "…"
         print(f"{rank:>5s} {row + 1:5d} {np.expm1(advice.predicted_log[row]):7,.0f} {drafted.ranges[row]:>15s} "
               f"{beats:>15s}  "
-              f"{media_words(tweet)[:14]:14s} {utc(tweet['date']):%Y-%m-%d %H:%M} "
+              f"{media:14s} {utc(tweet['date']):%Y-%m-%d %H:%M} "
               f"{'yes' if tweet.get('reply_is_reply') == 1 else 'no':5s}  {text}")
     if not chance.get("slope"):
         print(f"(no chance to beat #1: {chance['why']})")
@@ -258,16 +275,18 @@ def describe_week(account, predicted_log, found, start, tz):
         f"all {found.all_tweets:,} training tweets of accounts with two or more (no history of this one)"
     print(f"\nwhen to post: how the likes of {whose} move with the hour and the day, around the account's usual")
     if not reliable:
-        print(f"  no hour or day is reliably better in this data: the best and the worst slot of the week differ "
-              f"by x{np.exp(effect[best] - effect[worst]):.2f}, within the uncertainty "
-              f"(x{np.exp(timing.RELIABLE_Z * np.hypot(error[best], error[worst])):.2f})")
+        spread = np.exp(effect[best] - effect[worst])
+        print("  no hour or day is reliably better in this data: " + (
+            f"the best and the worst slot of the week differ by x{spread:.2f}, within the uncertainty "
+            f"(x{np.exp(timing.RELIABLE_Z * np.hypot(error[best], error[worst])):.2f})" if spread > 1.005 else
+            "the hours and days differ no more than chance would make them"))
         return
     at_date = found.slot(pd.Series([utc(start)]))[0][0]
     order = np.argsort(-effect, kind="stable")
     for label, rows in (("best", order[:SLOTS_SHOWN]), ("worst", order[-1:])):
         for row in rows:
             local = f" ({moments[row].tz_convert(tz):%H:%M %Z})" if tz else ""
-            likes = np.expm1(predicted_log + effect[row] - at_date)
+            likes = max(0.0, np.expm1(predicted_log + effect[row] - at_date))
             print(f"  {label:5s} {moments[row]:%A %H:00} UTC{local}: about {likes_words(likes)}, "
                   f"x{np.exp(effect[row]):.2f} the account's usual (give or take x{np.exp(2 * error[row]):.2f})")
 
@@ -304,17 +323,19 @@ def setting_notes(tweets, read_columns, train_days, date_given):
             notes.append(f"the models never use {kind.lower()}s (their training tweets had none, or they told "
                          f"nothing): a draft's {kind.lower()} changes nothing")
     if "reply_is_reply" in tweets and (tweets["reply_is_reply"] == 1).any() and "reply_is_reply" not in read_columns:
-        notes.append("the models never use whether a tweet is a reply: --reply changes nothing")
+        notes.append("the models never use whether a tweet is a reply: a draft's reply setting (--reply, or "
+                     "is_reply) changes nothing")
     days = features.parse_dates(tweets["date"])
     train_days = train_days[np.isfinite(train_days)]
     if len(train_days) and "time_hour" in read_columns:
         first, last = train_days.min(), train_days.max()
         span = max(last - first, 1.0)
-        late = days > last + span
-        if late.any():
-            notes.append(f"{'a draft goes' if late.sum() == 1 else 'drafts go'} out {(days[late].max() - last) / 365.25:.1f} "
-                         f"years after the last training tweet ({pd.Timestamp(last * features.SECONDS_PER_DAY, unit='s'):%Y-%m-%d}), "
-                         "further than the training tweets span: the time inputs are extrapolated")
+        for beyond, years, edge, side in ((days > last + span, days.max() - last, last, "after the last"),
+                                          (days < first - span, first - days.min(), first, "before the first")):
+            if beyond.any():
+                notes.append(f"{'a draft goes' if beyond.sum() == 1 else 'drafts go'} out {years / 365.25:.1f} years "
+                             f"{side} training tweet ({pd.Timestamp(edge * features.SECONDS_PER_DAY, unit='s'):%Y-%m-%d}), "
+                             "further than the training tweets span: the time inputs are extrapolated")
     if not date_given and "time_hour" in read_columns:
         notes.append("posting time: now (set --date to choose another)")
     return notes
