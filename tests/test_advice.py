@@ -64,7 +64,7 @@ def test_drafts_that_differ_only_in_media_differ_only_in_media(pipeline_copy, tm
 
 def test_a_name_is_read_as_people_type_it(pipeline_copy, capsys):
     likes = []
-    for name in ("adobe", "Adobe", "@ADOBE", " @adobe "):
+    for name in ("adobe", "Adobe", "@ADOBE", " @adobe ", "Ａｄｏｂｅ", "adobe\u200b"):  # fullwidth, a pasted zero-width space
         run("05_predict_likes", "--text", "New brushes <hyperlink>", "--username", name, "--date",
             "2020-06-01T10:00:00Z", "--output", "one.csv")
         likes.append(pd.read_csv("one.csv")["predicted_likes"].iloc[0])

@@ -36,7 +36,8 @@ TRAILING_DELIMITER = "dropped the empty, unnamed last column (a trailing delimit
 # Handles are case-insensitive on the platform, and people type them as shown (`BillBrowder`,
 # `@billbrowder`): the models read every account and company name in one form, lower case without
 # a leading @. 01 records the form in its thresholds record, so files of an older 01 are refused.
-NAME_FORM = "casefold, leading @ dropped"
+NAME_FORM = "NFKC, invisible characters dropped, casefold, leading @ dropped"
+INVISIBLE = "[\u200b-\u200f\u2060\ufeff]"  # zero-width spaces and joiners, direction marks: pasted, never typed
 NAME_COLUMNS = ("username", "company")
 # The delimiters an export may use, each tried on the header: the one that finds the required
 # columns is the file's (Excel writes ';' where the decimal mark is a comma).
@@ -105,8 +106,10 @@ def canonical_names(table):
 
 
 def name_key(names):
-    """Names (a Series of text) in NAME_FORM: `@BillBrowder` and `billbrowder` are one account."""
-    return names.str.strip().str.lstrip("@").str.strip().str.casefold()
+    """Names (a Series of text) in NAME_FORM: `@BillBrowder`, `billbrowder`, fullwidth
+    `Ｂｉｌｌｂｒｏｗｄｅｒ` and a pasted one with a zero-width space are one account."""
+    folded = names.str.normalize("NFKC").str.replace(INVISIBLE, "", regex=True)
+    return folded.str.strip().str.lstrip("@").str.strip().str.casefold()
 
 
 def _read_sheet(path, sheet, wanted, notes):
