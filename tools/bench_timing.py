@@ -3,7 +3,7 @@ none (false alarms), and how often it finds one that every account has (power), 
 accounts (test_timing.tweets: accounts with their own levels, noise sd 0.8 in log1p(likes),
 half of the seeds with the bigger accounts posting mostly at 20:00).
 
-Usage: python tests/bench_timing.py [--seeds 30]
+Usage: python tools/bench_timing.py [--seeds 30]
 """
 import argparse
 import sys
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 from test_timing import WEEK, tweets  # noqa: E402
 from tweetlikes import timing  # noqa: E402
 

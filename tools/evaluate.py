@@ -14,7 +14,7 @@ viral threshold, and the classifier's macro-F1 / viral recall. Then the default'
 the test rows (coverage and median width, overall and for seen and unseen accounts and companies)
 and the ECE of the chance that one draft beats another.
 
-Usage: python tests/evaluate.py --input TWEETS.csv [--split random|account|company|time]
+Usage: python tools/evaluate.py --input TWEETS.csv [--split random|account|company|time]
            [--seeds 42,43,44] [--ablations all,-text all@raw all@finetuned all,-wording ...] [--ablation-seeds K]
            [--workdir DIR] [--rows N] [--sketch-rows N]
 
@@ -222,7 +222,7 @@ def main(argv=None):
     print_calibration(results["default"])
     print_same_kind(results["default"])
     print_intervals(results["default"])
-    print(f"\n({time.perf_counter() - started:.0f}s; command: python tests/evaluate.py --input {args.input} "
+    print(f"\n({time.perf_counter() - started:.0f}s; command: python tools/evaluate.py --input {args.input} "
           f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
           f"{f' --sketch-rows {args.sketch_rows}' if args.sketch_rows else ''}"
           f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''}"

@@ -15,8 +15,8 @@ resident set size, read from the kernel when its process ends.
 
 Writes bench_results/bench_<rows>[_fast].json and prints a table.
 
-Usage: python tests/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--texts-csv PATH] [--no-pipeline]
-       python tests/bench_pipeline.py --rows 300000 --sample 0 --fake-embeddings [--text-form raw] [--project DIR]
+Usage: python tools/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--texts-csv PATH] [--no-pipeline]
+       python tools/bench_pipeline.py --rows 300000 --sample 0 --fake-embeddings [--text-form raw] [--project DIR]
                                       [--cluster local:2]
 """
 import argparse

@@ -12,7 +12,7 @@ reads; its first N/2 rows, each giving its content and its combined text). Peak 
 process's maximum resident set size, read from the kernel when it ends. Prints a table and writes
 bench_results/processes_<source>.json.
 
-Usage: python tests/bench_processes.py [--texts 5000] [--repeats 5] [--texts-csv PATH] [--draft-only]
+Usage: python tools/bench_processes.py [--texts 5000] [--repeats 5] [--texts-csv PATH] [--draft-only]
 """
 import argparse
 import importlib

@@ -7,10 +7,10 @@
    stages 3 and 4 on the CPU (CUDA hidden from them) and on CUDA, back to back.
 
 Without a CUDA device it runs the same steps on the CPU and skips the CUDA ones, so the script can
-be checked anywhere: `python tests/gpu_check.py --texts 200`. Prints the figures as it goes and
+be checked anywhere: `python tools/gpu_check.py --texts 200`. Prints the figures as it goes and
 writes them all, with the card's name, to --output.
 
-Usage: python tests/gpu_check.py [--texts 200000] [--rows 100000] [--batch-size 1024] [--output gpu_check.json]
+Usage: python tools/gpu_check.py [--texts 200000] [--rows 100000] [--batch-size 1024] [--output gpu_check.json]
 """
 import argparse
 import importlib
