@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import contrast, features, models, pairs, timing
+from tweetlikes import contrast, drafts, features, models, pairs, timing
 
 SHOWN_CHARS = 48  # of a draft's text in the ranking: the row still fits a terminal with its settings
 ABOUT_THE_SAME = (0.45, 0.55)  # a chance to beat #1 in here is a coin flip: said, not ranked
@@ -162,13 +162,8 @@ def media_words(tweet):
     return " and ".join(kinds) if kinds else "no media"
 
 
-def utc(text):
-    moment = pd.Timestamp(text)
-    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-
-
 def moment_words(text):
-    return f"{utc(text):%a %d %b %Y %H:%M} UTC"
+    return f"{drafts.utc(text):%a %d %b %Y %H:%M} UTC"
 
 
 def player_words(player, tweet):
@@ -193,7 +188,7 @@ def value_words(player, tweet):
     if player == "length":
         return f"{tweet.get('surface_chars', np.nan):.0f} characters"
     if player == "time":
-        return f"posting {utc(tweet['date']):%a %Y-%m-%d %H:%M} UTC"
+        return f"posting {drafts.utc(tweet['date']):%a %Y-%m-%d %H:%M} UTC"
     return player_words(player, tweet)
 
 
@@ -256,7 +251,7 @@ def describe_ranked(drafted, advice, chance, level):
         media = media if len(media) <= 14 else media[:13] + "…"
         print(f"{rank:>5s} {row + 1:5d} {np.expm1(advice.predicted_log[row]):7,.0f} {drafted.ranges[row]:>15s} "
               f"{beats:>15s}  "
-              f"{media:14s} {utc(tweet['date']):%Y-%m-%d %H:%M} "
+              f"{media:14s} {drafts.utc(tweet['date']):%Y-%m-%d %H:%M} "
               f"{'yes' if tweet.get('reply_is_reply') == 1 else 'no':5s}  {text}")
     if not chance.get("slope"):
         print(f"(no chance to beat #1: {chance['why']})")
@@ -269,7 +264,7 @@ def describe_ranked(drafted, advice, chance, level):
 def describe_week(account, predicted_log, found, start, tz):
     """When to post: the slots of the week from `start` where the account's own likes run highest
     and lowest, only where that is beyond the uncertainty (tweetlikes.timing)."""
-    moments = pd.Series(pd.date_range(utc(start).ceil("h"), periods=7 * 24, freq="h"))
+    moments = pd.Series(pd.date_range(drafts.utc(start).ceil("h"), periods=7 * 24, freq="h"))
     effect, error, best, worst, reliable = timing.advice(found, moments)
     whose = f"{account}'s own {found.tweets:,} training tweets" if found.tweets else \
         f"all {found.all_tweets:,} training tweets of accounts with two or more (no history of this one)"
@@ -281,7 +276,7 @@ def describe_week(account, predicted_log, found, start, tz):
             f"(x{np.exp(timing.RELIABLE_Z * np.hypot(error[best], error[worst])):.2f})" if spread > 1.005 else
             "the hours and days differ no more than chance would make them"))
         return
-    at_date = found.slot(pd.Series([utc(start)]))[0][0]
+    at_date = found.slot(pd.Series([drafts.utc(start)]))[0][0]
     order = np.argsort(-effect, kind="stable")
     for label, rows in (("best", order[:SLOTS_SHOWN]), ("worst", order[-1:])):
         for row in rows:

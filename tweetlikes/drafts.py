@@ -46,11 +46,16 @@ def parse_zone(name):
         common.fail(f"--tz {name!r}: not a time zone this system knows; use an IANA name such as Europe/Berlin")
 
 
+def utc(text):
+    """A draft's time (ISO text, UTC unless it says) as a UTC timestamp."""
+    moment = pd.Timestamp(text)
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
 def check_week(start):
     """Refuse a --when week from `start` (ISO text, as parse_date checked it) that runs past the last
     date the signals can read: those hours would be scored as if their time were unknown."""
-    first = pd.Timestamp(start)
-    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    first = utc(start)
     if first > features.DATE_RANGE[1] - timedelta(days=7):
         last = f"{features.DATE_RANGE[1]:%Y-%m-%d %H:%M}"
         common.fail(f"--when scores the week from --date {start}, which runs past {last}, the last time the models "
