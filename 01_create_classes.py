@@ -39,7 +39,6 @@ A good run on the embedded sample prints:
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
-import argparse
 import time
 
 import numpy as np
@@ -205,8 +204,7 @@ def history_before(table, is_train, days):
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--input", default=str(common.DEFAULT_INPUT), help="CSV or .xlsx of tweets")
     parser.add_argument("--sheet", default=None, help="the sheet to read of an .xlsx with several")
     parser.add_argument("--split", choices=("random", "account", "company", "time"), default="random",

@@ -37,7 +37,6 @@ to do"). Its receipt and timings: docs/speed-and-memory.md (Fine-tuning).
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
-import argparse
 import contextlib
 import functools
 import hashlib
@@ -101,8 +100,7 @@ def why_stale(path, wanted, recorded):
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--model", default=encoder.DEFAULT_MODEL,
                         help="sentence-transformers model: the packaged default, a local folder or a hub id")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),

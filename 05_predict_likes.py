@@ -40,7 +40,6 @@ and for one draft (--text "New Photoshop feature <hyperlink>" --username adobe -
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
-import argparse
 import functools
 import os
 import sys
@@ -70,8 +69,7 @@ TRAINING_COLUMNS = ["split", "content", "username", "likes", "popularity_class"]
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", default=None,
                         help="CSV/.xlsx of new tweets to predict (default: the test rows of 01's split)")

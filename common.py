@@ -117,6 +117,20 @@ def _checked(convert, test, wanted):
     return parse
 
 
+def argument_parser(doc):
+    """Every script's command line: its docstring's first paragraph, then each setting with its default."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=_WithDefaults)
+
+
+class _WithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each setting's default, except where there is none or its help says it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 # argparse `type=`s for every numeric setting, so a bad value is refused before any work starts.
 positive_int = _checked(int, lambda v: v > 0, "an integer > 0")
 non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")

@@ -19,7 +19,6 @@ Usage: python tools/bench_pipeline.py --rows 10000 [--fast] [--sample 4000] [--t
        python tools/bench_pipeline.py --rows 300000 --sample 0 --fake-embeddings [--text-form raw] [--project DIR]
                                       [--cluster local:2]
 """
-import argparse
 import importlib
 import json
 import os
@@ -167,8 +166,7 @@ def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, proje
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--rows", type=int, default=10_000, help="synthetic tweets for the pipeline run")
     parser.add_argument("--fast", action="store_true", help="run stage 2 with --fast")
     parser.add_argument("--sample", type=int, default=4000, help="texts for the encoder comparison (0: skip)")

@@ -14,7 +14,6 @@ bench_results/processes_<source>.json.
 
 Usage: python tools/bench_processes.py [--texts 5000] [--repeats 5] [--texts-csv PATH] [--draft-only]
 """
-import argparse
 import importlib
 import json
 import os
@@ -113,8 +112,7 @@ def stage2_against_plain(results, folder, table, texts, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--texts", type=int, default=5000, help="texts for stage 2: N/2 rows, two texts each")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--texts-csv", default=None, help="rows from this CSV instead of synthetic tweets")

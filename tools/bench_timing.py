@@ -5,13 +5,13 @@ half of the seeds with the bigger accounts posting mostly at 20:00).
 
 Usage: python tools/bench_timing.py [--seeds 30]
 """
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
+import common  # noqa: E402
 from test_timing import WEEK, tweets  # noqa: E402
 from tweetlikes import timing  # noqa: E402
 
@@ -23,7 +23,7 @@ def named(keys, days, log_likes, account):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=30)
     args = parser.parse_args(argv)
     alarms = [named(*tweets(seed, lambda hours: 0 * hours, accounts=20, per_account=size, confounded=seed % 2 == 0),

@@ -22,7 +22,6 @@ Usage: python tools/evaluate.py --input TWEETS.csv [--split random|account|compa
 than N fit rows cutting its bins from a seeded sample of N of them, as 03b and 04 do by default
 above 100,000 fit rows (docs/speed-and-memory.md); the table sets it beside the default.
 """
-import argparse
 import contextlib
 import importlib
 import json
@@ -143,7 +142,7 @@ def print_intervals(runs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--input", required=True, help="CSV/.xlsx of tweets with likes")
     parser.add_argument("--split", default="random", choices=("random", "account", "company", "time"))
     parser.add_argument("--seeds", default="42,43,44", help="comma list; the spread is over these")

@@ -12,7 +12,6 @@ writes them all, with the card's name, to --output.
 
 Usage: python tools/gpu_check.py [--texts 200000] [--rows 100000] [--batch-size 1024] [--output gpu_check.json]
 """
-import argparse
 import importlib
 import json
 import os
@@ -103,8 +102,7 @@ def time_stages(rows_csv, folder, cuda):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--texts", type=int, default=200_000, help="texts for the encoders (N/2 tweets)")
     parser.add_argument("--rows", type=int, default=None, help="tweets for stages 2-4 (default: N/2)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: stage 2's for the device")

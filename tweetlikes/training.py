@@ -3,7 +3,6 @@ classed CSV's training columns and the memory-mapped embeddings), the validation
 XGBoost trained from a QuantileDMatrix built a block of rows at a time (or on a Dask cluster), so
 the feature matrix never sits whole in memory.
 """
-import argparse
 import contextlib
 import ctypes
 import hashlib
@@ -41,8 +40,7 @@ def parse_training_arguments(doc, argv, chooses_text_form=False):
     """03b's and 04's command line: the settings they share (04's --features and --seed default to
     the classifier's: follow_classifier) and --cluster, and for 03b (`chooses_text_form`)
     --text-form; `doc` is the script's docstring."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(doc)
     # 04's --features and --seed follow 03b's classifier unless given (follow_classifier).
     follows = "" if chooses_text_form else " (default: the classifier's, as 03b was run)"
     parser.add_argument("--features", default=features.DEFAULT_FEATURES if chooses_text_form else None,
