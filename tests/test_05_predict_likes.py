@@ -14,7 +14,7 @@ import pytest
 
 import common
 from conftest import expect_error, read_only, run, sample, stage, strict_json, tweets_with_copies, write_csv
-from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, splits, tables, training
+from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, rows, splits, tables, training
 
 predict_likes = stage("05_predict_likes")
 
@@ -25,29 +25,28 @@ def test_predictions_are_the_input_columns_then_the_models_figures():
     outputs = models.ModelOutputs(probabilities, np.array([1, 0]), np.zeros((2, 3)), np.zeros(2), probabilities)
     by_routing = {"learned": np.log1p([9.0, -0.5]), "soft": np.zeros(2), "hard": np.zeros(2)}
     served = intervals.Served("learned", 2.0, 0.8, np.array([3.0, np.nan]), np.array([20.0, np.nan]))
-    output = predict_likes.predictions(original, original.index, outputs, by_routing, served)
-    assert list(output.columns) == ["id", "likes", *predict_likes.OUTPUT_COLUMNS]
+    predicted = predict_likes.Predicted(outputs, by_routing, served)
+    output = predict_likes.predictions(original, original.index, predicted)
+    assert list(output.columns) == ["id", "likes", *tables.PREDICTION_COLUMNS]
     assert output["likes_low"].tolist()[0] == 3.0 and output["likes_high"].tolist()[0] == 20.0
     assert output["id"].tolist() == ["007", "8"] and output["predicted_class"].tolist() == [1, 0]
     assert output["probability_common"].tolist() == [0.1234, 1.0]  # rounded to 4 places
     assert output["predicted_likes"].tolist() == [9.0, 0.0]  # never below zero
     assert output["expected_likes"].tolist() == [19.0, 0.0]  # exp(log1p) * smearing - 1
     # A row left unpredicted (no content) keeps its columns, with the models' figures empty.
-    one = predict_likes.predictions(original, pd.Index([1]), outputs.rows(np.array([False, True])),
-                                    {name: values[1:] for name, values in by_routing.items()}, served.rows([1]))
-    assert one["id"].tolist() == ["007", "8"] and one.loc[0, predict_likes.OUTPUT_COLUMNS].isna().all()
+    one = predict_likes.predictions(original, pd.Index([1]), predicted.rows(np.array([False, True])))
+    assert one["id"].tolist() == ["007", "8"] and one.loc[0, list(tables.PREDICTION_COLUMNS)].isna().all()
     assert one.loc[1, "predicted_class"] == 0 and one.loc[1, "predicted_likes"] == 0.0
 
 
 def test_only_rows_with_usable_likes_are_scored(capsys):
-    args = predict_likes.parse_arguments(["--input", "new.csv"])
     tweets = pd.DataFrame({"likes": ["3", "lots", None, "0"]})
-    likes, known, in_sample = predict_likes.known_likes(tweets, np.array([True, True, False, False]), args)
+    likes, known, in_sample = predict_likes.known_likes(tweets, np.array([True, True, False, False]), False)
     assert known.tolist() == [True, False, False, True] and likes[0] == 3.0 and in_sample == 1
     out, err = capsys.readouterr()
     assert "2 rows have no usable likes (1 missing, 1 not a number): predicted but not scored" in out
     assert "warning: 2 of 4 rows are training rows" in err and "1 of them are scored" in err
-    _, known, _ = predict_likes.known_likes(pd.DataFrame({"content": ["a"]}), np.zeros(1, dtype=bool), args)
+    _, known, _ = predict_likes.known_likes(pd.DataFrame({"content": ["a"]}), np.zeros(1, dtype=bool), False)
     assert not known.any() and "no likes column: predicted, nothing to score" in capsys.readouterr().out
 
 
@@ -378,19 +377,22 @@ def test_the_test_rows_streamed_give_the_file_the_whole_table_gives(pipeline_cop
     assert len(table) > 2 * tables.CHUNK_ROWS
     monkeypatch.setattr(tables, "CHUNK_ROWS", len(table))  # the expected file: one chunk, one block
     monkeypatch.setattr(features, "BLOCK_ROWS", len(table))
-    classifier, regressors, global_regressor, combiner = models.load_run(info)
-    trained = (classifier, regressors, global_regressor)
-    tweets, _, (X_classifier, X_regressor), _, _ = predict_likes.test_rows_input(classifier, global_regressor)
-    rows = np.arange(len(tweets))
+    run_ = models.load_run(info, tables.load_history_stats())
+    trained, combiner = run_.trained, run_.combiner
+    test = rows.test_rows(trained)
+    tweets, (X_classifier, X_regressor) = test.tweets, test.inputs
+    every = np.arange(len(tweets))
     assert tweets["content"].tolist() == table.loc[table["split"] == "test", "content"].tolist()
-    outputs = models.calibrated(models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows)), combiner)
+    outputs = models.calibrated(models.predict(*trained, X_classifier.block(every), X_regressor.block(every)), combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
-    groups = features.explanation_groups(classifier["meta"]["features"], classifier["meta"]["embedding_dim"],
-                                         classifier["meta"]["text_form"])
-    explanation = models.explain(global_regressor, X_regressor.block(rows), groups, by_routing["learned"], outputs)
+    groups = features.explanation_groups(trained.meta["features"], trained.meta["embedding_dim"],
+                                         trained.meta["text_form"])
+    explanation = models.explain(trained.global_regressor, X_regressor.block(every), groups, by_routing["learned"],
+                                 outputs)
     original = table[table["split"] == "test"].drop(columns=list(features.DERIVED_COLUMNS)).reset_index(drop=True)
     served = intervals.served(combiner, "learned", intervals.DEFAULT_LEVEL, by_routing, outputs, tweets)
-    expected = predict_likes.predictions(original, tweets.index, outputs, by_routing, served, explanation)
+    expected = predict_likes.predictions(original, tweets.index,
+                                         predict_likes.Predicted(outputs, by_routing, served, explanation))
     assert (pipeline_copy / common.PREDICTIONS).read_text() == expected.to_csv(index=False)
 
 
@@ -420,14 +422,14 @@ def test_the_report_averages_the_contributions_of_a_seeded_sample_unless_every_r
 def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
     info = tables.check_classed()
-    classifier, regressors, global_regressor, combiner = models.load_run(info)
-    trained = (classifier, regressors, global_regressor)
-    _, _, (X_classifier, X_regressor), _, _ = predict_likes.test_rows_input(classifier, global_regressor)
-    rows = np.arange(X_regressor.rows)
-    outputs = models.calibrated(models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows)), combiner)
+    run_ = models.load_run(info, tables.load_history_stats())
+    trained, combiner = run_.trained, run_.combiner
+    X_classifier, X_regressor = rows.test_rows(trained).inputs
+    every = np.arange(X_regressor.rows)
+    outputs = models.calibrated(models.predict(*trained, X_classifier.block(every), X_regressor.block(every)), combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
     for routing in models.ROUTINGS:
-        explanation = predict_likes.explain(trained, X_regressor, by_routing, outputs, routing, rows)
+        explanation = predict_likes.explain(trained, X_regressor, by_routing, outputs, routing, every)
         assert set(explanation) == {"base", "routing", "text", "account_history", "company_history", "surface",
                                     "media", "time", "wording"}
         total = np.sum(list(explanation.values()), axis=0)
@@ -598,9 +600,8 @@ def test_a_drafts_csv_naming_content_twice_is_refused_as_such(workdir):
 
 def test_training_rows_without_likes_claim_no_figures(capsys):
     # Issue 28, case 15: "the figures are partly in-sample", with no figures at all.
-    args = predict_likes.parse_arguments(["--input", "new.csv"])
     _, known, in_sample = predict_likes.known_likes(pd.DataFrame({"likes": [None, None]}), np.array([True, False]),
-                                                    args)
+                                                    False)
     assert not known.any() and in_sample == 0
     err = capsys.readouterr().err
     assert "1 of 2 rows are training rows" in err and "the models have seen them" in err and "figures" not in err
@@ -631,10 +632,11 @@ def test_the_report_gives_pairwise_accuracy_and_calibration(pipeline_dir):
 def test_served_probabilities_are_the_calibrated_ones(pipeline_dir, monkeypatch):
     monkeypatch.chdir(pipeline_dir)
     info = tables.check_classed()
-    classifier, regressors, global_regressor, combiner = models.load_run(info)
-    _, _, (X_classifier, X_regressor), _, _ = predict_likes.test_rows_input(classifier, global_regressor)
-    rows = np.arange(X_regressor.rows)
-    raw = models.predict(classifier, regressors, global_regressor, X_classifier.block(rows), X_regressor.block(rows))
+    run_ = models.load_run(info, tables.load_history_stats())
+    combiner = run_.combiner
+    X_classifier, X_regressor = rows.test_rows(run_.trained).inputs
+    every = np.arange(X_regressor.rows)
+    raw = models.predict(*run_.trained, X_classifier.block(every), X_regressor.block(every))
     expected = calibration.apply(combiner["calibration"], raw.uncalibrated)
     served = pd.read_csv(pipeline_dir / common.PREDICTIONS)[[f"probability_{n}" for n in common.CLASS_NAMES]]
     assert np.abs(served.to_numpy() - expected).max() < 1e-4

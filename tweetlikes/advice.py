@@ -23,14 +23,6 @@ SHOWN_PARTS = 0.005  # parts of a gap under this (in log1p, half a percent) are 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-class Loaded(NamedTuple):
-    """What 05 loaded of the run: 01's record, the history statistics, the models and 04's combiner."""
-    info: dict
-    stats: pd.DataFrame
-    trained: tuple  # the classifier, the specialists, the global regressor
-    combiner: dict
-
-
 class Drafted(NamedTuple):
     """The drafts as the models read them, their model inputs and what the models said."""
     tweets: pd.DataFrame
@@ -41,14 +33,12 @@ class Drafted(NamedTuple):
 
 
 class Settings(NamedTuple):
-    """The draft settings of 05's command line that the advice reads."""
+    """The settings of 05's command line that the advice reads."""
     routing: str
     interval: float  # the probability the likes ranges are meant to hold the actual likes with
-    date: str  # when the drafts go out (now, unless given)
-    date_given: bool
     when: bool
     tz: object  # a zoneinfo.ZoneInfo, or None
-    typed: dict  # the account and company as typed
+    drafts: drafts.Drafts  # as given: the account and company as typed, whether their times were
 
 
 class Advice(NamedTuple):
@@ -79,35 +69,35 @@ def advise(served, inputs, reference, players, predicted_log, chance):
                   float(served(*typical)[0]))
 
 
-def tell(settings, drafted, loaded, train):
+def tell(settings, drafted, run, train):
     """Print the advice on drafts (tweetlikes.advice's docstring) and return it: notes on settings
     that change nothing or go beyond the training tweets, then one draft with why or several
     ranked, when to post with --when, and what training knew of the account and company."""
-    meta = loaded.trained[0]["meta"]
+    meta = run.trained.meta
     columns = features.input_columns(meta["features"], meta.get("embedding_dim", 0), meta["text_form"])
     inputs = tuple(X.block(np.arange(X.rows)) for X in drafted.inputs)
-    reference = loaded.combiner["reference"]
+    reference = run.combiner["reference"]
     if [len(reference["classifier"]), len(reference["regressor"])] != [X.shape[1] for X in inputs]:
         common.fail(f"{common.COMBINER} holds a typical tweet of another model input; rerun "
                     f"{common.maker(common.COMBINER)}")
-    found = advise(functools.partial(models.served_log_likes, loaded.trained, loaded.combiner, settings.routing),
+    found = advise(functools.partial(models.served_log_likes, run.trained, run.combiner, settings.routing),
                    inputs, reference, contrast.players_of(columns), drafted.predicted_log,
-                   loaded.combiner["pair_chance"].get(settings.routing))
+                   run.combiner["pair_chance"].get(settings.routing))
     train_days = features.parse_dates(train["date"]).to_numpy() if "date" in train else np.zeros(0)
-    classifier, specialists, global_regressor = loaded.trained
-    read = models.columns_read([classifier, *specialists, global_regressor], columns)
-    for note in setting_notes(drafted.tweets, read, train_days, settings.date_given):
+    read = models.columns_read([run.trained.classifier, *run.trained.regressors, run.trained.global_regressor], columns)
+    for note in setting_notes(drafted.tweets, read, train_days, settings.drafts.dated):
         print(f"note: {note}")
     if len(drafted.tweets) == 1:
-        describe_one(drafted, found, loaded.info["thresholds"], settings.interval)
+        describe_one(drafted, found, run.info["thresholds"], settings.interval)
     else:
-        describe_ranked(drafted, found, loaded.combiner["pair_chance"][settings.routing], settings.interval)
+        describe_ranked(drafted, found, run.combiner["pair_chance"][settings.routing], settings.interval)
     if settings.when:  # within an account, or a company where the training rows name no account (pairs.pair_keys)
         keys, within = pairs.pair_keys(train)
         account = drafted.tweets["username" if within == "account" else "company"].iloc[0]
         describe_week(account, found.predicted_log[0], timing.effects(keys, train_days, np.log1p(train["likes"]), account),
                       drafted.tweets["date"].iloc[0], settings.tz)  # the draft's own date: its prediction's
-    for line in names_lines(settings.typed, drafted.tweets.iloc[0], loaded.stats, loaded.info["history_prior"]):
+    typed = {"username": settings.drafts.username, "company": settings.drafts.company}
+    for line in names_lines(typed, drafted.tweets.iloc[0], run.stats, run.info["history_prior"]):
         print(line)
     return found
 

@@ -8,6 +8,7 @@ the training file, in the same columns (media as Adobe's `[Photo(...)]` lists).
 import csv
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -119,20 +120,33 @@ CELL_PARSERS = {"media": lambda cell: cell if cell.startswith("[") else parse_me
                 "date": lambda cell: parse_date(cell, "--drafts date"), "is_reply": parse_reply}
 
 
-def draft_rows(texts, username, company, media, date, reply, per_draft=None):
+class Drafts(NamedTuple):
+    """Drafts as 05's command line gives them: each one's text, a --drafts CSV's own columns, and
+    what they all share unless that CSV says otherwise."""
+    source: str        # how they were given: "--text" or "--drafts FILE"
+    texts: list
+    per_draft: object  # the --drafts CSV (read_drafts), or None
+    username: str
+    company: str
+    media: str         # Adobe's form, "[Photo()]" (parse_media), or ""
+    date: str          # ISO 8601 (parse_date): now unless given
+    date_given: bool
+    reply: bool
+
+    @property
+    def dated(self):
+        """Whether every draft's time was given, on the command line or in its own cell."""
+        return self.date_given or (self.per_draft is not None and "date" in self.per_draft
+                                   and self.per_draft["date"].str.strip().ne("").all())
+
+
+def rows_of(drafts):
     """The drafts as input rows, each with the account, company, media, time and reply flag given
-    on the command line unless `per_draft` (a --drafts CSV) carries its own."""
-    rows = pd.DataFrame({"content": list(texts), "username": username, "company": company,
-                         "media": media, "date": date, "is_reply": "true" if reply else "false"})
+    on the command line unless its --drafts CSV row carries its own."""
+    rows = pd.DataFrame({"content": list(drafts.texts), "username": drafts.username, "company": drafts.company,
+                         "media": drafts.media, "date": drafts.date, "is_reply": "true" if drafts.reply else "false"})
     for column in DRAFT_COLUMNS[1:]:
-        if per_draft is not None and column in per_draft.columns:
-            given = per_draft[column].str.strip().map(lambda cell: CELL_PARSERS[column](cell) if cell else "")
+        if drafts.per_draft is not None and column in drafts.per_draft.columns:
+            given = drafts.per_draft[column].str.strip().map(lambda cell: CELL_PARSERS[column](cell) if cell else "")
             rows[column] = np.where(given != "", given, rows[column])
     return rows
-
-
-def rows_of(args):
-    """The drafts of --text or --drafts as input rows."""
-    per_draft = args.draft_table  # read_drafts(args.drafts), read before any work
-    texts = per_draft["content"] if per_draft is not None else args.text
-    return draft_rows(texts, args.username, args.company, args.media, args.date, args.reply, per_draft)

@@ -76,9 +76,31 @@ def load_classifier(expect):
     return classifier
 
 
-def load_run(info):
-    """Classifier, regressors and combiner, checked against the current classed CSV and history
-    stats, and against each other: one run of 04, made after the current classifier."""
+class Trained(NamedTuple):
+    """The five models of one run: 03b's classifier, 04's three specialists and its global regressor."""
+    classifier: dict
+    regressors: list
+    global_regressor: dict
+
+    @property
+    def meta(self):
+        """The classifier's record (features, text form, embeddings), which every other model follows."""
+        return self.classifier["meta"]
+
+
+class Run(NamedTuple):
+    """What 05 loads of the pipeline's files: 01's record, the history statistics, the five models
+    and 04's combiner."""
+    info: dict
+    stats: object  # pandas.DataFrame: history_stats.csv
+    trained: Trained
+    combiner: dict
+
+
+def load_run(info, stats):
+    """The Run of 01's record `info` and the history `stats`: the classifier, regressors and
+    combiner, checked against the current classed CSV and history stats, and against each other:
+    one run of 04, made after the current classifier."""
     expect = {"classed_csv_sha256": info["classed_csv_sha256"], "history_stats_sha256": info["history_stats_sha256"]}
     classifier = load_classifier(expect)
     common.require([common.COMBINER])
@@ -108,7 +130,7 @@ def load_run(info):
     # Fitted on the classifier's validation slice only if cut with its seed (04 made before it followed 03b's).
     check_provenance(common.COMBINER, {"seed": combiner.get("settings", {}).get("seed")},
                      {"seed": classifier["meta"]["settings"]["seed"]})
-    return classifier, regressors, global_regressor, combiner
+    return Run(info, stats, Trained(classifier, regressors, global_regressor), combiner)
 
 
 # ------------------------------------------------------------------- the text, as the classifier reads it
@@ -233,10 +255,15 @@ def combiner_inputs(outputs):
 
 def served_log_likes(trained, combiner, routing, X_classifier, X_regressor):
     """log1p(likes) of these model inputs as 05 serves it: the models' outputs, calibrated, then
-    `routing`; `trained` is (classifier, specialists, global regressor)."""
+    `routing`; `trained` is a Trained."""
     outputs = calibrated(predict(*trained, np.asarray(X_classifier, dtype=np.float32),
                                  np.asarray(X_regressor, dtype=np.float32)), combiner)
     return routed_log_likes(outputs, combiner)[routing]
+
+
+def likes(log_likes):
+    """Typical likes from log1p(likes), as the predictions file shows them: never below 0, to 0.1."""
+    return np.clip(np.expm1(log_likes), 0, None).round(1)
 
 
 def routed_log_likes(outputs, combiner):
