@@ -53,8 +53,8 @@ from tweetlikes import advice, cluster, drafts, features, intervals, models, rep
 
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
-# for every row's: TreeSHAP costs hundreds of predictions (60,000 test rows at 300K took ~25 min on 2 cores),
-# and 4,096 rows estimate each group's mean to about 1/64 of its spread over rows.
+# for every row's: TreeSHAP costs hundreds of predictions a row (timed in docs/speed-and-memory.md), and 4,096
+# rows estimate each group's mean to about 1/64 of its spread over rows.
 REPORT_EXPLAINED_ROWS = 4096
 # --output may never land on one of the pipeline's own files (nor on the user's inputs).
 PIPELINE_FILES = (*common.MAKERS, *report.REPORT_FILES)
