@@ -35,8 +35,7 @@ LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # the --interval levels 04 keeps the o
 DEFAULT_LEVEL = 0.8
 # A group's own range needs this many validation rows: the coverage a split-conformal interval
 # reaches, given its n calibration rows, varies with a spread of sqrt(level(1 - level) / (n + 2)),
-# 0.04 at 80% for 100 rows. Fewer, and the
-# group's rows join a coarser group's.
+# 0.04 at 80% for 100 rows. Fewer, and the group's rows join a coarser group's.
 MIN_GROUP_ROWS = 100
 SEEN_COLUMNS = ("user_log_count", "company_log_count")  # history features: log1p(training tweets of the key)
 ALL = "all rows"
