@@ -40,7 +40,6 @@ and for one draft (--text "New Photoshop feature <hyperlink>" --username adobe -
 """
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
-import functools
 import os
 import sys
 import tempfile
@@ -52,6 +51,9 @@ import pandas as pd
 
 from tweetlikes import advice, cluster, drafts, encoder, features, intervals, models, report, tables, text
 
+# Texts per batch when embedding new tweets, on any device: drafts are a handful, --input a few thousand
+# (--batch-size for more).
+NEW_TWEETS_BATCH = 64
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
 # for every row's: TreeSHAP costs hundreds of predictions (60,000 test rows at 300K took ~25 min on 2 cores),
@@ -271,7 +273,7 @@ def embed_new_tweets(tweets, classifier, args, client):
     device = "cpu" if args.device == "auto" and made_on_cpu else encoder.pick_device(args.device)
     fast = meta["embedding_mode"] == "fast"
     model = encoder.load_encoder(meta["embedding_model"], device, fast)
-    batch_size = args.batch_size or encoder.BATCH_SIZE[device]
+    batch_size = args.batch_size or NEW_TWEETS_BATCH
     texts = [list(tweets["content"]), tables.combined_texts(tweets)]
     if client is None:
         if args.verbose or not args.has_drafts:
@@ -281,7 +283,7 @@ def embed_new_tweets(tweets, classifier, args, client):
         with tempfile.TemporaryDirectory(prefix=".new_tweets_", dir=".") as folder:
             (content, combined), _ = encoder.embed_unique(
                 texts, model, batch_size, Path(folder),
-                functools.partial(encoder.encode_on_cluster, client, meta["embedding_model"], device, fast))
+                encoder.cluster_encoder(client, meta["embedding_model"], device, fast))
             precision = encoder.chunks_precision(Path(folder), "rerun on workers alike in CPU and packages, or "
                                                                "without --cluster")
         print(f"embedded {len(tweets)} new tweets with {meta['embedding_model']} on the workers, {precision}")

@@ -250,6 +250,12 @@ def routed_log_likes(outputs, combiner):
             + combiner["intercept"]}
 
 
+def rmse(predicted, actual):
+    """The root mean squared error of `predicted` against `actual` (NaN for no rows): 03b's and
+    04's on log1p(likes), the report's on log1p(likes) and on likes."""
+    return float(np.sqrt(np.mean((predicted - actual) ** 2))) if len(actual) else float("nan")
+
+
 # ------------------------------------------------------------------------------- explanations
 
 def explain(global_regressor, X_regressor, column_groups, routed, outputs):
