@@ -16,7 +16,8 @@ What is fitted on the validation slice, and why: docs/how-it-works.md (section 4
 
 Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--seed N] [--cluster ADDRESS]
                                     [--sketch-above ROWS] [--sketch-rows N]
-(--features and --seed are 03b's unless given; given otherwise, refused with the command that agrees)
+(--features and --seed are 03b's unless given; given otherwise, refused with the command that agrees;
+ the XGBoost settings are 03b's too unless given: --n-estimators, --learning-rate, --max-depth, --sketch-*)
 
 A good run on the embedded sample prints:
 

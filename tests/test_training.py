@@ -143,7 +143,7 @@ def test_a_class_that_falls_wholly_into_the_validation_slice_is_fitted_on():
     assert set(slice_rows[2:]) <= set(validation_rows)  # other classes keep their slice
 
 
-def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_csv, workdir):
+def test_read_training_inputs_are_the_table_the_model_input_and_the_provenance(small_csv, workdir):
     sample(small_csv, rows=100).to_csv("tweets.csv", index=False)
     run("01_create_classes", "--input", "tweets.csv")
     table, inputs, provenance, kept = training.read_training_inputs(tables.check_classed(), "all,-text",  # no embeddings

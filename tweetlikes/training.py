@@ -1,6 +1,6 @@
-"""How 03b and 04 train: their shared command line (the XGBoost settings are 03b's, at its top), the inputs they read (the
-classed CSV's training columns and the memory-mapped embeddings), the validation slice, and
-XGBoost trained from a QuantileDMatrix built a block of rows at a time (or on a Dask cluster), so
+"""How 03b and 04 train: their shared command line (the XGBoost settings are 03b's, at its top),
+the inputs they read (the classed CSV's training columns and the memory-mapped embeddings), the
+validation slice, and XGBoost trained from a QuantileDMatrix built a block of rows at a time (or on a Dask cluster), so
 the feature matrix never sits whole in memory.
 """
 import contextlib
