@@ -187,7 +187,7 @@ def test_rows_input(classifier, global_regressor):
     are among them), from one streamed pass over the classed CSV (classed_rows): their stored
     embeddings, checked to be the ones the models were trained on; `original` their columns as 01
     was given them, read again a chunk at a time when it is iterated (test_rows_original)."""
-    kinds = ("content", "combined") if models.reads_text(classifier) else ()
+    kinds = ("content", "combined") if text.reads_text(classifier) else ()
     fingerprints, train, train_keys, rows_in_file, tweets = classed_rows(kinds, keep_test=True)
     rows = tweets.index.to_numpy()  # the test rows' places in the file: row i of `tweets` is embedding row rows[i]
     tweets = tweets.reset_index(drop=True)
@@ -254,7 +254,7 @@ def new_tweets_input(args, stats, info, classifier, client):
             print(f"note: {args.input} has no `{features.SIGNAL_SOURCE[group]}` column, which the models read "
                   f"({group}): every row is predicted as if it were unknown, which moves the predictions")
     embeddings = {}
-    if models.reads_text(classifier):
+    if text.reads_text(classifier):
         # The fine-tuned form scores the texts with its own tuned model: MiniLM's embeddings go unread.
         embeddings = {} if classifier["meta"]["text_form"] == "finetuned" else \
             embed_new_tweets(tweets, classifier, args, client)
@@ -507,7 +507,7 @@ def main(argv=None):
             args, stats, info, trained, client)
         if args.verbose or not args.has_drafts:
             print(f"predicting {len(tweets)} tweets from {source}{' on the cluster' if args.cluster else ''}\n"
-                  + models.text_form_line(trained[0]["meta"]))
+                  + text.text_form_line(trained[0]["meta"]))
         likes, known, in_sample = known_likes(tweets, in_training, args)
 
         # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.

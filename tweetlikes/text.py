@@ -21,6 +21,11 @@ training row.
 Everything here streams the embeddings a block of rows at a time (given the path of a .npy, a
 window of the file at a time: features.mapped_rows): the ridge and the principal components need
 only 385 x 385 sums.
+
+Here too: the model input in a form (text_form_inputs), the rows' pair and copy keys as 03b's one
+pass over the classed CSV streams them (row_keys), and how the trained models read the text
+(reads_text, text_form_line; models.with_text_columns adds its columns to new rows, as it needs
+the fine-tuned scorer, and tweetlikes.finetune builds on this module).
 """
 import numpy as np
 import pandas as pd
@@ -195,3 +200,20 @@ def row_keys(parts):
     usernames) and its copy key (copy_keys)."""
     keys, _ = pairs.pair_keys(accounts([part for _, part in parts]))
     return keys, np.concatenate([hashes for hashes, _ in parts])
+
+
+def text_form_line(meta):
+    """How the models read the text, and why: 03b's choice, with each form's validation error."""
+    if "text" not in meta["features"]:
+        return "text: not read (trained with --features without text)"
+    scores = meta.get("text_form_scores") or {}
+    why = ("chosen by 03b on the validation slice; log1p RMSE there " +
+           ", ".join(f"{form} {score['validation_log_rmse']:.3f}" for form, score in scores.items())) \
+        if scores else "set by 03b --text-form"
+    return f"text read as: {meta['text_form']} ({why})"
+
+
+def reads_text(classifier):
+    """Whether the models read the text, and so its embeddings: `text` among the features, in a
+    form other than none."""
+    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
