@@ -47,6 +47,8 @@ from pathlib import Path
 
 from tweetlikes import cluster, encoder, finetune, tables
 
+# Texts per batch, by device (--batch-size overrides): past these, no device got faster.
+BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 1024}
 CACHE_DIR = Path(".embeddings_cache")  # the lock, and the finished chunks of an interrupted encode
 PATHS = {"content": common.EMBEDDINGS_CONTENT, "combined": common.EMBEDDINGS_COMBINED}
 
@@ -85,7 +87,7 @@ def read_meta():
     return meta
 
 
-def why_stale(path, wanted, recorded):
+def why_embeddings_stale(path, wanted, recorded):
     """Why the file at `path` can't be reused, or None if it holds exactly what `wanted` asks for:
     its record matches and its bytes are the ones recorded when it was written."""
     if not Path(path).exists():
@@ -173,7 +175,7 @@ def generate(args):
                      "model": args.model, "mode": mode,
                      "template": tables.COMBINED_TEMPLATE if kind == "combined" else "{content}"}
               for kind in PATHS}
-    reasons = {kind: "--force" if args.force else why_stale(PATHS[kind], wanted[kind], old_meta.get(kind, {}))
+    reasons = {kind: "--force" if args.force else why_embeddings_stale(PATHS[kind], wanted[kind], old_meta.get(kind, {}))
                for kind in PATHS}
     stale = [kind for kind in PATHS if reasons[kind]]
     if not stale:
@@ -185,7 +187,7 @@ def generate(args):
 
     # 2. The encoder, and the folder of finished chunks to resume from.
     device = encoder.pick_device(args.device)
-    batch_size = args.batch_size or encoder.BATCH_SIZE[device]
+    batch_size = args.batch_size or BATCH_SIZE[device]
     model = encoder.load_encoder(args.model, device, args.fast)
     print(f"model {args.model} on {device}, {model.precision}, batch {batch_size}, max {model.max_length} tokens")
     chunk_dir = chunk_folder(args, model.precision, batch_size, [wanted[kind]["texts_sha256"] for kind in stale])
@@ -193,8 +195,7 @@ def generate(args):
     # 3. Encode each distinct text once, here or on the cluster's workers.
     encode_started = time.perf_counter()
     with cluster.cluster(args.cluster) as client:
-        on_cluster = None if client is None else \
-            functools.partial(encoder.encode_on_cluster, client, args.model, device, args.fast)
+        on_cluster = None if client is None else encoder.cluster_encoder(client, args.model, device, args.fast)
         matrices, n_unique = encoder.embed_unique([texts[kind] for kind in stale], model, batch_size, chunk_dir,
                                                   on_cluster)
         on_cluster_record = cluster.cluster_record(args.cluster, client)

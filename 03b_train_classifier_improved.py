@@ -40,28 +40,92 @@ import common  # first: it makes a Ctrl-C while the rest imports one line too
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from tweetlikes import cluster, features, finetune, models, tables, text, training
 
+# The XGBoost settings of all five models: 04 trains its regressors with the ones this classifier records, unless
+# given its own (--help shows them; every model file records them).
+N_ESTIMATORS = 1000         # a ceiling, not a choice: early stopping picks the rounds
+LEARNING_RATE = 0.05        # small steps, so the round early stopping keeps lies close to the best one
+MAX_DEPTH = 6               # XGBoost's default: room for history x signal interactions
+EARLY_STOPPING_ROUNDS = 50  # patience: a validation slice of a few hundred rows stalls for dozens of rounds
+SUBSAMPLE = 0.8             # rows per tree: a little bagging against the heavy-tailed likes
+COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen non-text columns is offered
+# The bins at scale. XGBoost's quantile sketch, the first pass over the fit rows that fixes the bins, takes
+# memory that grows with them: about 590 MB at the 216K fit rows of a 300K run (405 columns), most of that run's
+# budget of 1.5x one embeddings file. A model with more fit rows than SKETCH_ABOVE cuts its bins from a seeded
+# sample of SKETCH_ROWS of them instead (the full matrix takes the sample's cuts through XGBoost's `ref` and is
+# never sketched), with the accuracy of all rows' bins, within the spread over seeds (docs/speed-and-memory.md).
+# Up to SKETCH_ABOVE, every row's bins.
+SKETCH_ABOVE = 100_000
+SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (the peaks: docs/speed-and-memory.md)
 
-def choose_text_form(args, table, inputs, groups, rows, settings, device, client):
+
+def parse_arguments(argv):
+    parser = training.training_parser(__doc__, {"n_estimators": N_ESTIMATORS, "learning_rate": LEARNING_RATE,
+                                                "max_depth": MAX_DEPTH, "sketch_above": SKETCH_ABOVE,
+                                                "sketch_rows": SKETCH_ROWS})
+    parser.add_argument("--text-form", default="auto", choices=("auto", *features.TEXT_FORMS),
+                        help="how the models read the text: auto picks, on the validation slice, the form "
+                             "whose global regressor errs least (see tweetlikes/text.py); 04 and 05 use "
+                             "the classifier's")
+    return parser.parse_args(argv)
+
+
+def xgboost_settings(args):
+    """The settings every model file records, in this order (04 takes them from the classifier's)."""
+    return {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
+            "subsample": SUBSAMPLE, "colsample_bytree": COLSAMPLE_BYTREE,
+            "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "seed": args.seed,
+            "sketch_above": args.sketch_above, "sketch_rows": args.sketch_rows}
+
+
+class TextRows(NamedTuple):
+    """What the choice of text form reads of the training rows (read_rows)."""
+    log_likes: np.ndarray  # log1p(likes) of every row
+    keys: np.ndarray       # the key of each row's pairs, and its copy key (text.row_keys)
+    copies: np.ndarray
+    finetuned: object      # 02 --finetune's scores of every row, or None where they are not to be tried
+
+
+def read_rows(args):
+    """The training inputs (training.read_training_inputs) and, in the same one pass over the
+    classed CSV, TextRows when the text is read (None when not): the rows' pair and copy keys,
+    and 02 --finetune's scores when they are to be tried (fine_tuned_scores reads the content)."""
+    info = tables.check_classed()
+    finetuned_wanted = args.text_form == "finetuned" or (args.text_form == "auto" and
+                                                         Path(common.FINETUNED_SCORES).exists())
+
+    def keep(chunk):
+        return text.copy_keys(chunk), text.accounts_of(chunk), chunk["content"] if finetuned_wanted else None
+    table, inputs, provenance, kept = training.read_training_inputs(info, args.features, ["content", "combined"], keep)
+    if "text" not in provenance["features"]:
+        return table, inputs, provenance, None
+    keys, copies = text.row_keys([(hashes, accounts) for hashes, accounts, _ in kept])
+    finetuned = fine_tuned_scores(args.text_form, table, kept, info) if finetuned_wanted else None
+    return table, inputs, provenance, TextRows(np.log1p(table["likes"].to_numpy(dtype=float)), keys, copies, finetuned)
+
+
+def choose_text_form(requested, inputs, groups, text_rows, rows, trainer):
     """The form of the text (features.TEXT_FORMS) whose global regressor, fitted on the fit rows,
     errs least in log1p(likes) on the validation slice, `none` among them, so the text is used
     only in a form that pays on these training rows; with the fitted text model (text.fit) and
-    each form's validation RMSE. (Not pairwise accuracy: two training rows of one account hold
-    out-of-fold history from different folds, which orders them backwards, so it would mislead.)"""
-    if "text" not in groups:
+    each form's validation RMSE. `requested` is --text-form, `rows` (fit rows, validation rows).
+    (Not pairwise accuracy: two training rows of one account hold out-of-fold history from
+    different folds, which orders them backwards, so it would mislead.)"""
+    if text_rows is None:
         return "none", None, {}
-    log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
-    keys, copies = text.row_keys()
-    text_model = text.fit(inputs["content"].embeddings, log_likes, keys, copies, rows, args.seed)
-    finetuned = fine_tuned_scores(args.text_form)
+    log_likes, finetuned = text_rows.log_likes, text_rows.finetuned
+    text_model = text.fit(inputs["content"].embeddings, log_likes, text_rows.keys, text_rows.copies, rows,
+                          trainer.settings["seed"])
     candidates = [form for form in features.TEXT_FORMS if form != "finetuned" or finetuned is not None] \
-        if args.text_form == "auto" else [args.text_form]
+        if requested == "auto" else [requested]
     if tuple(groups) == ("text",):  # --features seed, the original design: the raw embeddings alone
-        candidates = ["raw"] if args.text_form == "auto" else candidates
+        candidates = ["raw"] if requested == "auto" else candidates
         if candidates == ["none"]:
             common.fail("--text-form none with --features seed leaves no input for the models")
     scores = {}
@@ -69,12 +133,10 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
         fit_rows, validation_rows = rows
         print(f"text form, by its global regressor's log1p RMSE on the {len(validation_rows)} validation rows:")
         for form in candidates:
-            X = training.text_form_inputs(inputs, groups, form, {**text_model, "finetuned": finetuned}
-                                          )["combined"]
-            model = training.train_xgboost("regressor", settings, device, X, log_likes, fit_rows, validation_rows,
-                                           client=client)
-            predicted = training.predict_rows(model.predict, X, validation_rows)
-            error = float(np.sqrt(np.mean((predicted - log_likes[validation_rows]) ** 2)))
+            X = text.text_form_inputs(inputs, groups, form, {**text_model, "finetuned": finetuned})["combined"]
+            model = training.train_xgboost(trainer, "regressor",
+                                           training.TrainingSet(X, log_likes, fit_rows, validation_rows))
+            error = models.rmse(training.predict_rows(model.predict, X, validation_rows), log_likes[validation_rows])
             scores[form] = {"validation_log_rmse": error, "columns": X.width}
             print(f"  {form:10s} {error:.3f}  ({X.width} columns)")
     chosen = min(candidates, key=lambda form: scores[form]["validation_log_rmse"]) if scores else candidates[0]
@@ -83,13 +145,14 @@ def choose_text_form(args, table, inputs, groups, rows, settings, device, client
     return chosen, text_model, scores
 
 
-def fine_tuned_scores(text_form):
-    """02 --finetune's scores (tweetlikes.finetune) when they are made from the current classed CSV;
-    None (said, if the file is there) when they are not, an error if --text-form finetuned asks
-    for them."""
-    if text_form not in ("auto", "finetuned") or (text_form == "auto" and not Path(common.FINETUNED_SCORES).exists()):
-        return None
-    scores, why = finetune.load_scores(*tables.load_classed())
+def fine_tuned_scores(text_form, table, kept, info):
+    """02 --finetune's scores (tweetlikes.finetune) when they are made from the current classed CSV
+    (its rows' content, accounts, likes and split: read_rows' pass kept them) and 01's `info`; None
+    (said) when they are not, an error if --text-form finetuned asks for them."""
+    rows = pd.concat([text.accounts([accounts for _, accounts, _ in kept]),
+                      pd.DataFrame({"content": pd.concat([content for _, _, content in kept], ignore_index=True),
+                                    "likes": table["likes"], "split": table["split"]})], axis=1)
+    scores, why = finetune.load_scores(rows, info)
     if why and text_form == "finetuned":
         common.fail(why)
     if why:
@@ -115,24 +178,25 @@ def print_test_report(y, predicted, train_rows, test_rows):
 
 
 def main(argv=None):
-    args = training.parse_training_arguments(__doc__, argv, chooses_text_form=True)
+    args = parse_arguments(argv)
     common.check_writable([common.CLASSIFIER])
     started = time.perf_counter()
 
-    # 1. The training columns and both embeddings; the validation slice.
-    table, inputs, provenance = training.training_inputs(args, ["content", "combined"])
+    # 1. The training columns and both embeddings (with what the text forms read of the rows); the
+    #    validation slice.
+    table, inputs, provenance, text_rows = read_rows(args)
     y = table["popularity_class"].to_numpy()
     fit_rows, validation_rows = training.training_split(table, args.seed, provenance["validation"])
     train_rows = np.sort(np.concatenate([fit_rows, validation_rows]))
     print(f"fit {len(fit_rows)} rows, validation {len(validation_rows)}")
-    device = training.xgboost_device()
-    settings = training.training_settings(args)
+    settings = xgboost_settings(args)
 
     with cluster.cluster(args.cluster) as client:
+        trainer = training.Trainer(settings, training.xgboost_device(), client)
         # 2. The form of the text that pays on these training rows, chosen on the validation slice.
-        text_form, text_model, text_scores = choose_text_form(args, table, inputs, provenance["features"],
-                                                              (fit_rows, validation_rows), settings, device, client)
-        X = training.text_form_inputs(inputs, provenance["features"], text_form, text_model)["content"]
+        text_form, text_model, text_scores = choose_text_form(args.text_form, inputs, provenance["features"],
+                                                              text_rows, (fit_rows, validation_rows), trainer)
+        X = text.text_form_inputs(inputs, provenance["features"], text_form, text_model)["content"]
         print(f"text form: {text_form}" + (" (chosen on the validation slice)" if text_scores else ""))
 
         # 3. "Balanced" weights, n / (3 * count), from the training rows; for fit and validation alike.
@@ -141,12 +205,12 @@ def main(argv=None):
         print("class weights: " + ", ".join(f"{name} {w:.2f}" for name, w in zip(common.CLASS_NAMES, class_weight)))
 
         # 4. Train, early-stopped on the validation slice.
-        model = training.train_xgboost("classifier", settings, device, X, y, fit_rows, validation_rows,
-                                       weight=class_weight[y], client=client)
+        model = training.train_xgboost(trainer, "classifier",
+                                       training.TrainingSet(X, y, fit_rows, validation_rows, class_weight[y]))
         on_cluster = cluster.cluster_record(args.cluster, client)
-    sample = training.sketch_sample(len(fit_rows), settings)
+    device, sample = trainer.device, training.sketch_sample(len(fit_rows), settings)
     print(f"trained on {device}{' on the cluster' if client else ''}: best round {model.best_iteration + 1} "
-          f"of {args.n_estimators}" + (f"; bins cut from a seeded sample of {sample} fit rows" if sample else ""))
+          f"of {settings['n_estimators']}" + (f"; bins cut from a seeded sample of {sample} fit rows" if sample else ""))
 
     # 5. How it does on the test rows, then the model file with everything it was made from (and
     #    the text model the other stages read the text through).

@@ -16,7 +16,8 @@ What is fitted on the validation slice, and why: docs/how-it-works.md (section 4
 
 Usage: python 04_train_regressors.py [--features all|seed|history|GROUP,...] [--seed N] [--cluster ADDRESS]
                                     [--sketch-above ROWS] [--sketch-rows N]
-(--features and --seed are 03b's unless given; given otherwise, refused with the command that agrees)
+(--features and --seed are 03b's unless given; given otherwise, refused with the command that agrees;
+ the XGBoost settings are 03b's too unless given: --n-estimators, --learning-rate, --max-depth, --sketch-*)
 
 A good run on the embedded sample prints:
 
@@ -46,7 +47,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from tweetlikes import calibration, cluster, contrast, features, intervals, models, pairs, tables, training
+from tweetlikes import calibration, cluster, contrast, features, intervals, models, pairs, tables, text, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
 ROUNDS_WITHOUT_VALIDATION = 200  # then a fixed number of trees: a fifth of the ceiling, at the default rate
@@ -65,16 +66,16 @@ MIN_FIT_ROWS = 30
 MIN_CHANCE_PAIRS = 200
 
 
-def fit_regressor(X, target, fit_rows, validation_rows, settings, device, client):
-    """XGBoost on log1p(likes); early-stopped when the validation slice is big enough to trust.
-    Returns the model, its number of trees and the size of the sample its bins were cut from
-    (None: from all its fit rows)."""
+def fit_regressor(trainer, data):
+    """XGBoost on log1p(likes), fitted on the TrainingSet `data`; early-stopped when its validation
+    slice is big enough to trust. Returns the model, its number of trees and the size of the
+    sample its bins were cut from (None: from all its fit rows)."""
     rounds = None
-    if len(validation_rows) < MIN_VALIDATION_ROWS:
-        fit_rows, validation_rows, rounds = np.concatenate([fit_rows, validation_rows]), (), ROUNDS_WITHOUT_VALIDATION
-    model = training.train_xgboost("regressor", settings, device, X, target, fit_rows, validation_rows, rounds=rounds,
-                                   client=client)
-    return model, rounds or model.best_iteration + 1, training.sketch_sample(len(fit_rows), settings)
+    if len(data.validation_rows) < MIN_VALIDATION_ROWS:
+        data, rounds = data._replace(fit_rows=np.concatenate([data.fit_rows, data.validation_rows]),
+                                     validation_rows=()), ROUNDS_WITHOUT_VALIDATION
+    model = training.train_xgboost(trainer, "regressor", data, rounds)
+    return model, rounds or model.best_iteration + 1, training.sketch_sample(len(data.fit_rows), trainer.settings)
 
 
 def fit_combiner(outputs, target):
@@ -121,7 +122,7 @@ def fit_routing(outputs, validation, keys, as_drafts, seed):
                      "intervals": intervals.fit({name: target - predicted for name, predicted in routed.items()},
                                                 outputs.predicted_class, *seen),
                      "fitted_rows": len(target),
-                     "validation_log_rmse": {name: rmse(predicted, target) for name, predicted
+                     "validation_log_rmse": {name: models.rmse(predicted, target) for name, predicted
                                              in [("global", outputs.global_log), *routed.items()]}})
     return combiner
 
@@ -144,11 +145,17 @@ def earned_chance(key_values, target, predicted, within, seed):
     return {"slope": None, "pairs": chance["pairs"], "independent_pairs": independent, "why": why}
 
 
-def validation_keys(rows):
-    """The username, company and intervals.SEEN_COLUMNS of these rows of the classed CSV (read
-    here: training reads no texts, and its table keeps no history columns), with their
-    pairs.pair_keys and intervals.seen."""
-    table = pd.concat(tables.classed_chunks(["username", "company", *intervals.SEEN_COLUMNS]), ignore_index=True)
+def keep_keys(chunk):
+    """What validation_keys needs of a chunk of the classed CSV, kept as it streams past (training
+    reads no texts, and its table keeps no history columns)."""
+    return text.accounts_of(chunk), chunk[list(intervals.SEEN_COLUMNS)]
+
+
+def validation_keys(kept, rows):
+    """The username, company and intervals.SEEN_COLUMNS of these rows of the classed CSV, from
+    keep_keys of each chunk, with their pairs.pair_keys and intervals.seen."""
+    table = pd.concat([text.accounts([accounts for accounts, _ in kept]),
+                       pd.concat([seen for _, seen in kept], ignore_index=True)], axis=1)
     table = table.iloc[rows].reset_index(drop=True)
     return table, (pairs.pair_keys(table), intervals.seen(table))
 
@@ -197,13 +204,10 @@ def print_routing(combiner, rows):
           + "; ".join(f"{name} {group['rows']}" for name, group in groups.items()))
 
 
-def rmse(predicted, actual):
-    return float(np.sqrt(np.mean((predicted - actual) ** 2))) if len(actual) else float("nan")
-
-
-def train_regressors(X, table, fit_rows, validation_rows, settings, device, provenance, client):
+def train_regressors(trainer, X, table, rows, provenance):
     """The three specialists and the global regressor as model bundles, by name, each printed
-    with its validation and test RMSE beside its own training median's."""
+    with its validation and test RMSE beside its own training median's; `rows` are the (fit,
+    validation) rows of all classes."""
     target = np.log1p(table["likes"].to_numpy())
     classes = table["popularity_class"].to_numpy()
     is_test = (table["split"] == "test").to_numpy()
@@ -211,65 +215,69 @@ def train_regressors(X, table, fit_rows, validation_rows, settings, device, prov
     bundles, sampled = {}, []
     for k, name in MODELS:
         in_class = np.ones(len(table), dtype=bool) if k is None else classes == k
-        fit, validation = fit_rows[in_class[fit_rows]], validation_rows[in_class[validation_rows]]
+        fit, validation = (part[in_class[part]] for part in rows)
         test_rows = np.flatnonzero(is_test & in_class)
-        model, rounds, sample = fit_regressor(X, target, fit, validation, settings, device, client)
+        model, rounds, sample = fit_regressor(trainer, training.TrainingSet(X, target, fit, validation))
         sampled += [name] if sample else []
         median = np.median(target[np.concatenate([fit, validation])])
         print(f"  {name:10s} {len(fit) + len(validation):10d} {rounds:6d} "
-              f"{rmse(training.predict_rows(model.predict, X, validation), target[validation]):10.3f} "
-              f"{rmse(training.predict_rows(model.predict, X, test_rows), target[test_rows]):6.3f} "
-              f"{rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
+              f"{models.rmse(training.predict_rows(model.predict, X, validation), target[validation]):10.3f} "
+              f"{models.rmse(training.predict_rows(model.predict, X, test_rows), target[test_rows]):6.3f} "
+              f"{models.rmse(np.full(len(test_rows), median), target[test_rows]):7.3f}")
         bundles[name] = models.artifact(model, {**provenance, "popularity_class": k, "rounds": int(rounds),
                                                 "train_rows": len(fit) + len(validation), "sketch_sample_rows": sample})
     if sampled:
-        print(f"  bins cut from a seeded sample of {settings['sketch_rows']} fit rows: {', '.join(sampled)}")
+        print(f"  bins cut from a seeded sample of {trainer.settings['sketch_rows']} fit rows: {', '.join(sampled)}")
     return bundles
 
 
 def main(argv=None):
-    args = training.parse_training_arguments(__doc__, argv)
+    args = training.training_parser(__doc__).parse_args(argv)
     paths = {name: common.GLOBAL_REGRESSOR if k is None else common.REGRESSOR.format(k=k) for k, name in MODELS}
     common.check_writable([*paths.values(), common.COMBINER])
     started = time.perf_counter()
 
-    # 1. The classifier of 03b, whose seed and features these models follow; the training columns,
-    #    both embeddings (the classifier checked against them) and the validation slice.
+    # 1. The classifier of 03b, whose seed, features and XGBoost settings these models follow; the
+    #    training columns, both embeddings (the classifier checked against them), the validation
+    #    slice's keys and the slice itself.
     classifier = models.load_classifier({})
-    training.follow_classifier(args, argv, classifier["meta"])
-    table, inputs, provenance = training.training_inputs(args, ["combined", "content"])
-    training.check_features(args, argv, provenance["features"], classifier["meta"])
+    seed, features_option = training.follow_classifier(args.seed, args.features, argv, classifier["meta"])
+    table, inputs, provenance, kept = training.read_training_inputs(tables.check_classed(), features_option,
+                                                                    ["combined", "content"], keep_keys)
+    training.check_features(args.features, argv, provenance["features"], classifier["meta"])
     models.check_provenance(common.CLASSIFIER, classifier["meta"], provenance)
     text_form = classifier["meta"]["text_form"]  # the form 03b chose: the text reads as its model does
-    inputs = training.text_form_inputs(inputs, provenance["features"], text_form, classifier["text"])
+    inputs = text.text_form_inputs(inputs, provenance["features"], text_form, classifier["text"])
     X = inputs["combined"]
-    fit_rows, validation_rows = training.training_split(table, args.seed, provenance["validation"])
+    fit_rows, validation_rows = training.training_split(table, seed, provenance["validation"])
     training.check_same_slice(classifier["meta"], validation_rows)
-    device = training.xgboost_device()
-    settings = training.training_settings(args)
+    settings = training.followed_settings(classifier["meta"], {
+        "n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
+        "sketch_above": args.sketch_above, "sketch_rows": args.sketch_rows})
     run_id = uuid.uuid4().hex[:12]  # ties the four regressors and the combiner of this run together
     provenance = {**provenance, "settings": settings, "n_features": X.width, "target": "log1p(likes)",
                   "run_id": run_id, "text_form": text_form}
     print(f"text form: {text_form} (03b's choice)")
 
     # 2. The four regressors, here or on the cluster.
+    device = training.xgboost_device()
     print(f"training on {device}{' on the cluster' if args.cluster else ''}; log1p(likes) RMSE, "
           "each beside its own training median:")
     with cluster.cluster(args.cluster) as client:
         on_cluster = cluster.cluster_record(args.cluster, client)
-        bundles = train_regressors(X, table, fit_rows, validation_rows, settings, device,
-                                   {**provenance, **on_cluster}, client)
+        bundles = train_regressors(training.Trainer(settings, device, client), X, table, (fit_rows, validation_rows),
+                                   {**provenance, **on_cluster})
 
     # 3. The calibration, the learned routing and the chance that one draft beats another, fitted
     #    on the validation slice that none of the models was fitted on.
     trained = (classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"])
     validation_inputs = inputs["content"].block(validation_rows), X.block(validation_rows)
     outputs = models.predict(*trained, *validation_inputs)
-    keyed, keys = validation_keys(validation_rows)
+    keyed, keys = validation_keys(kept, validation_rows)
     drafted = drafts_history(inputs, validation_rows, keyed, provenance["features"], text_form)
     as_drafts = outputs if drafted is None else models.predict(*trained, *(drafted[kind].block(
         np.arange(len(validation_rows))) for kind in ("content", "combined")))
-    combiner = fit_routing(outputs, table.iloc[validation_rows], keys, as_drafts, args.seed)
+    combiner = fit_routing(outputs, table.iloc[validation_rows], keys, as_drafts, seed)
     combiner.update({"classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster,
                      "reference": contrast.typical_row(*validation_inputs)})
     print_routing(combiner, len(validation_rows))

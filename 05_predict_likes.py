@@ -49,8 +49,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from tweetlikes import advice, cluster, drafts, features, intervals, models, report, rows, tables
+from tweetlikes import advice, cluster, drafts, features, intervals, models, report, rows, tables, text
 
+# Texts per batch when embedding new tweets, on any device: drafts are a handful, --input a few thousand
+# (--batch-size for more).
+NEW_TWEETS_BATCH = 64
 DEFAULT_ROUTING = "learned"  # the design the evaluation backs: see docs/evaluation.md
 # Rows whose exact contributions the report averages, a seeded sample of the scored ones, unless --explain asks
 # for every row's: TreeSHAP costs hundreds of predictions a row (timed in docs/speed-and-memory.md), and 4,096
@@ -341,8 +344,8 @@ def main(argv=None):
     args = parse_arguments(argv)
     settings = drafts_settings(args)
     are_drafts = settings is not None
-    request = rows.Request(args.input, args.sheet, settings and settings.drafts, args.device, args.batch_size,
-                           args.verbose)
+    request = rows.Request(args.input, args.sheet, settings and settings.drafts, args.device,
+                           args.batch_size or NEW_TWEETS_BATCH, args.verbose)
     output = args.output if args.output is not None or are_drafts else common.PREDICTIONS
     # The report describes final_predictions.csv: drafts from the terminal leave it as it is,
     # unless they write over final_predictions.csv itself.
@@ -362,7 +365,7 @@ def main(argv=None):
         tweets, (X_classifier, X_regressor) = to_predict.tweets, to_predict.inputs
         if args.verbose or not are_drafts:
             print(f"predicting {len(tweets)} tweets from {to_predict.source}"
-                  f"{' on the cluster' if args.cluster else ''}\n" + models.text_form_line(run.trained.meta))
+                  f"{' on the cluster' if args.cluster else ''}\n" + text.text_form_line(run.trained.meta))
         likes, known, in_sample = known_likes(tweets, to_predict.in_training, are_drafts)
 
         # 3. Predict, here or on the cluster; calibrate, route, and say why where it is asked or reported.

@@ -213,15 +213,15 @@ def test_awkward_texts_are_embedded(small_csv, workdir):
 
 def test_why_a_file_is_stale(workdir):
     wanted = {"texts_sha256": "abc", "model": "m"}
-    assert stage2.why_stale("e.npy", wanted, {}) == "no file yet"
+    assert stage2.why_embeddings_stale("e.npy", wanted, {}) == "no file yet"
     np.save("e.npy", np.zeros((2, 3), dtype=np.float32))
-    assert stage2.why_stale("e.npy", wanted, {}) == f"no record of it in {common.EMBEDDINGS_META}"
+    assert stage2.why_embeddings_stale("e.npy", wanted, {}) == f"no record of it in {common.EMBEDDINGS_META}"
     record = {**wanted, "npy_sha256": common.file_sha256("e.npy")}
-    assert stage2.why_stale("e.npy", wanted, record) is None
-    assert stage2.why_stale("e.npy", {**wanted, "model": "other"}, record) == \
+    assert stage2.why_embeddings_stale("e.npy", wanted, record) is None
+    assert stage2.why_embeddings_stale("e.npy", {**wanted, "model": "other"}, record) == \
         "made from other texts, template, model or mode"
     np.save("e.npy", np.ones((2, 3), dtype=np.float32))
-    assert stage2.why_stale("e.npy", wanted, record).startswith("its bytes are not those")
+    assert stage2.why_embeddings_stale("e.npy", wanted, record).startswith("its bytes are not those")
 
 
 def test_an_unreadable_record_means_recompute_everything(workdir, capsys):

@@ -11,7 +11,7 @@ import pytest
 
 import common
 from conftest import PROJECT_DIR, interrupt_at_blocks, run, stage
-from tweetlikes import features, models, tables, training
+from tweetlikes import features, models, tables
 
 train_classifier = stage("03b_train_classifier_improved")
 
@@ -70,13 +70,14 @@ def test_text_form_none_trains_the_classifier_that_text_off_trains(pipeline_copy
 def test_the_classifier_is_early_stopped_and_keeps_only_its_best_rounds(pipeline_dir):
     bundle = models.load_artifact(pipeline_dir / common.CLASSIFIER, {})
     meta = bundle["meta"]
-    assert meta["settings"] == {"n_estimators": training.N_ESTIMATORS, "learning_rate": training.LEARNING_RATE,
-                                "max_depth": training.MAX_DEPTH, "subsample": training.SUBSAMPLE,
-                                "colsample_bytree": training.COLSAMPLE_BYTREE,
-                                "early_stopping_rounds": training.EARLY_STOPPING_ROUNDS, "seed": common.SEED,
-                                "sketch_above": training.SKETCH_ABOVE, "sketch_rows": training.SKETCH_ROWS}
+    tc = train_classifier
+    assert meta["settings"] == {"n_estimators": tc.N_ESTIMATORS, "learning_rate": tc.LEARNING_RATE,
+                                "max_depth": tc.MAX_DEPTH, "subsample": tc.SUBSAMPLE,
+                                "colsample_bytree": tc.COLSAMPLE_BYTREE,
+                                "early_stopping_rounds": tc.EARLY_STOPPING_ROUNDS, "seed": common.SEED,
+                                "sketch_above": tc.SKETCH_ABOVE, "sketch_rows": tc.SKETCH_ROWS}
     assert meta["sketch_sample_rows"] is None  # a few hundred fit rows: the bins of all of them
-    assert meta["best_iteration"] + 1 < training.N_ESTIMATORS  # early stopping stopped it
+    assert meta["best_iteration"] + 1 < tc.N_ESTIMATORS  # early stopping stopped it
     assert models.load_booster(bundle).num_boosted_rounds() == meta["best_iteration"] + 1
 
 

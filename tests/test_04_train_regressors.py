@@ -21,16 +21,17 @@ def test_a_small_validation_slice_means_a_fixed_number_of_trees(monkeypatch):
     class Trained:
         best_iteration = 41
 
-    def spy(task, settings, device, X, target, fit_rows, validation_rows=(), rounds=None, client=None):
-        calls.append((list(fit_rows), list(validation_rows), rounds))
+    def spy(trainer, task, data, rounds=None):
+        calls.append((list(data.fit_rows), list(data.validation_rows), rounds))
         return Trained()
     monkeypatch.setattr(training, "train_xgboost", spy)
     few, enough = np.arange(100, 100 + train_regressors.MIN_VALIDATION_ROWS - 1), np.arange(100, 150)
     settings = {"sketch_above": 10, "sketch_rows": 6}  # more than 10 fit rows: bins from a sample of 6
-    _, rounds, sample = train_regressors.fit_regressor(None, None, np.arange(5), few, settings, "cpu", None)
+    trainer = training.Trainer(settings, "cpu")
+    _, rounds, sample = train_regressors.fit_regressor(trainer, training.TrainingSet(None, None, np.arange(5), few))
     assert rounds == train_regressors.ROUNDS_WITHOUT_VALIDATION and sample == 6  # 14 rows fitted
     assert calls[-1] == ([*range(5), *few], [], train_regressors.ROUNDS_WITHOUT_VALIDATION)  # fitted on both
-    _, rounds, sample = train_regressors.fit_regressor(None, None, np.arange(5), enough, settings, "cpu", None)
+    _, rounds, sample = train_regressors.fit_regressor(trainer, training.TrainingSet(None, None, np.arange(5), enough))
     assert rounds == 42 and calls[-1] == (list(range(5)), list(enough), None)  # early-stopped on the slice
     assert sample is None  # 5 rows fitted: all their bins
 
@@ -61,9 +62,9 @@ def spied_run(pipeline_dir, tmp_path_factory):
         seen["target"] = target
         return real_fit(outputs, target)
 
-    def train_spy(task, settings, device, X, target, fit_rows, validation_rows=(), **options):
-        seen["regressors"].append((np.asarray(fit_rows), np.asarray(validation_rows)))
-        return real_train(task, settings, device, X, target, fit_rows, validation_rows, **options)
+    def train_spy(trainer, task, data, rounds=None):
+        seen["regressors"].append((np.asarray(data.fit_rows), np.asarray(data.validation_rows)))
+        return real_train(trainer, task, data, rounds)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         patch.setattr(train_regressors, "fit_combiner", combiner_spy)

@@ -14,7 +14,7 @@ import pytest
 
 import common
 from conftest import expect_error, read_only, run, sample, stage, strict_json, tweets_with_copies, write_csv
-from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, rows, splits, tables, training
+from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, rows, splits, tables
 
 predict_likes = stage("05_predict_likes")
 
@@ -95,7 +95,7 @@ def test_metrics_json_structure(pipeline_dir):
     assert settings["rows_scored"] == (table["split"] == "test").sum() and settings["in_sample_rows"] == 0
     assert settings["routing"] == predict_likes.DEFAULT_ROUTING == "learned"
     assert settings["features"] == ["text", "history", "surface", "media", "time", "wording"]  # no is_reply column
-    assert settings["classifier"]["settings"]["learning_rate"] == training.LEARNING_RATE
+    assert settings["classifier"]["settings"]["learning_rate"] == stage("03b_train_classifier_improved").LEARNING_RATE
     assert len(settings["regressors"]["rounds"]) == 4 and len(settings["combiner"]["coefficients"]) == 8
     scale = metrics["likes_scale"]
     assert scale["actual_total"] == pytest.approx(table.loc[table["split"] == "test", "likes"].sum())

@@ -148,14 +148,14 @@ def test_cluster_encode_resumes_after_a_lost_worker(small_csv, pipeline_dir, wor
     assert not finished & encoded  # no finished chunk is encoded again
     table, _ = tables.load_classed()
     unique = len(set(table["content"]) | set(tables.combined_texts(table)))
-    assert len(finished | encoded) == -(-unique // encoder.chunk_length(unique, encoder.BATCH_SIZE["cpu"]))
+    assert len(finished | encoded) == -(-unique // encoder.chunk_length(unique, stage2.BATCH_SIZE["cpu"]))
     for name in (common.EMBEDDINGS_CONTENT, common.EMBEDDINGS_COMBINED):
         assert np.abs(np.load(name) - np.load(pipeline_dir / name)).max() <= 1e-6
 
 
 def encode_on(client, texts, model, chunk_dir):
     """encode() as 02 runs it on a cluster: batches of 4, so a few dozen texts make 8 chunks."""
-    on_cluster = functools.partial(encoder.encode_on_cluster, client, encoder.DEFAULT_MODEL, "cpu", False)
+    on_cluster = encoder.cluster_encoder(client, encoder.DEFAULT_MODEL, "cpu", False)
     return encoder.encode(texts, model, 4, chunk_dir, on_cluster)
 
 

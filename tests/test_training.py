@@ -1,7 +1,6 @@
 """tweetlikes/training.py: XGBoost trained from a QuantileDMatrix built a block of rows at a time is
 the model sklearn's fit makes; the validation slice (seeded, training rows only, every class kept
 in fitting); what 03b and 04 read to train."""
-import argparse
 import signal
 
 import numpy as np
@@ -27,22 +26,21 @@ def test_blockwise_training_equals_sklearn_fit(workdir, monkeypatch):
     weight = np.array([0.5, 1.0, 3.0])[y]
     fit_rows, validation_rows = np.arange(320), np.arange(320, 400)
     assert len(inputs.blocks(fit_rows)) == 5 and len(inputs.blocks(validation_rows)) == 2
-    settings = {**training.training_settings(type("Args", (), {"n_estimators": 30, "learning_rate": 0.5,
-                                                               "max_depth": 3, "seed": 1,
-                                                               "sketch_above": training.SKETCH_ABOVE,
-                                                               "sketch_rows": training.SKETCH_ROWS})),
-                "early_stopping_rounds": 3}
+    settings = {"n_estimators": 30, "learning_rate": 0.5, "max_depth": 3, "subsample": 0.8, "colsample_bytree": 0.5,
+                "early_stopping_rounds": 3, "seed": 1, "sketch_above": 100_000, "sketch_rows": 16_384}
     reference = training.new_xgboost("classifier", settings, "cpu")
     reference.fit(X[fit_rows], y[fit_rows], sample_weight=weight[fit_rows], eval_set=[(X[validation_rows], y[validation_rows])],
                   sample_weight_eval_set=[weight[validation_rows]], verbose=False)
-    model = training.train_xgboost("classifier", settings, "cpu", inputs, y, fit_rows, validation_rows, weight=weight)
+    model = training.train_xgboost(training.Trainer(settings, "cpu"), "classifier",
+                                   training.TrainingSet(inputs, y, fit_rows, validation_rows, weight))
     assert type(model) is type(reference) and model.best_iteration == reference.best_iteration
     assert model.best_iteration + 1 + settings["early_stopping_rounds"] < settings["n_estimators"]  # it did stop early
     assert np.array_equal(model.predict_proba(X), reference.predict_proba(X))
     assert models.artifact(model, {})["model"] == models.artifact(reference, {})["model"]  # the same bytes
     rows = rng.permutation(400)[:150]  # unsorted rows, no early stopping: 04's tiny-class path
     reference = training.new_xgboost("regressor", settings, "cpu", rounds=8).fit(X[rows], X[rows, 2])
-    model = training.train_xgboost("regressor", settings, "cpu", inputs, X[:, 2], rows, rounds=8)
+    model = training.train_xgboost(training.Trainer(settings, "cpu"), "regressor",
+                                   training.TrainingSet(inputs, X[:, 2], rows), rounds=8)
     assert np.array_equal(model.predict(X), reference.predict(X))
     assert np.array_equal(training.predict_rows(model.predict, inputs, rows), reference.predict(X[rows]))
 
@@ -62,8 +60,8 @@ def test_above_the_threshold_the_bins_are_cut_from_a_seeded_sample(monkeypatch):
             "early_stopping_rounds": 5, "seed": 3, "sketch_rows": 50}
 
     def booster(**settings):
-        model = training.train_xgboost("regressor", {**base, **settings}, "cpu", inputs, y, fit_rows, validation_rows,
-                                       weight=weight)
+        model = training.train_xgboost(training.Trainer({**base, **settings}, "cpu"), "regressor",
+                                       training.TrainingSet(inputs, y, fit_rows, validation_rows, weight))
         return models.artifact(model, {})["model"]
 
     quantile_dmatrix, built = xgboost.QuantileDMatrix, []  # the ref of each matrix built
@@ -145,18 +143,18 @@ def test_a_class_that_falls_wholly_into_the_validation_slice_is_fitted_on():
     assert set(slice_rows[2:]) <= set(validation_rows)  # other classes keep their slice
 
 
-def test_training_inputs_are_the_table_the_model_input_and_the_provenance(small_csv, workdir):
+def test_read_training_inputs_are_the_table_the_model_input_and_the_provenance(small_csv, workdir):
     sample(small_csv, rows=100).to_csv("tweets.csv", index=False)
     run("01_create_classes", "--input", "tweets.csv")
-    args = argparse.Namespace(features="all,-text")  # no embeddings needed
-    table, inputs, provenance = training.training_inputs(args, ["content"])
+    table, inputs, provenance, kept = training.read_training_inputs(tables.check_classed(), "all,-text",  # no embeddings
+                                                                    ["content"], lambda chunk: len(chunk))
     info = common.read_json(common.THRESHOLDS_JSON)
     groups = ["history", "surface", "media", "time", "wording"]  # the sample has no is_reply column
     assert len(table) == 100 and list(table.columns) == training.TABLE_COLUMNS  # texts only hashed
     assert provenance == {"classed_csv_sha256": info["classed_csv_sha256"],
                           "history_stats_sha256": info["history_stats_sha256"], "thresholds": info["thresholds"],
                           "split": "random", "validation": "random", "rows": 100, "features": groups}
-    assert list(inputs) == ["content"] and inputs["content"].embeddings is None
+    assert list(inputs) == ["content"] and inputs["content"].embeddings is None and sum(kept) == 100  # every chunk kept
     assert inputs["content"].width == len(features.feature_columns(groups))
     assert np.array_equal(inputs["content"].block(np.arange(100)),
                           tables.load_classed(features.feature_columns(groups))[0].to_numpy(dtype=np.float32),
@@ -185,12 +183,12 @@ def counted(self, rows):
         os.kill(os.getpid(), signal.SIGINT)
     return block(self, rows)
 features.ModelInput.block = counted
-training.quantile_matrices(X, label, None, np.arange(400), np.arange(400, 500))
+training.quantile_matrices(training.TrainingSet(X, label, np.arange(400), np.arange(400, 500)))
 total = calls[0]
 for n in range(1, total + 1):
     calls[0], stop_at[0] = 0, n
     try:
-        training.quantile_matrices(X, label, None, np.arange(400), np.arange(400, 500))
+        training.quantile_matrices(training.TrainingSet(X, label, np.arange(400), np.arange(400, 500)))
         print(n, "went on", flush=True)
     except KeyboardInterrupt:
         print(n, "interrupted", flush=True)
@@ -209,5 +207,5 @@ def test_ctrl_c_at_any_block_of_the_matrix_build_is_a_clean_keyboard_interrupt(m
 
 def test_a_matrix_build_without_ctrl_c_leaves_ctrl_c_as_it_was():
     inputs = features.ModelInput(np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32), None)
-    training.quantile_matrices(inputs, np.arange(100.0), None, np.arange(80), np.arange(80, 100))
+    training.quantile_matrices(training.TrainingSet(inputs, np.arange(100.0), np.arange(80), np.arange(80, 100)))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

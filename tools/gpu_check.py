@@ -124,7 +124,7 @@ def main(argv=None):
     if cuda and not xgboost_cuda:
         print("this xgboost wheel has no CUDA support (xgboost-cpu): pip uninstall xgboost-cpu && "
               "pip install xgboost==3.2.0 for the CUDA figures of stages 3 and 4")
-    batch_size = args.batch_size or encoding.BATCH_SIZE[device]
+    batch_size = args.batch_size or importlib.import_module("02_generate_embeddings").BATCH_SIZE[device]
     rows = args.rows or args.texts // 2
     results = {"device": device, "card": card, "cpu_count": os.cpu_count(), "batch_size": batch_size,
                "xgboost_has_cuda": xgboost_cuda}

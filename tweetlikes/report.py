@@ -47,10 +47,10 @@ def regression_metrics(predicted_log, actual_likes, true_class, viral_log_thresh
         float(spearmanr(predicted_log, actual_log).statistic)
     predicted_viral, viral = predicted_log > viral_log_threshold, true_class == 2
     return {
-        "log_rmse": float(np.sqrt(np.mean(error ** 2))),
+        "log_rmse": models.rmse(predicted_log, actual_log),
         "log_mae": float(np.mean(np.abs(error))),
         "spearman": spearman,
-        "raw_rmse": float(np.sqrt(np.mean((np.expm1(predicted_log) - actual_likes) ** 2))),
+        "raw_rmse": models.rmse(np.expm1(predicted_log), actual_likes),
         "log_mae_by_class": {name: float(np.mean(np.abs(error[true_class == k])))
                              if (true_class == k).any() else None
                              for k, name in enumerate(common.CLASS_NAMES)},

@@ -3,7 +3,6 @@ with their stored embeddings, or new tweets (--input, drafts) with their history
 computed and their texts embedded here as 02 embedded the training rows. Beside them, what the
 report and the drafts need of the training rows.
 """
-import functools
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -25,12 +24,12 @@ TRAINING_COLUMNS = ["split", "content", "username", "likes", "popularity_class"]
 class Request(NamedTuple):
     """What 05 is asked to predict: the tweets of `input` (a CSV or workbook, its `sheet`), or
     `drafts` (a drafts.Drafts), or neither: 01's test rows; and how new tweets are embedded."""
-    input: str = None
-    sheet: str = None
-    drafts: object = None  # a drafts.Drafts
-    device: str = "auto"
-    batch_size: int = None  # None: encoder.BATCH_SIZE of the device
-    verbose: bool = False   # for drafts, say how their texts were embedded
+    input: str
+    sheet: str
+    drafts: object     # a drafts.Drafts
+    device: str
+    batch_size: int    # texts per batch when embedding new tweets
+    verbose: bool      # for drafts, say how their texts were embedded
 
 
 class Rows(NamedTuple):
@@ -62,7 +61,7 @@ def test_rows(trained):
     with their stored embeddings, checked to be the ones the models were trained on; `original`:
     their columns as 01 was given them, read again a chunk at a time when it is iterated
     (test_rows_original)."""
-    kinds = ("content", "combined") if models.reads_text(trained.classifier) else ()
+    kinds = ("content", "combined") if text.reads_text(trained.classifier) else ()
     fingerprints, train, train_keys, rows_in_file, tweets = classed_rows(kinds, keep_test=True)
     rows = tweets.index.to_numpy()  # the test rows' places in the file: row i of `tweets` is embedding row rows[i]
     tweets = tweets.reset_index(drop=True)
@@ -106,7 +105,7 @@ def new_tweets(request, run, client):
                     "run's predictions, give the tweets they were made from; else rename them")
     tweets = with_features(tweets, run, request.input)
     embeddings, classifier = {}, run.trained.classifier
-    if models.reads_text(classifier):
+    if text.reads_text(classifier):
         # The fine-tuned form scores the texts with its own tuned model: MiniLM's embeddings go unread.
         embeddings = {} if run.trained.meta["text_form"] == "finetuned" else embed(tweets, request, run.trained.meta,
                                                                                    client)
@@ -157,17 +156,16 @@ def embed(tweets, request, meta, client):
     device = "cpu" if request.device == "auto" and made_on_cpu else encoder.pick_device(request.device)
     fast = meta["embedding_mode"] == "fast"
     model = encoder.load_encoder(meta["embedding_model"], device, fast)
-    batch_size = request.batch_size or encoder.BATCH_SIZE[device]
     texts = [list(tweets["content"]), tables.combined_texts(tweets)]
     if client is None:
         if request.verbose or request.drafts is None:
             print(f"embedding {len(tweets)} new tweets with {meta['embedding_model']} on {device}, {model.precision}")
-        (content, combined), _ = encoder.embed_unique(texts, model, batch_size)
+        (content, combined), _ = encoder.embed_unique(texts, model, request.batch_size)
     else:
         with tempfile.TemporaryDirectory(prefix=".new_tweets_", dir=".") as folder:
             (content, combined), _ = encoder.embed_unique(
-                texts, model, batch_size, Path(folder),
-                functools.partial(encoder.encode_on_cluster, client, meta["embedding_model"], device, fast))
+                texts, model, request.batch_size, Path(folder),
+                encoder.cluster_encoder(client, meta["embedding_model"], device, fast))
             precision = encoder.chunks_precision(Path(folder), "rerun on workers alike in CPU and packages, or "
                                                                "without --cluster")
         print(f"embedded {len(tweets)} new tweets with {meta['embedding_model']} on the workers, {precision}")

@@ -21,11 +21,16 @@ training row.
 Everything here streams the embeddings a block of rows at a time (given the path of a .npy, a
 window of the file at a time: features.mapped_rows): the ridge and the principal components need
 only 385 x 385 sums.
+
+Here too: the model input in a form (text_form_inputs), the rows' pair and copy keys as 03b's one
+pass over the classed CSV streams them (row_keys), and how the trained models read the text
+(reads_text, text_form_line; models.with_text_columns adds its columns to new rows, as it needs
+the fine-tuned scorer, and tweetlikes.finetune builds on this module).
 """
 import numpy as np
 import pandas as pd
 
-from tweetlikes import features, pairs, tables
+from tweetlikes import features, pairs
 
 SCORE_FOLDS = 5       # the out-of-fold ridges see 80% of the training rows, near the test rows' 100%
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)  # chosen per ridge by generalised cross-validation on its own rows
@@ -161,15 +166,54 @@ def columns(form, fitted, embeddings, rows, new_scores=None, out_of_fold=True):
     return pd.DataFrame(values.astype(np.float32), columns=features.TEXT_COLUMNS[form])
 
 
-def row_keys():
-    """For every row of the classed CSV, streamed: the key of its pairs (pairs.pair_keys: the
-    account, or the company without usernames) and its copy key (copy_keys)."""
-    hashes, accounts = [], {"username": [], "company": []}
-    for chunk in tables.classed_chunks(["content", "username", "company"]):
-        hashes.append(copy_keys(chunk))
-        for column, parts in accounts.items():  # rows share one string per account: 300K rows hold ~5 MB, not ~60
-            parts.append(pd.Categorical(chunk[column]))
-    shared = {column: pd.api.types.union_categoricals(parts) for column, parts in accounts.items()}
-    keys, _ = pairs.pair_keys(pd.DataFrame({column: np.asarray(values.categories, dtype=object)[values.codes]
-                                            for column, values in shared.items()}, dtype=object))
-    return keys, np.concatenate(hashes)
+def text_form_inputs(inputs, groups, form, text_model):
+    """The model input of each embedding kind with the text in `form`: `inputs` themselves for the
+    raw embeddings, else the form's columns (columns, out of fold for training rows; the
+    fine-tuned scores from `text_model`) before the inputs' own feature columns, and no embeddings
+    (the order of features.feature_columns)."""
+    if form == "raw" or "text" not in groups:
+        return inputs
+    content = inputs["content"]  # its embeddings' path, read a window at a time; every kind has the same columns
+    values = columns(form, text_model, content.embeddings if form in ("score", "projection") else None,
+                     np.arange(content.rows)).to_numpy(dtype=np.float32)
+    values = values if content.columns is None else np.hstack([values, content.columns])
+    return {kind: features.ModelInput(None, values) for kind in inputs}
+
+
+def accounts_of(chunk):
+    """A chunk of the classed CSV's username and company as categoricals: its rows share one string
+    per account (300K rows hold ~5 MB, not ~60), for accounts to join."""
+    return {column: pd.Categorical(chunk[column]) for column in ("username", "company")}
+
+
+def accounts(parts):
+    """The username and company of every row, as text, from accounts_of of each chunk in order."""
+    shared = {column: pd.api.types.union_categoricals([part[column] for part in parts])
+              for column in ("username", "company")}
+    return pd.DataFrame({column: np.asarray(values.categories, dtype=object)[values.codes]
+                         for column, values in shared.items()}, dtype=object)
+
+
+def row_keys(parts):
+    """For every row of the classed CSV, from (copy_keys, accounts_of) of each chunk in order, as
+    it streams past: the key of its pairs (pairs.pair_keys: the account, or the company without
+    usernames) and its copy key (copy_keys)."""
+    keys, _ = pairs.pair_keys(accounts([part for _, part in parts]))
+    return keys, np.concatenate([hashes for hashes, _ in parts])
+
+
+def text_form_line(meta):
+    """How the models read the text, and why: 03b's choice, with each form's validation error."""
+    if "text" not in meta["features"]:
+        return "text: not read (trained with --features without text)"
+    scores = meta.get("text_form_scores") or {}
+    why = ("chosen by 03b on the validation slice; log1p RMSE there " +
+           ", ".join(f"{form} {score['validation_log_rmse']:.3f}" for form, score in scores.items())) \
+        if scores else "set by 03b --text-form"
+    return f"text read as: {meta['text_form']} ({why})"
+
+
+def reads_text(classifier):
+    """Whether the models read the text, and so its embeddings: `text` among the features, in a
+    form other than none."""
+    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"

@@ -1,6 +1,6 @@
-"""How 03b and 04 train: their shared command line and XGBoost settings, the inputs they read (the
-classed CSV's training columns and the memory-mapped embeddings), the validation slice, and
-XGBoost trained from a QuantileDMatrix built a block of rows at a time (or on a Dask cluster), so
+"""How 03b and 04 train: their shared command line (the XGBoost settings are 03b's, at its top),
+the inputs they read (the classed CSV's training columns and the memory-mapped embeddings), the
+validation slice, and XGBoost trained from a QuantileDMatrix built a block of rows at a time (or on a Dask cluster), so
 the feature matrix never sits whole in memory.
 """
 import contextlib
@@ -10,61 +10,69 @@ import shlex
 import signal
 import sys
 import threading
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 import common
-from tweetlikes import cluster, features, splits, tables, text
+from tweetlikes import cluster, features, splits, tables
 
-# The XGBoost settings of 03b and 04 alike (--help shows them; every model file records them).
 # Of the training rows, for 03b's choice of text form, early stopping, 04's combiner, calibration and chance
 # model; never test rows. With --split time, the latest training rows: each choice is judged as the test asks.
+# Here, not at 03b's top with the XGBoost settings: 04 must cut the very slice 03b cut, and 03b records only the
+# slice's fingerprint (check_same_slice), not the fraction it was cut with.
 VALIDATION_FRACTION = 0.1
-N_ESTIMATORS = 1000         # a ceiling, not a choice: early stopping picks the rounds
-LEARNING_RATE = 0.05        # small steps, so the round early stopping keeps lies close to the best one
-MAX_DEPTH = 6               # XGBoost's default: room for history x signal interactions
-EARLY_STOPPING_ROUNDS = 50  # patience: a validation slice of a few hundred rows stalls for dozens of rounds
-SUBSAMPLE = 0.8             # rows per tree: a little bagging against the heavy-tailed likes
-COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen non-text columns is offered
-# The bins at scale. XGBoost's quantile sketch, the first pass over the fit rows that fixes the bins, takes
-# memory that grows with them: about 590 MB at the 216K fit rows of a 300K run (405 columns), most of that run's
-# budget of 1.5x one embeddings file. A model with more fit rows than SKETCH_ABOVE cuts its bins from a seeded
-# sample of SKETCH_ROWS of them instead (the full matrix takes the sample's cuts through XGBoost's `ref` and is
-# never sketched), with the accuracy of all rows' bins, within the spread over seeds (docs/speed-and-memory.md).
-# Up to SKETCH_ABOVE, every row's bins.
-SKETCH_ABOVE = 100_000
-SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (the peaks: docs/speed-and-memory.md)
 
 
-def parse_training_arguments(doc, argv, chooses_text_form=False):
-    """03b's and 04's command line: the settings they share (04's --features and --seed default to
-    the classifier's: follow_classifier) and --cluster, and for 03b (`chooses_text_form`)
-    --text-form; `doc` is the script's docstring."""
+class Trainer(NamedTuple):
+    """How a stage trains: its XGBoost settings (03b's, recorded in every model file), the device
+    and, for a Dask cluster, its client."""
+    settings: dict
+    device: str
+    client: object = None
+
+
+class TrainingSet(NamedTuple):
+    """What one model is fitted on: the model input, the label of every row, the rows it is fitted
+    on, the validation rows it is early-stopped on and, optionally, each row's weight."""
+    inputs: object
+    label: np.ndarray
+    fit_rows: np.ndarray
+    validation_rows: object = ()
+    weight: object = None
+
+
+def training_parser(doc, defaults=None):
+    """03b's and 04's command line (`doc`: the script's docstring). 03b gives its `defaults` (its
+    settings: it owns the XGBoost tuning); 04 gives none, and each of these settings it is not
+    given is the classifier's (follow_classifier, followed_settings), so one tuning serves all
+    five models."""
+    owner = defaults is not None
+    defaults = defaults or {}
+    follows = "" if owner else " (default: the classifier's, as 03b was run)"
     parser = common.argument_parser(doc)
-    # 04's --features and --seed follow 03b's classifier unless given (follow_classifier).
-    follows = "" if chooses_text_form else " (default: the classifier's, as 03b was run)"
-    parser.add_argument("--features", default=features.DEFAULT_FEATURES if chooses_text_form else None,
+    parser.add_argument("--features", default=features.DEFAULT_FEATURES if owner else None,
                         help=f"model inputs: {', '.join(features.FEATURE_PRESETS)} (seed: embeddings only, the "
                              "original design; history: embeddings + history) or a comma list of "
                              f"{', '.join(features.FEATURE_GROUPS)}; '-GROUP' drops one, e.g. all,-text" + follows)
-    if chooses_text_form:
-        parser.add_argument("--text-form", default="auto", choices=("auto", *features.TEXT_FORMS),
-                            help="how the models read the text: auto picks, on the validation slice, the form "
-                                 "whose global regressor errs least (see tweetlikes/text.py); 04 and 05 use "
-                                 "the classifier's")
-    parser.add_argument("--n-estimators", type=common.positive_int, default=N_ESTIMATORS, help="most boosting rounds")
-    parser.add_argument("--learning-rate", type=common.positive_float, default=LEARNING_RATE)
-    parser.add_argument("--max-depth", type=common.positive_int, default=MAX_DEPTH)
-    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED if chooses_text_form else None,
+    parser.add_argument("--n-estimators", type=common.positive_int, default=defaults.get("n_estimators"),
+                        help="most boosting rounds" + follows)
+    parser.add_argument("--learning-rate", type=common.positive_float, default=defaults.get("learning_rate"),
+                        help=follows.strip() or None)
+    parser.add_argument("--max-depth", type=common.positive_int, default=defaults.get("max_depth"),
+                        help=follows.strip() or None)
+    parser.add_argument("--seed", type=common.non_negative_int, default=common.SEED if owner else None,
                         help="seed for the validation slice, the sketch's sample and XGBoost" + follows)
-    parser.add_argument("--sketch-above", type=common.non_negative_int, default=SKETCH_ABOVE, metavar="ROWS",
+    parser.add_argument("--sketch-above", type=common.non_negative_int, default=defaults.get("sketch_above"),
+                        metavar="ROWS",
                         help="a model with more fit rows than this cuts its bins from a seeded sample of "
                              "--sketch-rows of them, not from all (the sketch of all takes about 590 MB at 216K "
-                             "rows); 0 samples whenever a model has more than --sketch-rows (for measuring)")
-    parser.add_argument("--sketch-rows", type=common.positive_int, default=SKETCH_ROWS, metavar="N",
-                        help="the size of that sample")
+                             "rows); 0 samples whenever a model has more than --sketch-rows (for measuring)" + follows)
+    parser.add_argument("--sketch-rows", type=common.positive_int, default=defaults.get("sketch_rows"), metavar="N",
+                        help="the size of that sample" + follows)
     cluster.add_cluster_argument(parser)
-    return parser.parse_args(argv)
+    return parser
 
 
 # glibc's malloc gives a request of 128 KiB or more a mapping of its own, returned when freed, but
@@ -89,21 +97,25 @@ def pin_malloc_thresholds():
 TABLE_COLUMNS = ["split", "popularity_class", "likes", "tweet_group"]
 
 
-def training_inputs(args, embedding_kinds):
-    """Everything 03b and 04 train from: the table's TABLE_COLUMNS (its split a category), the model
-    input for each embedding kind (as ModelInput: never built whole, with the feature columns as
-    float32), and the provenance every artifact records (with the feature groups)."""
+def read_training_inputs(info, features_option, embedding_kinds, keep=None):
+    """Everything 03b and 04 train from, in one pass over the classed CSV (tables.classed_pass,
+    whose texts are only hashed as they stream past): the table's TABLE_COLUMNS (its split a
+    category), the model input for each embedding kind (as ModelInput: never built whole, with
+    the feature columns as float32), the provenance every artifact records (with the feature
+    groups of `features_option`, 03b's --features) and keep(chunk) of every chunk (None without
+    `keep`), for what else a stage reads of the rows; `info` is 01's record (tables.check_classed)."""
     pin_malloc_thresholds()
-    # Only the columns training reads: the texts are only hashed, as they stream past.
-    table, info = tables.load_classed([*TABLE_COLUMNS, *features.feature_columns(features.FEATURE_GROUPS)])
-    groups, left_out = features.parse_features(args.features, info.get("signal_groups", ()))
-    fingerprints = tables.classed_fingerprints(embedding_kinds) if "text" in groups else {}
+    groups, left_out = features.parse_features(features_option, info.get("signal_groups", ()))
+    columns = [*TABLE_COLUMNS, *features.feature_columns(features.FEATURE_GROUPS)]
+    fingerprints, chunks = tables.classed_pass(embedding_kinds if "text" in groups else [], columns,
+                                               lambda chunk: (chunk[columns], keep and keep(chunk)))
+    table = pd.concat([part for part, _ in chunks], ignore_index=True)
     inputs, provenance = {}, {"classed_csv_sha256": info["classed_csv_sha256"],
                               "history_stats_sha256": info["history_stats_sha256"],
                               "thresholds": info["thresholds"], "split": info["split"], "rows": info["rows"],
                               "validation": info.get("validation", "random"),
                               "features": list(groups)}
-    columns = features.feature_matrix(table, groups)  # one copy for every kind: 34 MB at 300K rows
+    matrix = features.feature_matrix(table, groups)  # one copy for every kind: 34 MB at 300K rows
     for kind in embedding_kinds:
         embeddings = None
         if "text" in groups:
@@ -111,47 +123,38 @@ def training_inputs(args, embedding_kinds):
             provenance.update({f"embeddings_{kind}_sha256": meta["npy_sha256"], "embedding_model": meta["model"],
                                "embedding_mode": meta["mode"], "embedding_precision": meta["precision"],
                                "embedding_dim": meta["dim"]})
-        inputs[kind] = features.ModelInput(embeddings, columns)
+        inputs[kind] = features.ModelInput(embeddings, matrix)
     embedded = f" and {' and '.join(embedding_kinds)} embeddings" if "text" in groups else ""
     print(f"read {common.CLASSED_CSV}{embedded}: "
           f"{len(table)} rows, features {'+'.join(groups)} ({inputs[embedding_kinds[0]].width} columns)"
           + (f"; no column for {', '.join(left_out)} in the input" if left_out else ""))
     # The model input holds the feature columns now: the table keeps the rest (53 MB less at 300K rows).
-    return table[TABLE_COLUMNS].astype({"split": "category"}), inputs, provenance
+    return table[TABLE_COLUMNS].astype({"split": "category"}), inputs, provenance, [kept for _, kept in chunks]
 
 
-def text_form_inputs(inputs, groups, form, text_model):
-    """The model input of each embedding kind with the text in `form`: `inputs` themselves for the
-    raw embeddings, else the form's columns (text.columns, out of fold for training rows; the
-    fine-tuned scores from `text_model`) before the inputs' own feature columns, and no embeddings
-    (the order of features.feature_columns)."""
-    if form == "raw" or "text" not in groups:
-        return inputs
-    content = inputs["content"]  # its embeddings' path, read a window at a time; every kind has the same columns
-    columns = text.columns(form, text_model, content.embeddings if form in ("score", "projection") else None,
-                           np.arange(content.rows)).to_numpy(dtype=np.float32)
-    columns = columns if content.columns is None else np.hstack([columns, content.columns])
-    return {kind: features.ModelInput(None, columns) for kind in inputs}
-
-
-def follow_classifier(args, argv, meta):
-    """04's settings that must be 03b's (its classifier's record, `meta`): the seed, which cuts the
-    validation slice (04 fits its combiner and calibration there, on rows the classifier never
-    trained on), and the features (05 gives every model one input). Left out, they are taken from
-    the record; given and different, refused with the command that agrees. Features are compared
-    once read (check_features)."""
+def follow_classifier(seed, features_option, argv, meta):
+    """04's seed and --features as they must be, 03b's (its classifier's record, `meta`): the seed
+    cuts the validation slice (04 fits its combiner and calibration there, on rows the classifier
+    never trained on), and the features are what 05 gives every model. Left out (None), they are
+    taken from the record; a seed given and different is refused with the command that agrees.
+    Features are compared once read (check_features)."""
     recorded = meta["settings"]["seed"]
-    if args.seed is not None and args.seed != recorded:
-        _disagree(argv, "--seed", args.seed, recorded)
-    args.seed = recorded
-    args.features_given = args.features
-    args.features = args.features or _features_option(meta)
+    if seed is not None and seed != recorded:
+        _disagree(argv, "--seed", seed, recorded)
+    return recorded, features_option or _features_option(meta)
 
 
-def check_features(args, argv, groups, meta):
-    """Refuse 04's --features when they read otherwise than the classifier's (follow_classifier)."""
+def followed_settings(meta, given):
+    """04's XGBoost settings: the classifier's (`meta`), each replaced by the one `given` on 04's
+    command line (None: not given), in the classifier's order."""
+    return {**meta["settings"], **{name: value for name, value in given.items() if value is not None}}
+
+
+def check_features(features_given, argv, groups, meta):
+    """Refuse 04's --features (`features_given`) when they read otherwise than the classifier's
+    (follow_classifier)."""
     if list(groups) != list(meta["features"]):
-        _disagree(argv, "--features", args.features_given, _features_option(meta))
+        _disagree(argv, "--features", features_given, _features_option(meta))
 
 
 def _features_option(meta):
@@ -167,13 +170,6 @@ def _disagree(argv, option, given, recorded):
     command = shlex.join(["python", "04_train_regressors.py", *kept, option, str(recorded)])
     common.fail(f"{option} {given}, but 03b trained {common.CLASSIFIER} with {option} {recorded}, and 04's models are "
                 f"combined with it; rerun as: {command} (or retrain 03b with {option} {given} first)")
-
-
-def training_settings(args):
-    return {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
-            "subsample": SUBSAMPLE, "colsample_bytree": COLSAMPLE_BYTREE,
-            "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "seed": args.seed,
-            "sketch_above": args.sketch_above, "sketch_rows": args.sketch_rows}
 
 
 def sketch_sample(rows, settings):
@@ -197,24 +193,26 @@ def new_xgboost(task, settings, device, rounds=None):
     return XGBRegressor(**options)
 
 
-def train_xgboost(task, settings, device, inputs, label, fit_rows, validation_rows=(), weight=None,
-                  rounds=None, client=None):
+def train_xgboost(trainer, task, data, rounds=None):
     """new_xgboost(...).fit(X[fit_rows], label[fit_rows], sample_weight=weight[fit_rows],
-    eval_set=[validation rows], sample_weight_eval_set=...), without ever building X: XGBoost's
-    QuantileDMatrix is built from `inputs` a block of rows at a time (here, or on a Dask cluster's
-    workers with `client`), the same bins as the sklearn call on this machine. Returns the same
-    sklearn model, so the artifacts and 05 cannot tell how it was trained."""
+    eval_set=[validation rows], sample_weight_eval_set=...) for the TrainingSet `data`, without
+    ever building X: XGBoost's QuantileDMatrix is built from its inputs a block of rows at a time
+    (here, or on a Dask cluster's workers with the trainer's client), the same bins as the sklearn
+    call on this machine. Returns the same sklearn model, so the artifacts and 05 cannot tell how
+    it was trained."""
     import xgboost
 
-    model = new_xgboost(task, settings, device, rounds)
+    settings, client = trainer.settings, trainer.client
+    model = new_xgboost(task, settings, trainer.device, rounds)
     params = model.get_xgb_params()
     if task == "classifier":
         params["num_class"] = len(common.CLASS_NAMES)  # what XGBClassifier.fit adds
+    fit_rows = data.fit_rows
     sample, sketch_rows = sketch_sample(len(fit_rows), settings), None  # None: all fit rows
     if sample:
         sketch_rows = fit_rows[np.sort(np.random.default_rng(settings["seed"]).choice(len(fit_rows), sample,
                                                                                       replace=False))]
-    train, evals = quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client, sketch_rows)
+    train, evals = quantile_matrices(data, client, sketch_rows)
     options = dict(evals=evals, early_stopping_rounds=model.early_stopping_rounds, verbose_eval=False)
     if client is None:
         booster = xgboost.train(params, train, model.get_num_boosting_rounds(), **options)
@@ -226,18 +224,21 @@ def train_xgboost(task, settings, device, inputs, label, fit_rows, validation_ro
     return model
 
 
-def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=None, sketch_rows=None):
-    """The training QuantileDMatrix of `fit_rows` and, for early stopping, the validation one
-    (binned with the training one's cuts), named as XGBClassifier.fit names it. The bins are
-    sketched from `sketch_rows`, some of the fit rows, when given, else from all of them."""
+def quantile_matrices(data, client=None, sketch_rows=None):
+    """The training QuantileDMatrix of the TrainingSet `data`'s fit rows and, for early stopping,
+    its validation one (binned with the training one's cuts), named as XGBClassifier.fit names
+    it. The bins are sketched from `sketch_rows`, some of the fit rows, when given, else from all
+    of them."""
     import xgboost
+
+    inputs, label, weight = data.inputs, data.label, data.weight
 
     def parts(rows):
         return {"label": label[rows], "weight": None if weight is None else weight[rows]}
 
     if client is not None:
         return binned_matrices(lambda rows, ref: cluster.cluster_matrix(client, inputs, rows, parts, ref=ref),
-                               fit_rows, validation_rows, sketch_rows)
+                               data.fit_rows, data.validation_rows, sketch_rows)
 
     class RowBlocks(xgboost.DataIter):
         """`rows` of `inputs`, a block at a time: XGBoost reads them twice (sketch, then bins).
@@ -264,7 +265,7 @@ def quantile_matrices(inputs, label, weight, fit_rows, validation_rows, client=N
 
     with interrupt_after_native_calls() as interrupted:
         return binned_matrices(lambda rows, ref: xgboost.QuantileDMatrix(RowBlocks(rows, interrupted), ref=ref),
-                               fit_rows, validation_rows, sketch_rows)
+                               data.fit_rows, data.validation_rows, sketch_rows)
 
 
 def binned_matrices(matrix, fit_rows, validation_rows, sketch_rows):
