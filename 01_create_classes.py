@@ -40,6 +40,7 @@ A good run on the embedded sample prints:
 import common  # first: it makes a Ctrl-C while the rest imports one line too
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -146,14 +147,26 @@ def prior_of(likes):
     return {"mean_log_likes": float(log_likes.mean()), "median_log_likes": float(np.median(log_likes))}
 
 
-def history_features(table, is_train, split_how, seed, days=None):
-    """Out-of-fold history for training rows, full-training history for test rows; with the time
-    split, history from earlier training tweets only."""
+class TrainingHistory(NamedTuple):
+    """What a row outside the training rows looks its history up in: the training rows' group_stats
+    (history_stats.csv) and their global prior (class_thresholds.json's history_prior)."""
+    stats: pd.DataFrame
+    prior: dict
+
+
+def training_history(table, is_train, days=None):
+    return TrainingHistory(group_stats(table[is_train], None if days is None else np.asarray(days)[is_train]),
+                           prior_of(table["likes"][is_train]))
+
+
+def history_features(table, is_train, split_how, seed, training, days=None):
+    """Out-of-fold history for training rows, full-training history (`training`, a TrainingHistory)
+    for test rows; with the time split, history from earlier training tweets only."""
     if split_how == "time":
         return history_before(table, is_train, days)
     train = table[is_train]
     history = pd.DataFrame(index=table.index, columns=features.HISTORY_FEATURES, dtype=float)
-    history[~is_train] = features.lookup_history(table[~is_train], group_stats(train), prior_of(train["likes"]))
+    history[~is_train] = features.lookup_history(table[~is_train], training.stats, training.prior)
     # Whole groups per fold, as in the split itself: copies of a tweet (random), or whole accounts
     # (or companies), so no row's history holds its own likes through a copy.
     if split_how == "random":
@@ -191,6 +204,7 @@ def history_before(table, is_train, days):
     log_likes = np.log1p(table["likes"].to_numpy(dtype=float))
     days = np.asarray(days, dtype=float)
     _, _, prior_median, prior_mean = expanding_stats(days[is_train], log_likes[is_train], days)
+    prior = {"mean_log_likes": prior_mean, "median_log_likes": prior_median}  # each row's, from the tweets before it
     history = {}
     for kind, column in features.HISTORY_KEYS:
         keys = table[column].to_numpy()
@@ -199,7 +213,7 @@ def history_before(table, is_train, days):
             rows = keys == key
             sources = rows & is_train
             count[rows], total[rows], median[rows], _ = expanding_stats(days[sources], log_likes[sources], days[rows])
-        history.update(features.history_columns(kind, count, total, median, prior_mean, prior_median))
+        history.update(features.history_columns(kind, count, total, median, prior))
     return pd.DataFrame(history, index=table.index)[features.HISTORY_FEATURES]
 
 
@@ -267,18 +281,22 @@ def read_usable_rows(args):
                                                          "duplicate_rows": duplicates}
 
 
-def print_receipt(args, is_train, thresholds, counts, found, malformed, blank):
-    print(f"split ({args.split}): {is_train.sum()} train, {(~is_train).sum()} test"
+def print_receipt(record):
+    """The split, classes and signal groups that `record` (class_thresholds.json) holds."""
+    counts, blank, malformed = record["class_counts"], record["blank_columns"], record["malformed_cells"]
+    train, test = (sum(count[side] for count in counts.values()) for side in ("train", "test"))
+    print(f"split ({record['split']}): {train} train, {test} test"
           + (" (--test-fraction 0: every row trains the final model; 05 predicts new tweets with --input or "
-             "--text)" if is_train.all() else ""))
-    print(f"thresholds from training likes: common <= {thresholds[0]:g} < popular <= {thresholds[1]:g} < viral")
+             "--text)" if not test else ""))
+    low, high = record["thresholds"]
+    print(f"thresholds from training likes: common <= {low:g} < popular <= {high:g} < viral")
     for name, count in counts.items():
         print(f"  {name:8s} train {count['train']:7d}  test {count['test']:7d}")
     for kind, column in features.HISTORY_KEYS:
         if column in blank:
             print(f"history: `{column}` has no values, so every row's {kind} history is the global prior")
     for group, source in features.SIGNAL_SOURCE.items():
-        if group not in found:
+        if group not in record["signal_groups"]:
             why = f"`{source}` has no values" if source in blank else f"no `{source}` column"
             print(f"signals: {group} off ({why})")
         elif malformed[group]:
@@ -310,33 +328,34 @@ def main(argv=None):
     table["split"] = split
     table["popularity_class"] = classes
     table["tweet_group"] = group  # copies together, in time order for --split time: the validation slice's groups
-    table[features.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed,
+    training = training_history(table, is_train, days.to_numpy())
+    table[features.HISTORY_FEATURES] = history_features(table, is_train, args.split, args.seed, training,
                                                         days.to_numpy()).to_numpy()
-    stats = group_stats(table[is_train], days[is_train])
     # A column without a single value says nothing: its group is off, as for a missing column.
     blank = features.blank_columns(table, [column for _, column in features.HISTORY_KEYS] +
                                    list(features.SIGNAL_SOURCE.values()))
     signals, found, malformed = features.signal_features(
-        table.drop(columns=[column for column in blank if column in features.SIGNAL_SOURCE.values()]), stats)
+        table.drop(columns=[column for column in blank if column in features.SIGNAL_SOURCE.values()]), training.stats)
     table[signals.columns] = signals.to_numpy()
 
     # 4. Write the history and the classed CSV, then the record that vouches for both, last.
-    common.save_csv(common.HISTORY_CSV, stats)
+    common.save_csv(common.HISTORY_CSV, training.stats)
     whole_counts = (table["likes"] % 1 == 0).all()
     common.save_csv(common.CLASSED_CSV, table.assign(likes=table["likes"].astype("int64")) if whole_counts else table)
     counts = {name: {"train": int(((classes == k) & is_train).sum()), "test": int(((classes == k) & ~is_train).sum())}
               for k, name in enumerate(common.CLASS_NAMES)}
-    common.save_json(common.THRESHOLDS_JSON, {
+    record = {
         "input": str(args.input), "sheet": args.sheet, "rows": len(table), **row_counts,
         "split": args.split, "test_fraction": args.test_fraction, "seed": args.seed, "validation": args.validation,
         "quantiles": list(common.QUANTILES), "thresholds": list(thresholds),
-        "class_counts": counts, "history_prior": prior_of(table["likes"][is_train]),
+        "class_counts": counts, "history_prior": training.prior,
         "signal_groups": found, "malformed_cells": malformed, "blank_columns": blank, "name_form": tables.NAME_FORM,
         "classed_csv_sha256": common.file_sha256(common.CLASSED_CSV),
         "history_stats_sha256": common.file_sha256(common.HISTORY_CSV),
-    })
+    }
+    common.save_json(common.THRESHOLDS_JSON, record)
 
-    print_receipt(args, is_train, thresholds, counts, found, malformed, blank)
+    print_receipt(record)
     print(f"wrote {common.CLASSED_CSV}, {common.THRESHOLDS_JSON}, {common.HISTORY_CSV} "
           f"in {common.seconds_since(started)}")
 

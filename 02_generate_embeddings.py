@@ -220,7 +220,7 @@ def save_finetuned(args, table, info):
     started = time.perf_counter()
     meta = read_meta()
     want = finetune.wanted(table, info, args.model)
-    why = "--force" if args.force else finetune.why_stale(meta.get(finetune.RECORD), want)
+    why = "--force" if args.force else finetune.why_scores_stale(meta.get(finetune.RECORD), want)
     if why is None:
         print(f"fine-tuned scores are up to date ({common.FINETUNED_SCORES}); nothing to do "
               f"in {common.seconds_since(started)} (--force retrains)")

@@ -21,7 +21,8 @@ Generating story
    sets its mix of topics: product launch, giveaway, customer-support reply,
    event/livestream, tip/tutorial, holiday greeting, athlete highlight,
    apology/outage, meme. The topic picks a template whose slots are filled with
-   the company's products and brand name and with generic fill-in words. Some
+   the company's products and brand name and with generic fill-in words (the
+   words, templates and emoji: synthetic_words.py, beside this file). Some
    tweets get an emoji, hashtags (company and topic) and a trailing link. Links
    and handles appear as `<hyperlink>` and `<mention>`, as in the real data;
    support replies start with `<mention>` and are often signed `^AB`. About 1.5%
@@ -57,6 +58,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from synthetic_words import EMOJIS, FILLERS, FOLLOW_UPS, PRODUCTS, TEMPLATES
+
 DEFAULT_ROWS = 5000
 DEFAULT_SEED = 42
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "train_data.csv"
@@ -80,33 +83,33 @@ VIDEO_BONUS = 1.2
 VIDEO_SHARE_OF_MEDIA = 0.3
 SECOND_PHOTO_SHARE = 0.15
 
-# name, display name, hashtag, log-likes effect, products
+# name, display name, hashtag, log-likes effect (products: synthetic_words.PRODUCTS)
 COMPANIES = (
-    ("adobe", "Adobe", "#Adobe", 0.0, ("Photoshop", "Illustrator", "Premiere Pro", "Lightroom", "Acrobat", "After Effects", "Creative Cloud", "Adobe XD")),
-    ("nike", "Nike", "#Nike", 0.6, ("Air Max 270", "Air Jordan 1", "Pegasus 37", "Mercurial Superfly", "ZoomX Vaporfly", "Nike Run Club")),
-    ("starbucks", "Starbucks", "#Starbucks", 0.1, ("Pumpkin Spice Latte", "Cold Brew", "Starbucks Rewards", "Holiday Cup", "Oatmilk Latte")),
-    ("microsoft", "Microsoft", "#Microsoft", 0.0, ("Xbox Series X", "Windows 10", "Microsoft Teams", "Surface Pro 7", "Game Pass", "Office 365")),
-    ("apple", "Apple", "#Apple", 0.4, ("iPhone 12", "AirPods Pro", "Apple Music", "Apple TV+", "iOS 14", "Apple Watch")),
-    ("google", "Google", "#Google", 0.2, ("Pixel 5", "Google Photos", "Google Maps", "Nest Hub", "Chrome", "YouTube Music")),
-    ("amazon", "Amazon", "#Amazon", 0.0, ("Echo Dot", "Kindle Paperwhite", "Prime Video", "Alexa", "Fire TV Stick")),
-    ("samsung", "Samsung", "#Samsung", 0.1, ("Galaxy S20", "Galaxy Buds", "Galaxy Note20", "Galaxy Watch3", "Galaxy Z Fold2")),
-    ("sony", "PlayStation", "#PS5", 0.4, ("PS5", "DualSense", "PlayStation Plus", "PS4 Pro", "PlayStation VR")),
-    ("cocacola", "Coca-Cola", "#CocaCola", -0.1, ("Coca-Cola Zero Sugar", "Coke Energy", "Diet Coke", "Coca-Cola Cherry")),
-    ("pepsi", "Pepsi", "#Pepsi", -0.2, ("Pepsi Max", "Pepsi Zero Sugar", "Pepsi Mango", "Pepsi Wild Cherry")),
-    ("mcdonalds", "McDonald's", "#McDonalds", 0.2, ("Big Mac", "McFlurry", "McNuggets", "McCafe", "Quarter Pounder")),
-    ("adidas", "adidas", "#adidas", 0.3, ("Ultraboost", "Stan Smith", "Predator", "Superstar", "NMD")),
-    ("puma", "PUMA", "#PUMA", -0.1, ("Future Z", "RS-X", "Suede Classic", "Ultra 1.1")),
-    ("tesla", "Tesla", "#Tesla", 0.8, ("Model 3", "Model Y", "Cybertruck", "Powerwall", "Autopilot")),
-    ("netflix", "Netflix", "#Netflix", 0.5, ("Stranger Things", "The Crown", "Money Heist", "The Witcher", "Netflix Party")),
-    ("spotify", "Spotify", "#Spotify", 0.2, ("Spotify Wrapped", "Discover Weekly", "Spotify Premium", "Release Radar")),
-    ("intel", "Intel", "#Intel", -0.2, ("Core i9", "Intel Evo", "Optane", "Core i7", "Iris Xe")),
-    ("dell", "Dell", "#Dell", -0.4, ("XPS 13", "Alienware m15", "Inspiron 15", "Dell UltraSharp")),
-    ("hp", "HP", "#HP", -0.4, ("HP Spectre x360", "OMEN 15", "HP Envy", "HP Instant Ink")),
-    ("nvidia", "NVIDIA", "#NVIDIA", 0.3, ("GeForce RTX 3080", "GeForce NOW", "DLSS", "RTX Voice", "Shield TV")),
-    ("uber", "Uber", "#Uber", -0.3, ("Uber Eats", "Uber Pool", "Uber Pass", "Uber Comfort")),
-    ("redbull", "Red Bull", "#GivesYouWings", 0.3, ("Red Bull Editions", "Red Bull TV", "RB16", "Red Bull Sugarfree")),
-    ("airbnb", "Airbnb", "#Airbnb", -0.1, ("Airbnb Experiences", "Online Experiences", "Airbnb Plus", "Superhost")),
-    ("verizon", "Verizon", "#Verizon", -0.6, ("5G Ultra Wideband", "Fios", "Verizon Up", "Unlimited plans")),
+    ("adobe", "Adobe", "#Adobe", 0.0),
+    ("nike", "Nike", "#Nike", 0.6),
+    ("starbucks", "Starbucks", "#Starbucks", 0.1),
+    ("microsoft", "Microsoft", "#Microsoft", 0.0),
+    ("apple", "Apple", "#Apple", 0.4),
+    ("google", "Google", "#Google", 0.2),
+    ("amazon", "Amazon", "#Amazon", 0.0),
+    ("samsung", "Samsung", "#Samsung", 0.1),
+    ("sony", "PlayStation", "#PS5", 0.4),
+    ("cocacola", "Coca-Cola", "#CocaCola", -0.1),
+    ("pepsi", "Pepsi", "#Pepsi", -0.2),
+    ("mcdonalds", "McDonald's", "#McDonalds", 0.2),
+    ("adidas", "adidas", "#adidas", 0.3),
+    ("puma", "PUMA", "#PUMA", -0.1),
+    ("tesla", "Tesla", "#Tesla", 0.8),
+    ("netflix", "Netflix", "#Netflix", 0.5),
+    ("spotify", "Spotify", "#Spotify", 0.2),
+    ("intel", "Intel", "#Intel", -0.2),
+    ("dell", "Dell", "#Dell", -0.4),
+    ("hp", "HP", "#HP", -0.4),
+    ("nvidia", "NVIDIA", "#NVIDIA", 0.3),
+    ("uber", "Uber", "#Uber", -0.3),
+    ("redbull", "Red Bull", "#GivesYouWings", 0.3),
+    ("airbnb", "Airbnb", "#Airbnb", -0.1),
+    ("verizon", "Verizon", "#Verizon", -0.6),
 )
 
 # username, company, kind, base log-likes, activity (relative posting rate)
@@ -205,150 +208,7 @@ KIND_TOPIC_MIX = {
 KINDS = tuple(KIND_TOPIC_MIX)
 KIND_MEDIA_PROBABILITY = {"main": 0.7, "product": 0.75, "regional": 0.6, "sports": 0.8, "support": 0.03}
 
-# Slots: {brand}, {product} and {tag} come from the posting company; every other
-# slot draws from FILLERS. A follow-up sentence of the same topic may be appended.
-TEMPLATES = {
-    "launch": (
-        "Introducing {product}: {feature}, {feature2} and more. Available now.",
-        "Meet the all-new {product}. Built so you can {benefit}.",
-        "It's here. {product} now comes with {feature}.",
-        "{product} just got better: {feature} is rolling out today.",
-        "Say hello to {feature} in {product}. Update now and {benefit}.",
-        "New drop: {product}. Out {when}.",
-        "The wait is over. {product} is available {where}.",
-        "We rebuilt {product} from the ground up so you can {benefit}.",
-        "Your {product}, upgraded. {feature}, {feature2} and a whole lot more.",
-        "Big news from {brand}: {product} is coming {when} with {feature}. Who's ready?",
-        "We've been listening. {product} now brings {feature} and {feature2}, so you can {benefit} wherever you are."
-        " It's our biggest update this year and it's free for everyone {when}.",
-    ),
-    "giveaway": (
-        "GIVEAWAY! {count} lucky fans will win {prize}. RT and follow to enter. Ends {when}.",
-        "Want to win {prize}? Reply with {reply_prompt} for a chance to win!",
-        "We're giving away {prize} to {count} winners. Tag a friend who needs this 👇",
-        "Follow <mention> and RT this tweet for a chance to win our {product} bundle.",
-        "Congrats to our winners <mention> and <mention>! Stay tuned, another {product} giveaway is coming {when}.",
-        "Caption this for a chance to win {prize}. Best reply wins!",
-        "Quote tweet with {reply_prompt} and you could win {prize} plus {product} goodies.",
-        "{count} days of giveaways starts now. Today's prize: {prize}. Reply with {reply_prompt} to enter.",
-    ),
-    "support": (
-        "<mention> {opener} {help}",
-        "<mention> {opener} Could you {action}? We'll take a look.",
-        "<mention> {opener} We'd like to look into {issue}. Please {action} and we'll follow up.",
-        "<mention> Thanks for the update on {issue}! {help}",
-        "<mention> We're here to help with {issue}. Please {action}.",
-        "<mention> {opener} Sorry about {issue}. {help} Please {action}.",
-        "<mention> <mention> Glad we could help! Let us know if anything else comes up with {product}.",
-        "<mention> Happy to hear that {product} is working again!",
-        "We've replied to your DM about {issue}, <mention>. {help}",
-        "<mention> {opener} That's not the {product} experience we want for you. Please {action}.",
-    ),
-    "event": (
-        "Join us {when} for {event}. Set a reminder 🔔",
-        "We're going live {when}! {event} with <mention>. Don't miss it.",
-        "Catch {event} {when}, we'll be sharing what's next for {product}.",
-        "{event} starts in {minutes} minutes. Tune in 👇",
-        "Thanks to the {count}K of you who joined {event} today! Missed it? Watch the replay.",
-        "Save the date: {event} is coming {when}.",
-        "Doors open soon. See you at {event}? Bring your {product} questions.",
-        "Only {count} spots left for {event} {when}. Grab yours before they're gone.",
-    ),
-    "tips": (
-        "Pro tip: {tip_action} to {tip_goal} in {product}.",
-        "Did you know? You can {tip_action} in {product} to {tip_goal}.",
-        "Quick tutorial: {tip_goal} with {product} in {minutes} minutes.",
-        "Want to {tip_goal}? Try this: {tip_action}.",
-        "Tip of the week for {product} fans: {tip_action}. Your future self will thank you.",
-        "Three ways to {tip_goal} with {product}, in one thread 🧵",
-        "New to {product}? Start here: {tip_action} and {tip_goal}.",
-    ),
-    "holiday": (
-        "{holiday} from all of us at {brand}!",
-        "{holiday}, everyone. Thank you for being part of the {brand} story.",
-        "{holiday}! What are you celebrating today, {brand} fam?",
-        "From our family to yours: {holiday}.",
-        "{holiday}! Share your favourite moment with {product} using {tag}.",
-        "{holiday} to everyone on the {brand} team and every one of you.",
-    ),
-    "athlete": (
-        "{athlete} with {feat}. Unreal.",
-        "What a night for {athlete}: {feat}.",
-        "{athlete} doesn't stop. {feat}, powered by {brand}.",
-        "Never stop. <mention> delivers {feat}.",
-        "GOAL. {athlete}. That's it, that's the tweet.",
-        "Congrats <mention> on {feat}! Built different.",
-        "History made. {athlete} just delivered {feat}.",
-        "Game day. {athlete} is ready {when}.",
-        "{feat}? Just another {weekday} for {athlete}.",
-    ),
-    "apology": (
-        "We're aware some users are having trouble with {service} right now. Our team is working on a fix.",
-        "Good news: {service} should be working normally again. We're sorry for the disruption.",
-        "Update: we've identified the issue affecting {service}. Thanks for your patience.",
-        "We're sorry. We got {product} wrong this time, and we're making it right.",
-        "Some of you are seeing {outage} in {product}. We're investigating and will update here.",
-        "Heads up: {service} will be down for scheduled maintenance {when}.",
-        "We're sorry for the {outage} with {product} today. Everything should be back to normal now.",
-    ),
-    "meme": (
-        "{meme}",
-        "me: {me_line}\nalso me: {also_line}",
-        "POV: {pov}",
-        "no thoughts just {product}",
-        "who else {who_else}?",
-        "{product} > everything",
-        "Tell us you're a {product} fan without telling us you're a {product} fan.",
-        "Reply with one emoji that describes your {weekday}, {brand} fam.",
-        "{weekday} plans: {product}. That's it. That's the plan.",
-    ),
-}
-
 FOLLOW_UP_PROBABILITY = 0.45
-FOLLOW_UPS = {
-    "launch": ("Tap the link to learn more.", "Which feature are you trying first?", "Pre-orders open {when}.", "Tell us what you think 👇", "Designed for {audience}.", "Available {where}."),
-    "giveaway": ("No purchase necessary. Rules: <hyperlink>", "Winners announced {when}.", "Good luck, everyone!", "Must be 18+ to enter.", "Open to US residents only."),
-    "support": ("We're available 24/7.", "Thanks for your patience.", "Talk soon!", "We appreciate you.", "Hope this helps!", "We're here if you need anything else."),
-    "event": ("Bring your questions!", "Replay available for 48 hours.", "Drop your questions below 👇", "Open to {audience}.", "See you there?"),
-    "tips": ("Save this for later.", "More tips every {weekday}.", "What should we cover next?", "Works on desktop and mobile.", "Share your results with us!"),
-    "holiday": ("Stay safe and take care of each other.", "Here's to a great year ahead.", "Thank you for an amazing year.", "We'll be back with more {weekday}."),
-    "athlete": ("Next up: {when}.", "Who's watching?", "Drop a 🐐 in the replies.", "Built for moments like this."),
-    "apology": ("Follow <mention> for live updates.", "We'll share more as soon as we can.", "Thanks for bearing with us.", "If you're still having trouble, reply to this tweet."),
-    "meme": ("Thoughts?", "Just us?", "Be honest.", "Asking for a friend."),
-}
-
-FILLERS = {
-    "feature": ("dark mode", "faster performance", "a fresh new look", "all-day battery", "new colorways", "offline mode", "smarter search", "cloud sync", "a redesigned home screen", "lighter cushioning", "4K HDR", "voice control"),
-    "feature2": ("new shortcuts", "better sharing", "longer battery life", "more storage", "new presets", "improved accessibility", "live collaboration", "new limited flavours"),
-    "audience": ("creators", "gamers", "runners", "everyone", "students", "families", "night owls", "small businesses"),
-    "benefit": ("create faster", "do more on the go", "go further", "stay in the zone", "share your work in seconds", "train smarter", "play your way", "get more done", "stay connected"),
-    "when": ("tomorrow", "tonight at 7pm ET", "Thursday at 10am PT", "this Friday", "next week", "this weekend", "Monday at noon GMT", "on Saturday", "later today", "next month"),
-    "where": ("in stores and online", "worldwide", "in the app", "for pre-order", "in select markets", "right now"),
-    "count": ("3", "5", "10", "20", "50", "100"),
-    "prize": ("a $100 gift card", "an exclusive merch pack", "signed gear", "VIP tickets", "a mystery box", "early access passes", "a limited-edition bundle", "a year of free upgrades"),
-    "reply_prompt": ("your favourite emoji", "your best photo", "a GIF that describes your Monday", "your dream setup", "your go-to order", "your weekend plans", "one word"),
-    "opener": ("Hi there!", "Hey!", "Hello!", "Thanks for reaching out.", "We hear you.", "Sorry to hear that.", "We're sorry for the trouble.", "Thanks for letting us know.", "Hi, thanks for the tweet."),
-    "help": ("Let's get this sorted.", "We're happy to help.", "We'll look into this right away.", "Our team is on it.", "Let's take a closer look together.", "We've got your back.", "We'll make this right."),
-    "issue": ("this login issue", "the delay with your order", "the trouble with your account", "the error you're seeing", "that billing charge", "your connection issues", "the missing item", "the app crashing", "the refund", "your subscription"),
-    "action": ("send us a DM with your email address", "DM us your order number", "try restarting the app", "clear your cache and sign in again", "install the latest update", "check our status page here: <hyperlink>", "follow the steps here: <hyperlink>", "reply with your device model", "send us a screenshot via DM"),
-    "event": ("our livestream", "the keynote", "a live Q&A", "a creator workshop", "our fan meetup", "the launch event", "a live demo", "our community hangout", "the season premiere"),
-    "minutes": ("5", "10", "15", "30"),
-    "tip_action": ("hold Shift while dragging", "double-tap the home screen", "turn on auto-save", "use keyboard shortcuts", "pin your favourites", "set a weekly goal", "long-press the icon", "try dark mode", "sync across your devices", "turn on two-factor authentication"),
-    "tip_goal": ("save time", "work faster", "stay organised", "keep your account safe", "hit your goals", "get cleaner results", "find things faster", "level up your workflow"),
-    "holiday": ("Happy Holidays", "Happy New Year", "Merry Christmas", "Happy Thanksgiving", "Happy Diwali", "Happy Lunar New Year", "Happy Pride", "Happy Mother's Day", "Happy Valentine's Day", "Happy Halloween", "Eid Mubarak"),
-    "athlete": tuple(f"{first} {last}" for first in ("Marcus", "Kylian", "Serena", "Giannis", "Alex", "Sam", "Jordan", "Megan", "Luka", "Naomi", "Diego", "Chris") for last in ("Silva", "Johnson", "Okafor", "Martinez", "Chen", "Williams", "Kowalski", "Rossi", "Haaland", "Brown")),
-    "feat": ("a hat-trick", "40 points", "the winning goal", "a new personal best", "a triple-double", "a clean sheet", "a podium finish", "a world record", "back-to-back titles", "the fastest lap", "a last-minute winner"),
-    "weekday": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "weekend"),
-    "service": ("sign-in", "the app", "online ordering", "checkout", "our website", "downloads", "multiplayer", "notifications", "payments"),
-    "outage": ("slow load times", "failed payments", "missing notifications", "login errors", "delayed deliveries", "sync issues"),
-    "meme": ("it's giving main character", "this is the way", "we don't talk about Mondays", "same", "brb, obsessed", "not us doing this again", "living for this", "ok but why is this so accurate"),
-    "me_line": ("I'll go to bed early tonight", "just one more episode", "I'm saving money this month", "I'll start on Monday"),
-    "also_line": ("it's 3am", "5 episodes later", "adds to cart", "it's Thursday"),
-    "pov": ("you just finished your to-do list", "it's Friday at 4:59pm", "your order just arrived", "you finally found the shortcut", "the group chat is planning the weekend"),
-    "who_else": ("is already planning the weekend", "has 47 tabs open", "needs a coffee right now", "is still on their first coffee", "refreshes the tracking page every 5 minutes"),
-}
-
-EMOJIS = ("🔥", "🎉", "✨", "👀", "🙌", "💯", "😂", "❤️", "⚡", "🚀", "💙", "🏆", "😍", "🙏", "👏")
 # agent initials that sign support replies
 SIGNATURES = tuple(f"^{first}{second}" for first in "ABCDEFGHIJKLMNOPRSTW" for second in "ABCDEFGHIJKLMNOPRSTW")
 MEDIA_KEY_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype=np.uint8)
@@ -394,7 +254,7 @@ def draw_text_choices(account_kind, company, rng):
     follow_ups_per_topic = np.array([len(FOLLOW_UPS[name]) for name in TOPIC_NAMES])
     tags_per_topic = np.array([len(tags) for *_, tags in TOPICS])
     link_probability = np.array([link for _, _, link, _ in TOPICS])
-    products_per_company = np.array([len(products) for *_, products in COMPANIES])
+    products_per_company = np.array([len(PRODUCTS[name]) for name, *_ in COMPANIES])
     is_support = topic == TOPIC_NAMES.index("support")
     return {
         "topic": topic,
@@ -434,7 +294,7 @@ def render_text(choices, company):
     """Fill templates (plus follow-up) with the drawn words; append signature, emoji, hashtags, link."""
     flat_templates = as_objects([template for name in TOPIC_NAMES for template in TEMPLATES[name]])
     flat_follow_ups = [sentence for name in TOPIC_NAMES for sentence in FOLLOW_UPS[name]]
-    flat_products = as_objects([product for *_, products in COMPANIES for product in products])
+    flat_products = as_objects([product for name, *_ in COMPANIES for product in PRODUCTS[name]])
     company_tags = as_objects([tag for _, _, tag, *_ in COMPANIES])[company]
     slots = {
         "brand": as_objects([display for _, display, *_ in COMPANIES])[company],
@@ -444,21 +304,13 @@ def render_text(choices, company):
     }
     slot_names = list(slots)
     full_templates = flat_templates[choices["template"]] + optional_part(choices["follow_up"], flat_follow_ups)
-    bodies = as_objects(
-        [
-            template.format_map(dict(zip(slot_names, values)))
-            for template, *values in zip(full_templates, *slots.values())
-        ]
-    )
+    bodies = as_objects([template.format_map(dict(zip(slot_names, values)))
+                         for template, *values in zip(full_templates, *slots.values())])
     flat_topic_tags = [tag for *_, tags in TOPICS for tag in tags]
-    texts = (
-        bodies
-        + optional_part(choices["signature"], SIGNATURES)
-        + optional_part(choices["emoji"], EMOJIS)
-        + optional_part(choices["topic_tag"], flat_topic_tags)
-        + np.where(choices["company_tag"], " " + company_tags, "")
-        + np.where(choices["link"], " <hyperlink>", "")
-    )
+    texts = (bodies + optional_part(choices["signature"], SIGNATURES) + optional_part(choices["emoji"], EMOJIS)
+             + optional_part(choices["topic_tag"], flat_topic_tags)
+             + np.where(choices["company_tag"], " " + company_tags, "")
+             + np.where(choices["link"], " <hyperlink>", ""))
     # A long template with every extra can pass Twitter's limit; cut those few at a word boundary.
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     for row in np.flatnonzero(lengths > MAX_TWEET_CHARS):
@@ -474,20 +326,16 @@ def random_media_keys(n, rng):
 
 def photo(key):
     """One snscrape-style Photo entry."""
-    return (
-        f"Photo(previewUrl='https://pbs.twimg.com/media/{key}?format=jpg&name=small', "
-        f"fullUrl='https://pbs.twimg.com/media/{key}?format=jpg&name=large')"
-    )
+    return (f"Photo(previewUrl='https://pbs.twimg.com/media/{key}?format=jpg&name=small', "
+            f"fullUrl='https://pbs.twimg.com/media/{key}?format=jpg&name=large')")
 
 
 def video(key, upload_id, seconds):
     """One snscrape-style Video entry; views stay None so media carries no hidden copy of likes."""
-    return (
-        f"Video(thumbnailUrl='https://pbs.twimg.com/ext_tw_video_thumb/{upload_id}/pu/img/{key}.jpg', "
-        f"variants=[VideoVariant(contentType='video/mp4', "
-        f"url='https://video.twimg.com/ext_tw_video/{upload_id}/pu/vid/1280x720/{key}.mp4?tag=10', "
-        f"bitrate=2176000)], duration={seconds:.1f}, views=None)"
-    )
+    return (f"Video(thumbnailUrl='https://pbs.twimg.com/ext_tw_video_thumb/{upload_id}/pu/img/{key}.jpg', "
+            f"variants=[VideoVariant(contentType='video/mp4', "
+            f"url='https://video.twimg.com/ext_tw_video/{upload_id}/pu/vid/1280x720/{key}.mp4?tag=10', "
+            f"bitrate=2176000)], duration={seconds:.1f}, views=None)")
 
 
 def draw_media(account_kind, rng):
@@ -517,18 +365,12 @@ def draw_likes(account, company, topic, media_kind, rng):
     """Likes from the generating story in the module docstring."""
     n = len(account)
     account_base = np.array([base for *_, base, _ in ACCOUNTS])
-    company_effect = np.array([effect for _, _, _, effect, _ in COMPANIES])
+    company_effect = np.array([effect for *_, effect in COMPANIES])
     topic_effect = np.array([effect for _, effect, *_ in TOPICS])
     media_bonus = np.array([0.0, PHOTO_BONUS, VIDEO_BONUS])
     went_viral = rng.random(n) < VIRAL_PROBABILITY
-    log_likes = (
-        account_base[account]
-        + company_effect[company]
-        + topic_effect[topic]
-        + media_bonus[media_kind]
-        + rng.normal(0.0, NOISE_SD, n)
-        + np.where(went_viral, rng.uniform(*VIRAL_BOOST_RANGE, n), 0.0)
-    )
+    log_likes = (account_base[account] + company_effect[company] + topic_effect[topic] + media_bonus[media_kind]
+                 + rng.normal(0.0, NOISE_SD, n) + np.where(went_viral, rng.uniform(*VIRAL_BOOST_RANGE, n), 0.0))
     return np.clip(np.round(np.expm1(log_likes)), 0, None).astype(np.int64)
 
 
@@ -555,18 +397,8 @@ def make_tweets(n_rows, seed):
 
     usernames = np.array([username for username, *_ in ACCOUNTS], dtype=object)
     company_names = np.array([name for name, *_ in COMPANIES], dtype=object)
-    return pd.DataFrame(
-        {
-            "id": np.arange(1, n_rows + 1),
-            "date": dates,
-            "likes": likes,
-            "content": content,
-            "username": usernames[account],
-            "media": media,
-            "inferred company": company_names[company],
-        },
-        columns=COLUMNS,
-    )
+    return pd.DataFrame(dict(zip(COLUMNS, [np.arange(1, n_rows + 1), dates, likes, content, usernames[account],
+                                           media, company_names[company]])))
 
 
 def write_csv_atomically(frame, output):
@@ -587,9 +419,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Write a deterministic synthetic brand-tweet CSV.")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"number of tweets (default {DEFAULT_ROWS})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="CSV path (default: train_data.csv next to this script)"
-    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="CSV path (default: train_data.csv next to this script)")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")
@@ -599,10 +430,8 @@ def main(argv=None):
     write_csv_atomically(tweets, args.output)
     likes = tweets["likes"]
     median, p75, p95 = (int(likes.quantile(q, interpolation="nearest")) for q in (0.5, 0.75, 0.95))
-    print(
-        f"wrote {args.output}: {len(tweets)} rows, likes median {median} p75 {p75} p95 {p95} "
-        f"max {likes.max()}, zeros {(likes == 0).mean():.1%}, {time.perf_counter() - started:.2f}s"
-    )
+    print(f"wrote {args.output}: {len(tweets)} rows, likes median {median} p75 {p75} p95 {p95} "
+          f"max {likes.max()}, zeros {(likes == 0).mean():.1%}, {time.perf_counter() - started:.2f}s")
 
 
 if __name__ == "__main__":

@@ -147,7 +147,9 @@ def test_history_features_never_see_their_own_row():
     # count would take a test row for another account (seed 44 on the 538 tweets: 1.45 RMSE).
     log_likes = np.log1p(np.arange(100.0) ** 2)
     table = tweets(100, likes=np.expm1(log_likes), users=["solo"] * 100)
-    history = create_classes.history_features(table, np.ones(100, dtype=bool), "random", seed=0)
+    is_train = np.ones(100, dtype=bool)
+    history = create_classes.history_features(table, is_train, "random", 0,
+                                              create_classes.training_history(table, is_train))
     folds = history.groupby(["user_log_count", "user_mean_log_likes", "user_median_log_likes"]).groups
     assert len(folds) > 1
     for (log_count, mean, median), rows in folds.items():
@@ -259,7 +261,9 @@ def test_no_row_history_holds_its_own_likes_through_a_copy():
     table = pd.DataFrame({"content": [f"tweet {i // 2}" for i in range(200)],
                           "username": [f"user{i // 2}" for i in range(200)], "company": "",
                           "likes": np.arange(200, dtype=float)})
-    history = create_classes.history_features(table, np.ones(200, dtype=bool), "random", 42)
+    is_train = np.ones(200, dtype=bool)
+    history = create_classes.history_features(table, is_train, "random", 42,
+                                              create_classes.training_history(table, is_train))
     assert (history["user_log_count"] == 0).all()
 
 

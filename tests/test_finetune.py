@@ -41,16 +41,17 @@ def split_of(table):
 
 
 def scores_of(table, seed=42):
-    scores, _ = finetune.out_of_fold_scores(finetune.encoder.DEFAULT_MODEL, *finetune.training_inputs(table),
-                                            seed, "cpu")
+    scores, _ = finetune.out_of_fold_scores(finetune.encoder.DEFAULT_MODEL, finetune.finetune_inputs(table), seed,
+                                            "cpu")
     return scores
 
 
 @pytest.mark.slow
 def test_a_fold_never_sees_its_own_likes_and_the_test_catches_a_leak(monkeypatch):
     table = split_of(tiny_tweets())
-    _, _, _, copies, is_train = finetune.training_inputs(table)
-    fold = text.folds(copies, is_train, finetune.FINETUNE_FOLDS, 42)
+    inputs = finetune.finetune_inputs(table)
+    is_train = inputs.is_train
+    fold = text.folds(inputs.copy_keys, is_train, finetune.FINETUNE_FOLDS, 42)
     held, other, test = fold == 0, fold == 1, ~is_train
     changed = table.assign(likes=np.where(held | test, table["likes"] * 50 + 7, table["likes"]))
 

@@ -6,8 +6,9 @@ a matching embeddings_meta.json (stages 3-5 only need the files), so the memory 
 can be measured at 300K rows without hours of encoding; each stage's peak RSS is then also given
 as a multiple of one embeddings file. Random embeddings carry no signal, so 03b's choice of text
 form drops them (`none`) and stages 4 and 5 never read the files: `--text-form raw` passes 03b
-the form that reads them everywhere, for the memory of the raw columns. --cluster passes --cluster to stages 2-5; --project runs
-another checkout's scripts (say, the code before a change) on the same input, for before/after.
+the form that reads them everywhere, for the memory of the raw columns. --cluster passes --cluster
+to stages 2-5; --project runs another checkout's scripts (say, the code before a change) on the
+same input, for before/after.
 
 Absolute seconds on a shared 2-core machine are noise; the ratio to plain `encode`, measured
 minutes apart on the same texts, is the figure to quote. Peak memory is each stage's maximum
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -131,29 +133,41 @@ def run_stage(script, args, folder, log, project=PROJECT_DIR):
     return measured([sys.executable, project / script, *args], folder, log)
 
 
-def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, project=PROJECT_DIR, text_form=None):
+class PipelineRun(NamedTuple):
+    """One run of the whole pipeline to time: `rows` synthetic tweets through `project`'s stages."""
+    rows: int
+    fast: bool = False              # 02 --fast
+    fake_embeddings: bool = False   # random embeddings instead of 02 (write_fake_embeddings)
+    cluster: str | None = None      # --cluster ADDRESS for stages 2-5
+    project: Path = PROJECT_DIR     # the checkout whose stage scripts run
+    text_form: str | None = None    # 03b's --text-form
+
+
+def time_pipeline(run, folder):
+    """Each stage's wall seconds and peak RSS for `run` (a PipelineRun), run in `folder`, with the
+    pipeline's total, the models' size and the predictions' sha256."""
     data = folder / "tweets.csv"
-    importlib.import_module("make_synthetic_tweets").main(["--rows", str(rows), "--output", str(data)])
-    on_cluster = ["--cluster", cluster] if cluster else []
-    stage_args = {STAGES[0]: ["--input", str(data)], STAGES[1]: (["--fast"] if fast else []) + on_cluster,
+    importlib.import_module("make_synthetic_tweets").main(["--rows", str(run.rows), "--output", str(data)])
+    on_cluster = ["--cluster", run.cluster] if run.cluster else []
+    stage_args = {STAGES[0]: ["--input", str(data)], STAGES[1]: (["--fast"] if run.fast else []) + on_cluster,
                   **{script: on_cluster for script in STAGES[2:]}}
-    if text_form:
-        stage_args[STAGES[2]] = [*stage_args[STAGES[2]], "--text-form", text_form]
+    if run.text_form:
+        stage_args[STAGES[2]] = [*stage_args[STAGES[2]], "--text-form", run.text_form]
     timings, embeddings_mb = {}, None
     with open(folder / "stages.log", "w") as log:
         for script in STAGES:
-            if script == STAGES[1] and fake_embeddings:
+            if script == STAGES[1] and run.fake_embeddings:
                 embeddings_mb = write_fake_embeddings(folder) / 2**20
                 print(f"  {'random embeddings':36s} one file {embeddings_mb:.0f} MB", flush=True)
                 continue
-            seconds, peak_mb = run_stage(script, stage_args.get(script, []), folder, log, project)
+            seconds, peak_mb = run_stage(script, stage_args.get(script, []), folder, log, run.project)
             timings[script] = {"seconds": seconds, "peak_rss_mb": peak_mb}
             if embeddings_mb:
                 timings[script]["peak_rss_per_embeddings_file"] = peak_mb / embeddings_mb
             print(f"  {script:36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB"
                   + (f" ({peak_mb / embeddings_mb:.2f}x one embeddings file)" if embeddings_mb else ""), flush=True)
-        if not fake_embeddings:
-            seconds, peak_mb = run_stage(STAGES[1], stage_args[STAGES[1]], folder, log, project)
+        if not run.fake_embeddings:
+            seconds, peak_mb = run_stage(STAGES[1], stage_args[STAGES[1]], folder, log, run.project)
             timings["02 rerun, unchanged input"] = {"seconds": seconds, "peak_rss_mb": peak_mb}
             print(f"  {'02 rerun, unchanged input':36s} {seconds:8.1f}s  peak RSS {peak_mb:7.0f} MB")
     meta = json.loads((folder / common.EMBEDDINGS_META).read_text())
@@ -161,11 +175,11 @@ def time_pipeline(rows, fast, folder, fake_embeddings=False, cluster=None, proje
     return {"stages": timings, "pipeline_seconds": sum(timings[s]["seconds"] for s in STAGES if s in timings),
             "peak_rss_mb": max(t["peak_rss_mb"] for t in timings.values()),
             "precision": meta["content"]["precision"], "embeddings_file_mb": embeddings_mb,
-            "models_mb": models_mb, "cluster": cluster, "project": str(project),
+            "models_mb": models_mb, "cluster": run.cluster, "project": str(run.project),
             "final_predictions_sha256": common.file_sha256(folder / common.PREDICTIONS)}
 
 
-def main(argv=None):
+def parse_arguments(argv):
     parser = common.argument_parser(__doc__)
     parser.add_argument("--rows", type=int, default=10_000, help="synthetic tweets for the pipeline run")
     parser.add_argument("--fast", action="store_true", help="run stage 2 with --fast")
@@ -181,48 +195,68 @@ def main(argv=None):
     parser.add_argument("--project", type=Path, default=PROJECT_DIR,
                         help="run this checkout's stage scripts (e.g. the code before a change)")
     parser.add_argument("--output-dir", default="bench_results")
-    args = parser.parse_args(argv)
-    results = {"rows": args.rows, "fast": args.fast, "cpu_count": os.cpu_count()}
+    return parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="tweet-likes-bench-") as tmp:
-        folder = Path(tmp)
-        if args.sample:
-            sample_csv = args.texts_csv or folder / "sample.csv"
-            if not args.texts_csv:
-                importlib.import_module("make_synthetic_tweets").main(
-                    ["--rows", str(args.sample * 2), "--seed", "7", "--output", str(sample_csv)])
-            import pandas as pd
 
-            texts = list(pd.read_csv(sample_csv, keep_default_na=False)["content"].drop_duplicates())[:args.sample]
-            print(f"encoder comparison on {len(texts)} distinct texts from {args.texts_csv or 'synthetic tweets'}, "
-                  f"batch {BATCH_SIZE}:", flush=True)
-            results["encoders"] = compare_encoders(texts, args.fast)
-            results["encoders"]["texts_from"] = str(args.texts_csv or "synthetic")
-            encoders = results["encoders"]
-            print(f"  plain encode            {encoders['plain_encode_texts_per_s']:7.1f} texts/s  "
-                  f"(before {encoders['plain_encode_before_after'][0]:.1f}, after "
-                  f"{encoders['plain_encode_before_after'][1]:.1f})")
-            for mode, figures in encoders.items():
-                if isinstance(figures, dict):  # one entry per mode
-                    print(f"  ours, {mode:17s} {figures['texts_per_s']:7.1f} texts/s  "
-                          f"x{figures['ratio_to_plain']:.2f}  cosine mean {figures['cosine_mean']:.6f} "
-                          f"min {figures['cosine_min']:.6f}  max |diff| {figures['max_abs_diff']:.1e}")
-        if not args.no_pipeline:
-            print(f"pipeline on {args.rows} synthetic tweets{' (--fast)' if args.fast else ''}:", flush=True)
-            results["pipeline"] = time_pipeline(args.rows, args.fast, folder, args.fake_embeddings, args.cluster,
-                                                args.project.resolve(), args.text_form)
-            print(f"  whole pipeline {results['pipeline']['pipeline_seconds']:.1f}s, "
-                  f"peak RSS {results['pipeline']['peak_rss_mb']:.0f} MB, models {results['pipeline']['models_mb']:.1f} MB, "
-                  f"final_predictions.csv sha256 {results['pipeline']['final_predictions_sha256'][:16]}")
+def sample_texts(sample, texts_csv, folder):
+    """`sample` distinct texts of the `content` column of `texts_csv`, or of synthetic tweets."""
+    import pandas as pd
 
-    out = Path(args.output_dir)
-    out.mkdir(exist_ok=True)
+    sample_csv = texts_csv or folder / "sample.csv"
+    if not texts_csv:
+        importlib.import_module("make_synthetic_tweets").main(
+            ["--rows", str(sample * 2), "--seed", "7", "--output", str(sample_csv)])
+    return list(pd.read_csv(sample_csv, keep_default_na=False)["content"].drop_duplicates())[:sample]
+
+
+def print_encoders(encoders):
+    print(f"  plain encode            {encoders['plain_encode_texts_per_s']:7.1f} texts/s  "
+          f"(before {encoders['plain_encode_before_after'][0]:.1f}, after "
+          f"{encoders['plain_encode_before_after'][1]:.1f})")
+    for mode, figures in encoders.items():
+        if isinstance(figures, dict):  # one entry per mode
+            print(f"  ours, {mode:17s} {figures['texts_per_s']:7.1f} texts/s  "
+                  f"x{figures['ratio_to_plain']:.2f}  cosine mean {figures['cosine_mean']:.6f} "
+                  f"min {figures['cosine_min']:.6f}  max |diff| {figures['max_abs_diff']:.1e}")
+
+
+def results_path(args):
+    """bench_<rows>, tagged with what differs from a plain run, in --output-dir."""
     tags = "".join(f"_{tag}" for tag, on in (("fast", args.fast), ("fake", args.fake_embeddings),
                                              (str(args.text_form), args.text_form),
                                              (str(args.cluster).replace(":", ""), args.cluster),
                                              (args.project.resolve().name, args.project.resolve() != PROJECT_DIR))
                    if on)
-    path = out / f"bench_{args.rows}{tags}.json"
+    return Path(args.output_dir) / f"bench_{args.rows}{tags}.json"
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    results = {"rows": args.rows, "fast": args.fast, "cpu_count": os.cpu_count()}
+
+    with tempfile.TemporaryDirectory(prefix="tweet-likes-bench-") as tmp:
+        folder = Path(tmp)
+        # 1. The encoders against plain encode, on the same texts.
+        if args.sample:
+            texts = sample_texts(args.sample, args.texts_csv, folder)
+            print(f"encoder comparison on {len(texts)} distinct texts from {args.texts_csv or 'synthetic tweets'}, "
+                  f"batch {BATCH_SIZE}:", flush=True)
+            results["encoders"] = compare_encoders(texts, args.fast)
+            results["encoders"]["texts_from"] = str(args.texts_csv or "synthetic")
+            print_encoders(results["encoders"])
+        # 2. The whole pipeline, stage by stage.
+        if not args.no_pipeline:
+            print(f"pipeline on {args.rows} synthetic tweets{' (--fast)' if args.fast else ''}:", flush=True)
+            run = PipelineRun(args.rows, args.fast, args.fake_embeddings, args.cluster, args.project.resolve(),
+                              args.text_form)
+            pipeline = results["pipeline"] = time_pipeline(run, folder)
+            print(f"  whole pipeline {pipeline['pipeline_seconds']:.1f}s, peak RSS {pipeline['peak_rss_mb']:.0f} MB, "
+                  f"models {pipeline['models_mb']:.1f} MB, "
+                  f"final_predictions.csv sha256 {pipeline['final_predictions_sha256'][:16]}")
+
+    # 3. The figures, as JSON.
+    path = results_path(args)
+    path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -127,7 +127,8 @@ def main(argv=None):
         folder = Path(tmp)
         rows = args.texts // 2
         if args.texts_csv:
-            pd.read_csv(args.texts_csv, dtype=str, keep_default_na=False).head(rows).to_csv(folder / "rows.csv", index=False)
+            given = pd.read_csv(args.texts_csv, dtype=str, keep_default_na=False).head(rows)
+            given.to_csv(folder / "rows.csv", index=False)
         else:
             importlib.import_module("make_synthetic_tweets").main(
                 ["--rows", str(rows), "--seed", "7", "--output", str(folder / "rows.csv")])

@@ -8,11 +8,11 @@ split, the validation slice and XGBoost's sampling together, so the spread is th
 
 Rows: every method of 05's report for the default features, and the learned routing and the
 single regressor for each ablation (a feature group dropped) and for the original design
-(--features seed), over all seeds or, with --ablation-seeds K, the first K (large inputs). Columns: log1p RMSE (mean and min-max
-over seeds), MAE, Spearman, viral-class log MAE, viral precision/recall of predicting above the
-viral threshold, and the classifier's macro-F1 / viral recall. Then the default's likes ranges on
-the test rows (coverage and median width, overall and for seen and unseen accounts and companies)
-and the ECE of the chance that one draft beats another.
+(--features seed), over all seeds or, with --ablation-seeds K, the first K (large inputs).
+Columns: log1p RMSE (mean and min-max over seeds), MAE, Spearman, viral-class log MAE, viral
+precision/recall of predicting above the viral threshold, and the classifier's macro-F1 / viral
+recall. Then the default's likes ranges on the test rows (coverage and median width, overall and
+for seen and unseen accounts and companies) and the ECE of the chance that one draft beats another.
 
 Usage: python tools/evaluate.py --input TWEETS.csv [--split random|account|company|time]
            [--seeds 42,43,44] [--ablations all,-text all@raw all@finetuned all,-wording ...] [--ablation-seeds K]
@@ -111,7 +111,8 @@ def print_same_kind(runs):
 
 def print_calibration(runs):
     """The default's class probabilities on the test rows before and after 04's calibration."""
-    print(f"\ncalibration ({', '.join(sorted({m['calibration']['method'] for m in runs}))}), mean (min-max over seeds):")
+    methods = ", ".join(sorted({m["calibration"]["method"] for m in runs}))
+    print(f"\ncalibration ({methods}), mean (min-max over seeds):")
     print("| class | share | mean probability before | after | ECE before | after | Brier before | after |")
     print("|---|---|---|---|---|---|---|---|")
     for name in common.CLASS_NAMES:
@@ -136,12 +137,14 @@ def print_intervals(runs):
             rows = [part(m)["rows"] for m in runs]
             print(f"| {name} | {min(rows)}-{max(rows)} | {fmt([part(m)['coverage'] for m in runs])} | "
                   f"{fmt([part(m)['median_width'] for m in runs])} |")
+    pairs = [m["pair_chance"]["pairs"] for m in runs]
     print(f"chance to beat a draft: ECE {fmt([m['pair_chance']['ece'] for m in runs])} over "
-          f"{min(m['pair_chance']['pairs'] for m in runs)}-{max(m['pair_chance']['pairs'] for m in runs)} same-{runs[0]['pairwise']['within']} test pairs"
-          + "".join(f"; seed {i}: {m['pair_chance']['why']}" for i, m in enumerate(runs) if m["pair_chance"]["ece"] is None))
+          f"{min(pairs)}-{max(pairs)} same-{runs[0]['pairwise']['within']} test pairs"
+          + "".join(f"; seed {i}: {m['pair_chance']['why']}" for i, m in enumerate(runs)
+                    if m["pair_chance"]["ece"] is None))
 
 
-def main(argv=None):
+def parse_arguments(argv):
     parser = common.argument_parser(__doc__)
     parser.add_argument("--input", required=True, help="CSV/.xlsx of tweets with likes")
     parser.add_argument("--split", default="random", choices=("random", "account", "company", "time"))
@@ -159,27 +162,27 @@ def main(argv=None):
                              "--sketch-rows N), as configuration 'sketch N' (0: not)")
     parser.add_argument("--workdir", default="evaluation", help="working folder (embeddings are reused there)")
     parser.add_argument("--json", default=None, help="also write the raw figures here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def configurations(ablations, sketch_rows):
+    """Each configuration's 03b/04 arguments and 03b's text form: the default and the sketch's on
+    every seed, the ablations (FEATURES[@TEXT_FORM]) on theirs."""
+    return {"default": (["--features", DEFAULT_FEATURES], ""),
+            **({f"sketch {sketch_rows}": (["--features", DEFAULT_FEATURES, "--sketch-above", 0,
+                                           "--sketch-rows", sketch_rows], "")}
+               if sketch_rows else {}),
+            **{config: (["--features", config.partition("@")[0]], config.partition("@")[2]) for config in ablations}}
+
+
+def run_seeds(args, source, started):
+    """For each seed, 01 and 02 (and 02 --finetune when an ablation reads the fine-tuned form),
+    then every configuration that seed runs: their metrics.json per configuration, and the
+    seconds each fine-tuning took."""
     seeds = [int(s) for s in args.seeds.split(",")]
-    source = Path(args.input).resolve()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    os.chdir(workdir)
-    if args.rows:
-        _, tweets = tables.read_table(source)  # the file as read, all text: sampled rows stay as they were
-        tweets.sample(n=min(args.rows, len(tweets)), random_state=0).to_csv("sample.csv", index=False)
-        source = Path("sample.csv").resolve()
-    started = time.perf_counter()
-    # Each configuration's 03b/04 arguments and 03b's text form: the default and the sketch's on every
-    # seed, the ablations (FEATURES[@TEXT_FORM]) on theirs.
-    configurations = {"default": (["--features", DEFAULT_FEATURES], ""),
-                      **({f"sketch {args.sketch_rows}": (["--features", DEFAULT_FEATURES, "--sketch-above", 0,
-                                                          "--sketch-rows", args.sketch_rows], "")}
-                         if args.sketch_rows else {}),
-                      **{config: (["--features", config.partition("@")[0]], config.partition("@")[2])
-                         for config in args.ablations}}
-    every_seed = 2 if args.sketch_rows else 1
-    results = {name: [] for name in configurations}
+    runs = configurations(args.ablations, args.sketch_rows)
+    every_seed = 2 if args.sketch_rows else 1  # the default, and the sketch beside it
+    results = {name: [] for name in runs}
     finetune_seconds = []
     with open("evaluate.log", "a", buffering=1) as log:
         for index, seed in enumerate(seeds):
@@ -190,19 +193,22 @@ def main(argv=None):
                 started_finetune = time.perf_counter()
                 stage("02_generate_embeddings", "--finetune", log=log)
                 finetune_seconds.append(time.perf_counter() - started_finetune)
-            for name in list(configurations)[:None if index < (args.ablation_seeds or len(seeds)) else every_seed]:
-                results[name].append(run_config(*configurations[name], seed, log))
+            for name in list(runs)[:None if index < (args.ablation_seeds or len(seeds)) else every_seed]:
+                results[name].append(run_config(*runs[name], seed, log))
                 print(f"  seed {seed}, {name}: done at {time.perf_counter() - started:.0f}s", file=sys.stderr)
-    if args.json:
-        Path(args.json).write_text(json.dumps({**results, "finetune_seconds": finetune_seconds}, indent=1))
+    return results, finetune_seconds
 
+
+def print_methods(results, source, args):
+    """Every method's test-row figures for the default, and the single regressor and learned
+    routing (and, for seed, the hard and soft routings) for each other configuration."""
     columns = ("rmse", "mae", "spearman", "pairwise", "viral_mae", "viral_p", "viral_r")
-    print(f"\n{source.name}, {args.split} split, test rows {results['default'][0]['settings']['rows_scored']}, "
+    default = results["default"]
+    print(f"\n{source.name}, {args.split} split, test rows {default[0]['settings']['rows_scored']}, "
           f"seeds {args.seeds}" + (f" (ablations: the first {args.ablation_seeds})" if args.ablation_seeds else "")
           + "; log1p(likes) errors, mean (min-max over seeds); pairwise: within-"
-          + f"{results['default'][0]['pairwise']['within']} accuracy over "
-          + f"{min(m['pairwise']['pairs'] for m in results['default'])}-"
-          + f"{max(m['pairwise']['pairs'] for m in results['default'])} pairs")
+          + f"{default[0]['pairwise']['within']} accuracy over "
+          + f"{min(m['pairwise']['pairs'] for m in default)}-{max(m['pairwise']['pairs'] for m in default)} pairs")
     print("| features | method | RMSE | MAE | Spearman | pairwise | viral MAE | viral P | viral R | "
           "macro-F1 / viral recall |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -217,15 +223,43 @@ def main(argv=None):
             classifier = f"{fmt([r['macro_f1'] for r in rows])} / {fmt([r['clf_viral_r'] for r in rows])}" \
                 if method.startswith("two-stage") else ""
             print(f"| {features} | {method} | " + " | ".join(cells) + f" | {classifier} |")
+
+
+def command_line(args):
+    """The command that reruns this evaluation, less its defaults."""
+    return (f"python tools/evaluate.py --input {args.input} --split {args.split} --seeds {args.seeds}"
+            f"{f' --rows {args.rows}' if args.rows else ''}"
+            f"{f' --sketch-rows {args.sketch_rows}' if args.sketch_rows else ''}"
+            f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''}"
+            f"{'' if tuple(args.ablations) == DEFAULT_ABLATIONS else ' --ablations ' + ' '.join(args.ablations)}")
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    source = Path(args.input).resolve()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chdir(workdir)
+
+    # 1. The input, or a seeded sample of its rows as read (all text: sampled rows stay as they were).
+    if args.rows:
+        _, tweets = tables.read_table(source)
+        tweets.sample(n=min(args.rows, len(tweets)), random_state=0).to_csv("sample.csv", index=False)
+        source = Path("sample.csv").resolve()
+
+    # 2. Every configuration on its seeds.
+    started = time.perf_counter()
+    results, finetune_seconds = run_seeds(args, source, started)
+    if args.json:
+        Path(args.json).write_text(json.dumps({**results, "finetune_seconds": finetune_seconds}, indent=1))
+
+    # 3. The tables.
+    print_methods(results, source, args)
     print_text_forms(results, finetune_seconds)
     print_calibration(results["default"])
     print_same_kind(results["default"])
     print_intervals(results["default"])
-    print(f"\n({time.perf_counter() - started:.0f}s; command: python tools/evaluate.py --input {args.input} "
-          f"--split {args.split} --seeds {args.seeds}{f' --rows {args.rows}' if args.rows else ''}"
-          f"{f' --sketch-rows {args.sketch_rows}' if args.sketch_rows else ''}"
-          f"{f' --ablation-seeds {args.ablation_seeds}' if args.ablation_seeds else ''}"
-          f"{'' if tuple(args.ablations) == DEFAULT_ABLATIONS else ' --ablations ' + ' '.join(args.ablations)})")
+    print(f"\n({time.perf_counter() - started:.0f}s; command: {command_line(args)})")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def synchronized(device, work):
 def compare_encoders(texts, device, batch_size):
     """Texts per second of plain encode (before and after ours), ours exact and ours --fast."""
     model = encoding.load_sentence_model(encoding.DEFAULT_MODEL, device)
-    encoders = {mode: encoding.load_encoder(encoding.DEFAULT_MODEL, device, mode == "fast") for mode in ("exact", "fast")}
+    encoders = {mode: encoding.load_encoder(encoding.DEFAULT_MODEL, device, mode == "fast")
+                for mode in ("exact", "fast")}
     for encoder in encoders.values():  # warm-up: kernel choice and one-time costs are not throughput
         encoding.encode(texts[:batch_size], encoder, batch_size)
     model.encode(texts[:batch_size], batch_size=batch_size)

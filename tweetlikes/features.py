@@ -215,15 +215,17 @@ HISTORY_SMOOTHING = 5  # pseudo-posts pulling a small account's mean towards the
 STATS_COLUMNS = ["kind", "key", "count", "sum_log_likes", "median_log_likes", "first_day", "mean_chars"]
 
 
-def history_columns(kind, count, total, median, prior_mean, prior_median, count_scale=1.0):
+def history_columns(kind, count, total, median, prior, count_scale=1.0):
     """The three history features of one key kind from a key's training count, sum and median of
-    log1p(likes); a key with no tweets gets the prior, and a small one is pulled towards it.
-    `count_scale` turns the count of a part of the training rows into that of all of them."""
+    log1p(likes); a key with no tweets gets the `prior` (its mean_log_likes and median_log_likes:
+    numbers, or one per row), and a small one is pulled towards it. `count_scale` turns the count
+    of a part of the training rows into that of all of them."""
     count = np.asarray(count, dtype=float)
     return {f"{kind}_log_count": np.log1p(count * count_scale),
-            f"{kind}_mean_log_likes": (np.asarray(total, dtype=float) + HISTORY_SMOOTHING * prior_mean)
+            f"{kind}_mean_log_likes": (np.asarray(total, dtype=float) + HISTORY_SMOOTHING * prior["mean_log_likes"])
             / (count + HISTORY_SMOOTHING),
-            f"{kind}_median_log_likes": np.where(count > 0, np.asarray(median, dtype=float), prior_median)}
+            f"{kind}_median_log_likes": np.where(count > 0, np.asarray(median, dtype=float),
+                                                 prior["median_log_likes"])}
 
 
 def key_stats(stats, kind, keys):
@@ -245,7 +247,7 @@ def lookup_history(table, stats, prior, count_scale=1.0):
     for kind, column in HISTORY_KEYS:
         found = key_stats(stats, kind, table[column])
         columns.update(history_columns(kind, found["count"], found["sum_log_likes"], found["median_log_likes"],
-                                       prior["mean_log_likes"], prior["median_log_likes"], count_scale))
+                                       prior, count_scale))
     return pd.DataFrame(columns, index=table.index)[HISTORY_FEATURES]
 
 

@@ -22,6 +22,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -54,16 +55,24 @@ def settings():
             "residual_smoothing": features.HISTORY_SMOOTHING}
 
 
-def training_inputs(table):
-    """(content texts, log1p(likes), pair keys, copy keys, is_train), one per row of the classed table."""
-    return (tables.embedded_texts("content", table), np.log1p(table["likes"].to_numpy(dtype=float)),
-            pairs.pair_keys(table)[0], text.copy_keys(table), (table["split"] == "train").to_numpy())
+class FinetuneInputs(NamedTuple):
+    """What fine-tuning reads of the classed table, one entry per row."""
+    texts: list            # the content, as embedded
+    log_likes: np.ndarray  # log1p(likes)
+    keys: np.ndarray       # pair keys: whose typical likes a residual is taken from (text.residuals)
+    copy_keys: np.ndarray  # copies of a tweet share one: they fall in one fold
+    is_train: np.ndarray
+
+
+def finetune_inputs(table):
+    return FinetuneInputs(tables.embedded_texts("content", table), np.log1p(table["likes"].to_numpy(dtype=float)),
+                          pairs.pair_keys(table)[0], text.copy_keys(table), (table["split"] == "train").to_numpy())
 
 
 def wanted(table, info, model):
     """What scores made now from `table` (01's `info` gives the seed) with `model` would be made
     from, and its sha256 `key`: the cache folder's name, and what a record must match."""
-    texts, log_likes, keys, _, is_train = training_inputs(table)
+    texts, log_likes, keys, _, is_train = finetune_inputs(table)
     targets = hashlib.sha256(is_train.tobytes() + log_likes.tobytes() + tables.texts_fingerprint(keys).encode())
     want = {"model": model, "settings": settings(), "seed": info.get("seed"), "rows": len(table),
             "texts_sha256": tables.texts_fingerprint(texts),
@@ -71,7 +80,7 @@ def wanted(table, info, model):
     return {**want, "key": hashlib.sha256(json.dumps(want, sort_keys=True).encode()).hexdigest()}
 
 
-def why_stale(record, want):
+def why_scores_stale(record, want):
     """Why `record` (of embeddings_meta.json) does not vouch for FINETUNED_SCORES as `want`
     (see wanted) asks for it, in a few words; None when it does."""
     if not isinstance(record, dict) or "key" not in record:
@@ -103,7 +112,7 @@ def load_scores(table, info):
         record = json.loads(Path(common.EMBEDDINGS_META).read_text()).get(RECORD)
     except (OSError, ValueError, AttributeError):
         record = None
-    why = why_stale(record, wanted(table, info, record.get("model") if isinstance(record, dict) else None))
+    why = why_scores_stale(record, wanted(table, info, record.get("model") if isinstance(record, dict) else None))
     if why:
         return None, f"{common.FINETUNED_SCORES} can't be used: {why}; run {RERUN}"
     scores = np.load(common.FINETUNED_SCORES)
@@ -123,7 +132,7 @@ def cached_or_trained(table, want, pick_device, force=False):
         return record
     started = time.perf_counter()
     device = pick_device()
-    scores, trained = out_of_fold_scores(want["model"], *training_inputs(table), want["seed"], device)
+    scores, trained = out_of_fold_scores(want["model"], finetune_inputs(table), want["seed"], device)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(folder / WEIGHTS, trained)
     common.save_npy(folder / SCORES, scores)
@@ -156,14 +165,28 @@ def copy_scores(record):
 
 # ----------------------------------------------------------------------------------- the model
 
+class Base(NamedTuple):
+    """The sentence-transformers model, its inputs cut at MAX_TOKENS, its transformer, and where
+    the tuned layers start."""
+    model: object
+    bert: object
+    first: int
+
+
+class Frozen(NamedTuple):
+    """What the frozen layers give, computed once per distinct text and shared by every model
+    trained on them: the lower layers' output of each text (lower_outputs) and its untuned embedding."""
+    base: Base
+    lower: list
+    untuned: np.ndarray
+
+
 def load_base(model_name, device):
-    """The sentence-transformers model, its inputs cut at MAX_TOKENS, and where its tuned layers
-    start."""
     model = encoder.load_sentence_model(model_name, device)
     model.max_seq_length = MAX_TOKENS
     model.eval()
     bert = model[0].auto_model
-    return model, bert, len(bert.encoder.layer) - TUNED_LAYERS
+    return Base(model, bert, len(bert.encoder.layer) - TUNED_LAYERS)
 
 
 def run_layers(bert, layers, hidden, attention_mask):
@@ -182,8 +205,8 @@ def lower_outputs(base, texts):
     from sentence_transformers.util import batch_to_device
 
     model, bert, first = base
-    order = np.argsort([len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]],
-                       kind="stable")
+    token_ids = model.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    order = np.argsort([len(ids) for ids in token_ids], kind="stable")
     outputs = [None] * len(texts)
     progress = encoder.progress_bar(len(texts))
     with torch.no_grad():
@@ -212,18 +235,18 @@ def embed(bert, layers, lower, indices):
     return torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9), dim=1)
 
 
-def train(base, lower, untuned, text_of_row, target, seed, label):
+def train(frozen, text_of_row, target, seed, label):
     """A copy of the tuned layers and a linear head, trained to predict the standardised `target`
-    of each training row from its text's lower outputs (`text_of_row` indexes `lower` and
-    `untuned`, the untuned model's embeddings). The head starts as the ridge of the target on the
-    untuned embeddings of these rows (text.fit_ridge): one epoch then refines a fitted model
-    rather than moving a head from zero. Returns {"tuned": ModuleDict(layers, head), "mean",
-    "std"}: the target's scaling, from these rows."""
+    of each training row from its text's lower outputs (`text_of_row` indexes the texts of
+    `frozen`, a Frozen). The head starts as the ridge of the target on the untuned embeddings of
+    these rows (text.fit_ridge): one epoch then refines a fitted model rather than moving a head
+    from zero. Returns {"tuned": ModuleDict(layers, head), "mean", "std"}: the target's scaling,
+    from these rows."""
     import copy
 
     import torch
 
-    model, bert, first = base
+    (model, bert, first), lower, untuned = frozen
     torch.manual_seed(seed)
     mean, std = float(target.mean()), float(target.std()) or 1.0
     scaled = torch.tensor((target - mean) / std, dtype=torch.float32, device=model.device)
@@ -253,7 +276,8 @@ def train(base, lower, untuned, text_of_row, target, seed, label):
                 print(f"    {label}: {done} of {total} texts in {reported - started:.0f}s", flush=True)
     tuned.eval()
     seconds = time.perf_counter() - started
-    print(f"  {label}: trained on {len(text_of_row)} rows in {seconds:.1f}s ({total / seconds:.0f} texts/s)", flush=True)
+    print(f"  {label}: trained on {len(text_of_row)} rows in {seconds:.1f}s ({total / seconds:.0f} texts/s)",
+          flush=True)
     return {"tuned": tuned, "mean": mean, "std": std}
 
 
@@ -287,33 +311,34 @@ def pooled(bert, layers, lower, text_indices):
 def predict(base, trained, lower, text_indices):
     """The trained model's scores (in the target's units) of the texts `text_indices`, float32."""
     head = trained["tuned"]["head"]
-    embeddings = pooled(base[1], trained["tuned"]["layers"], lower, text_indices)
+    embeddings = pooled(base.bert, trained["tuned"]["layers"], lower, text_indices)
     scaled = embeddings.astype(np.float64) @ head.weight.detach().cpu().double().numpy()[0] + head.bias.item()
     return (scaled * trained["std"] + trained["mean"]).astype(np.float32)
 
 
-def out_of_fold_scores(model_name, texts, log_likes, keys, copy_keys, is_train, seed, device):
-    """Scores of every row (float32; NaN for a training row whose fold had no other rows to learn
-    from): fold k's training rows by a model trained on the other folds' rows, with residuals
-    computed from those rows alone; the other rows by the model trained on every training row,
-    which is returned beside them."""
+def out_of_fold_scores(model_name, inputs, seed, device):
+    """Scores of every row of `inputs` (FinetuneInputs; float32, NaN for a training row whose fold
+    had no other rows to learn from): fold k's training rows by a model trained on the other
+    folds' rows, with residuals computed from those rows alone; the other rows by the model
+    trained on every training row, which is returned beside them."""
     started = time.perf_counter()
     base = load_base(model_name, device)
-    text_of_row, unique = pd.factorize(pd.Series(texts, dtype=object))
-    print(f"fine-tuning {model_name} (top {TUNED_LAYERS} of {base[2] + TUNED_LAYERS} layers) on {device}: "
-          f"{FINETUNE_FOLDS} folds and all training rows, {EPOCHS} epoch(s), batch {BATCH_SIZE}, max {MAX_TOKENS} tokens",
-          flush=True)
+    text_of_row, unique = pd.factorize(pd.Series(inputs.texts, dtype=object))
+    print(f"fine-tuning {model_name} (top {TUNED_LAYERS} of {base.first + TUNED_LAYERS} layers) on {device}: "
+          f"{FINETUNE_FOLDS} folds and all training rows, {EPOCHS} epoch(s), batch {BATCH_SIZE}, "
+          f"max {MAX_TOKENS} tokens", flush=True)
     lower = lower_outputs(base, list(unique))
-    untuned = pooled(base[1], base[1].encoder.layer[base[2]:], lower, np.arange(len(unique)))
+    frozen = Frozen(base, lower, pooled(base.bert, base.bert.encoder.layer[base.first:], lower, np.arange(len(unique))))
     print(f"  frozen layers: {len(unique)} distinct texts in {common.seconds_since(started)}", flush=True)
-    fold = text.folds(copy_keys, is_train, FINETUNE_FOLDS, seed)
-    scores = np.full(len(texts), np.nan, dtype=np.float32)
+    is_train = inputs.is_train
+    fold = text.folds(inputs.copy_keys, is_train, FINETUNE_FOLDS, seed)
+    scores = np.full(len(inputs.texts), np.nan, dtype=np.float32)
     models = [(f"fold {k + 1} of {FINETUNE_FOLDS}", is_train & (fold != k), fold == k) for k in range(FINETUNE_FOLDS)]
     for index, (label, fitted, scored) in enumerate([*models, ("all training rows", is_train, ~is_train)]):
         fitted_on, scored = np.flatnonzero(fitted), np.flatnonzero(scored)
         if index < FINETUNE_FOLDS and not (len(scored) and len(fitted_on)):
             continue  # a fold with nothing to score or nothing to learn from: its rows stay NaN
-        trained = train(base, lower, untuned, text_of_row[fitted_on], text.residuals(log_likes, keys, fitted_on),
+        trained = train(frozen, text_of_row[fitted_on], text.residuals(inputs.log_likes, inputs.keys, fitted_on),
                         seed + index, label)
         scores[scored] = predict(base, trained, lower, text_of_row[scored])
     return scores, trained

@@ -16,7 +16,7 @@ from tweetlikes import drafts, encoder, features, models, tables, text
 # What is kept of the classed CSV's test rows: the texts (the training rows among them, the report's accounts),
 # likes and class (the report) and the features; their other columns go straight from the file to the
 # predictions, a chunk at a time (test_rows_original). Of the training rows: likes and class (the report).
-TEST_RUN_COLUMNS = ["split", *tables.TEXT_COLUMNS, "likes", "popularity_class",
+TEST_RUN_COLUMNS = ["split", *tables.CONTENT_AND_NAME_COLUMNS, "likes", "popularity_class",
                     *features.feature_columns(features.FEATURE_GROUPS)]
 TRAINING_COLUMNS = ["split", "content", "username", "likes", "popularity_class"]
 

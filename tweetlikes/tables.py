@@ -16,8 +16,10 @@ import pandas as pd
 import common
 from tweetlikes import features
 
-# Columns: the company column is called `inferred company` in the Adobe data, `company` elsewhere.
-TEXT_COLUMNS = ("content", "company", "username")
+# The tweet's text and the two names beside it: read as text, "" where missing, and what the
+# combined embeddings embed. The company column is called `inferred company` in the Adobe data,
+# `company` elsewhere.
+CONTENT_AND_NAME_COLUMNS = ("content", "company", "username")
 COMPANY_ALIASES = ("company", "inferred company")
 COMBINED_TEMPLATE = "{content} | company: {company} | user: {username}"
 
@@ -95,7 +97,7 @@ def read_table(path, required=("content", "username", "likes"), sheet=None, note
                     f"(the company column may be named {' or '.join(map(repr, COMPANY_ALIASES))})")
     if table.empty:
         common.fail(f"{path} has a header but no rows")
-    for column in TEXT_COLUMNS:
+    for column in CONTENT_AND_NAME_COLUMNS:
         table[column] = table[column].fillna("").astype(str).str.strip()
     return canonical_names(table).reset_index(drop=True), original.reset_index(drop=True)
 
@@ -374,7 +376,7 @@ def _typed(table):
     columns as float, the class as int; for the columns `table` has."""
     numbers = ["likes", *features.feature_columns(features.FEATURE_GROUPS)]
     for column in table.columns:
-        if column in TEXT_COLUMNS:
+        if column in CONTENT_AND_NAME_COLUMNS:
             table[column] = table[column].fillna("")
         elif column in ("popularity_class", "tweet_group"):
             table[column] = table[column].astype(int)
@@ -395,7 +397,7 @@ def classed_pass(kinds, columns, keep):
     indexed by its rows' places in the file): the fingerprint of each of `kinds`' texts (as
     classed_fingerprints) and keep(chunk) of every chunk, so no column is held whole unless kept."""
     digests, kept = {kind: hashlib.sha256() for kind in kinds}, []
-    for chunk in classed_chunks(list(dict.fromkeys([*TEXT_COLUMNS, *columns]))):
+    for chunk in classed_chunks(list(dict.fromkeys([*CONTENT_AND_NAME_COLUMNS, *columns]))):
         for kind, digest in digests.items():
             _hash_texts(digest, embedded_texts(kind, chunk))
         kept.append(keep(chunk))
