@@ -55,8 +55,8 @@ MIN_TRAIN_ROWS_PER_CLASS = 2
 # 5 percentage points (a quarter of the default 20%) the split is not what was asked for.
 SPLIT_TOLERANCE = 0.05
 # The validation slice of 03b and 04. A seeded draw by default: under --split time the latest
-# training tweets as the slice measured worse on the 538 tweets (log1p RMSE 0.453 against 0.416
-# for a draw, three seeds; docs/evaluation.md), as the models then never fit the newest tweets.
+# training tweets as the slice predict worse, as the models then never fit the newest tweets
+# (docs/evaluation.md, "Tomorrow's tweets").
 VALIDATION_SLICES = ("random", "latest")
 
 

@@ -56,13 +56,12 @@ EARLY_STOPPING_ROUNDS = 50  # patience: a validation slice of a few hundred rows
 SUBSAMPLE = 0.8             # rows per tree: a little bagging against the heavy-tailed likes
 COLSAMPLE_BYTREE = 0.5      # columns per tree: also how often each of the dozen non-text columns is offered
 # The bins at scale. XGBoost's quantile sketch, the first pass over the fit rows that fixes the bins, takes
-# memory that grows with them: about 590 MB at the 216K fit rows of a 300K run (405 columns), most of that run's
-# budget of 1.5x one embeddings file. A model with more fit rows than SKETCH_ABOVE cuts its bins from a seeded
-# sample of SKETCH_ROWS of them instead (the full matrix takes the sample's cuts through XGBoost's `ref` and is
-# never sketched), with the accuracy of all rows' bins, within the spread over seeds (docs/speed-and-memory.md).
-# Up to SKETCH_ABOVE, every row's bins.
+# memory that grows with them: at 300K rows, most of the run's memory. A model with more fit rows than
+# SKETCH_ABOVE cuts its bins from a seeded sample of SKETCH_ROWS of them instead (the full matrix takes the
+# sample's cuts through XGBoost's `ref` and is never sketched), as accurate as all rows' bins within the spread
+# over seeds. Up to SKETCH_ABOVE, every row's bins. The peaks and the accuracy: docs/speed-and-memory.md.
 SKETCH_ABOVE = 100_000
-SKETCH_ROWS = 16_384        # one feature block; its sketch takes about 100 MB (the peaks: docs/speed-and-memory.md)
+SKETCH_ROWS = 16_384        # one feature block
 
 
 def parse_arguments(argv):

@@ -56,13 +56,13 @@ MODELS = [*enumerate(common.CLASS_NAMES), (None, "global")]  # (class, name): th
 # The combiner (8 coefficients) and the calibration (chosen by 5-fold cross-validation) are fitted on the
 # validation slice only when it has this many rows: fewer is under 4 rows a coefficient and 6 a fold, where the
 # leave-one-out penalty and the cross-validated choice that otherwise keep them safe are noise themselves. Then the
-# learned routing is the global regressor and the probabilities stay uncalibrated (60 input rows gave 5).
+# learned routing is the global regressor and the probabilities stay uncalibrated.
 MIN_FIT_ROWS = 30
 # The chance model's slope needs this many independent same-account (or same-company) pairs in the validation
 # slice: n tweets of an account make n(n-1)/2 pairs but only n-1 independent comparisons, and near even chances the
 # slope's standard error is about 2 / (sd(gap) * sqrt(comparisons)), +-0.28 on slopes near 1 for same-account gaps
-# of sd 0.5 over 200. Slopes from 4 pairs and from 1 came out -5.2 and 13.1. A slope of 0 or less (backwards) is
-# never kept either.
+# of sd 0.5 over 200; from a handful of pairs a slope is noise. A slope of 0 or less (backwards) is never kept
+# either (docs/evaluation.md, "Likes ranges and the chance to beat a draft").
 MIN_CHANCE_PAIRS = 200
 
 
@@ -166,8 +166,8 @@ def drafts_history(inputs, rows, keyed, groups, form):
     account, as for two drafts or two test tweets of it. The validation rows' own history is out of
     fold (01), each without its own fold's likes: a row with many likes tends to see a lower
     account mean than the others of its account, and the gaps it makes within an account run
-    backwards (the chance's slope on them came out -1.7 to -1.8 on three seeds of 20K Reddit rows,
-    against a test within-subreddit pairwise accuracy of 0.546). None without history features."""
+    backwards (measured in docs/evaluation.md, "Likes ranges and the chance to beat a draft").
+    None without history features."""
     if "history" not in groups:
         return None
     history = features.lookup_history(keyed, tables.load_history_stats(),

@@ -205,8 +205,8 @@ def openvino_encoder(files, precision, threads=None):
                            pad_type_id=settings["pad_type_id"], pad_token=settings["pad_token"])
     core = openvino.Core()
     hint = "bf16" if precision == "openvino-bf16" else "f32"
-    # Batches sorted by length change shape ~once per length; caching kernels for every past shape
-    # cost ~230 MB of peak memory here and bought no speed.
+    # Batches sorted by length change shape ~once per length: caching kernels for every past shape
+    # costs peak memory and buys no speed.
     properties = {"INFERENCE_PRECISION_HINT": hint, "CPU_RUNTIME_CACHE_CAPACITY": 0}
     if threads is not None:  # a cluster worker's: the workers of one machine then share its cores
         properties["INFERENCE_NUM_THREADS"] = threads

@@ -31,8 +31,8 @@ import common
 from tweetlikes import encoder, features, pairs, tables, text
 
 FINETUNE_FOLDS = 3  # each fold model sees 2/3 of the training rows; 5 would cost 4 + 1 models' training, not 3 + 1
-TUNED_LAYERS = 2    # of MiniLM's 6: on 2 CPU cores ~30 texts/s trained, against ~10 when tuning all 6
-EPOCHS = 1          # 6,439 tweets (3 + 1 models, ~15,000 texts trained) then take ~10 minutes on 2 cores
+TUNED_LAYERS = 2    # of MiniLM's 6: the top two train about three times as fast as all six
+EPOCHS = 1          # 3 + 1 models, each seeing its rows once: minutes on 2 cores (docs/speed-and-memory.md)
 BATCH_SIZE = 32     # texts per training step: the usual for fine-tuning a sentence encoder
 ENCODER_LEARNING_RATE = 5e-5  # the tuned layers: pretrained weights, moved gently
 HEAD_LEARNING_RATE = 1e-3     # the head starts as a ridge fit (see train): refined, not learnt from scratch

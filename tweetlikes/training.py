@@ -67,8 +67,8 @@ def training_parser(doc, defaults=None):
     parser.add_argument("--sketch-above", type=common.non_negative_int, default=defaults.get("sketch_above"),
                         metavar="ROWS",
                         help="a model with more fit rows than this cuts its bins from a seeded sample of "
-                             "--sketch-rows of them, not from all (the sketch of all takes about 590 MB at 216K "
-                             "rows); 0 samples whenever a model has more than --sketch-rows (for measuring)" + follows)
+                             "--sketch-rows of them, not from all (the sketch of all takes memory that grows with "
+                             "them); 0 samples whenever a model has more than --sketch-rows (for measuring)" + follows)
     parser.add_argument("--sketch-rows", type=common.positive_int, default=defaults.get("sketch_rows"), metavar="N",
                         help="the size of that sample" + follows)
     cluster.add_cluster_argument(parser)
@@ -79,8 +79,8 @@ def training_parser(doc, defaults=None):
 # raises that threshold (up to 32 MB) whenever such a block is freed, and with it the free memory
 # it keeps. After the first feature block has come and gone, XGBoost's quantile sketch (hundreds
 # of MB of per-column buffers, grown and freed by its threads) would come from the heap, and what
-# it frees would stay in the process: about 290 MB more peak RSS at 300K rows. Training pins both
-# thresholds at glibc's default.
+# it frees would stay in the process, raising the peak memory (docs/speed-and-memory.md). Training
+# pins both thresholds at glibc's default.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's options, from glibc's malloc.h
 MALLOC_THRESHOLD = 128 * 1024
 
