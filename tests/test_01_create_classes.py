@@ -209,7 +209,7 @@ def test_columns_that_01_derives_are_not_overwritten(workdir, column):
 
 
 def test_01_refuses_its_own_output_naming_what_it_is(small_csv, workdir):
-    # Issue 28, case 13: it listed 31 derived columns and said "rename them".
+    # As a tester found it: it listed 31 derived columns and said "rename them".
     run("01_create_classes", "--input", small_csv)
     message = expect_error(f"{common.CLASSED_CSV} is 01's own output", "01_create_classes", "--input",
                            common.CLASSED_CSV)
@@ -217,7 +217,7 @@ def test_01_refuses_its_own_output_naming_what_it_is(small_csv, workdir):
 
 
 def test_01_refuses_a_predictions_file(workdir):
-    # Issue 28, case 7: 01-04 trained on 05's predictions, and 05 ended in a pandas traceback.
+    # As a tester found it: 01-04 trained on 05's predictions, and 05 ended in a pandas traceback.
     tweets(100).assign(predicted_class=0, probability_common=1.0, probability_popular=0.0, probability_viral=0.0,
                        predicted_likes=3.0, expected_likes=4.0).to_csv("preds.csv", index=False)
     message = expect_error("preds.csv is 05's predictions file", "01_create_classes", "--input", "preds.csv")

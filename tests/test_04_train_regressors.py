@@ -126,7 +126,7 @@ def test_models_of_different_feature_sets_are_not_mixed(pipeline_copy):
 
 @pytest.mark.slow
 def test_a_seed_other_than_the_classifiers_is_refused_with_the_command_that_agrees(pipeline_copy):
-    # Issue 28, case 2: `04 --seed 7` after 03b's 42 fitted the combiner and calibration on rows the
+    # As a tester found it: `04 --seed 7` after 03b's 42 fitted the combiner and calibration on rows the
     # classifier trained on, without a word.
     before = {path.name: path.read_bytes() for path in pipeline_copy.iterdir()}
     message = expect_error(f"--seed 7, but 03b trained {common.CLASSIFIER} with --seed 42", "04_train_regressors",
@@ -137,7 +137,7 @@ def test_a_seed_other_than_the_classifiers_is_refused_with_the_command_that_agre
 
 @pytest.mark.slow
 def test_04_follows_the_classifiers_features_and_seed(pipeline_copy):
-    # Issue 28, case 8: `03b --features history`, then plain 04, said "rerun 03b".
+    # As a tester found it: `03b --features history`, then plain 04, said "rerun 03b".
     run("03b_train_classifier_improved", "--features", "history", "--seed", "3", "--text-form", "none")
     run("04_train_regressors")
     meta = models.load_artifact(common.GLOBAL_REGRESSOR, {})["meta"]

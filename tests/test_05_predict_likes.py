@@ -261,7 +261,6 @@ def test_a_draft_runs_in_a_read_only_trained_folder(pipeline_copy, monkeypatch, 
     (["--text", "caf\udce9"], "--text is not valid UTF-8"),  # how Python hands over the byte 0xe9
     (["--output", ""], "names no file"),
     (["--text", "hi", "--output", "pipe"], "pipe: it is not a regular file"),  # the rename would replace it
-    # Issue 28, cases 1, 3 and 4.
     (["--text", "hi", "--username", "adobe", "--output", "link.csv"], "link.csv: it is a link (to precious.txt)"),
     (["--text", "hi", "--output", "newdir/"], "'newdir/': it ends in '/', so it names a folder"),
     (["--input", "new.csv", "--output", "preds.xlsx"], "the output is CSV text; name it preds.csv"),
@@ -567,7 +566,7 @@ def test_a_drafts_file_cell_is_checked_as_its_option_is(pipeline_copy, tmp_path,
     (["--text", "a", "--date", "next tuesday"], "expected an ISO 8601 time"),
     (["--text", "a", "--date", "2999-01-01T00:00:00Z"], "between the years 1677 and 2262"),
     (["--drafts", "."], "it is a folder"),
-    # Issue 28, case 6: a week past the dates pandas holds was scored as 167 hours of unknown time.
+    # As a tester found it: a week past the dates pandas holds was scored as 167 hours of unknown time.
     (["--text", "a", "--when", "--date", "2262-04-11T23:00:00Z"], "runs past 2262-04-11 23:47, the last time"),
     (["--text", "a", "--when", "--date", "2262-04-05T00:00:00"], "give an earlier --date"),
 ])
@@ -578,7 +577,7 @@ def test_draft_settings_are_checked_before_any_work(workdir, capsys, args, messa
 
 
 def test_when_takes_a_drafts_file_that_holds_one_draft(workdir):
-    # Issue 28, case 12: "give one --text", although the file held one draft.
+    # As a tester found it: "give one --text", although the file held one draft.
     write_csv(workdir / "one.txt", "New brushes <hyperlink>\n\n")
     write_csv(workdir / "two.csv", "content\nfirst\nsecond\n")
     expect_error("--when scores one draft at every hour of the week, and --drafts two.csv gives 2: give one",
@@ -588,7 +587,7 @@ def test_when_takes_a_drafts_file_that_holds_one_draft(workdir):
 
 
 def test_a_drafts_csv_naming_content_twice_is_refused_as_such(workdir):
-    # Issue 28, case 14: "column(s) ['content.1'] are not draft settings".
+    # As a tester found it: "column(s) ['content.1'] are not draft settings".
     write_csv(workdir / "twice.csv", "content,content\nfirst,second\n")
     expect_error("twice.csv has more than one column named ['content']", "05_predict_likes", "--drafts", "twice.csv")
     write_csv(workdir / "semicolons.csv", "content;media\nhello, world;photo\nbye;\n")  # its delimiter, found
@@ -599,7 +598,7 @@ def test_a_drafts_csv_naming_content_twice_is_refused_as_such(workdir):
 
 
 def test_training_rows_without_likes_claim_no_figures(capsys):
-    # Issue 28, case 15: "the figures are partly in-sample", with no figures at all.
+    # As a tester found it: "the figures are partly in-sample", with no figures at all.
     _, known, in_sample = predict_likes.known_likes(pd.DataFrame({"likes": [None, None]}), np.array([True, False]),
                                                     False)
     assert not known.any() and in_sample == 0

@@ -71,7 +71,7 @@ def test_a_failed_write_keeps_the_previous_file(workdir):
 
 
 def test_a_link_at_an_output_is_refused_never_replaced(workdir):
-    # Issue 28, case 1: a link at the output was replaced by a file, its target left as it was.
+    # As a tester found it: a link at the output was replaced by a file, its target left as it was.
     (workdir / "precious.txt").write_text("mine")
     (workdir / "folder").mkdir()
     for target in ("precious.txt", "folder", "gone.txt"):  # a file, a folder, nothing (a dangling link)
@@ -84,7 +84,7 @@ def test_a_link_at_an_output_is_refused_never_replaced(workdir):
 
 
 def test_an_output_ending_in_a_slash_names_a_folder(workdir):
-    # Issue 28, case 3: `--output newdir/` wrote a file named newdir.
+    # As a tester found it: `--output newdir/` wrote a file named newdir.
     for path in ("newdir/", "folder/"):
         with pytest.raises(SystemExit, match=f"cannot write '{path}': it ends in '/', so it names a folder"):
             common.check_writable([path])
@@ -92,7 +92,7 @@ def test_an_output_ending_in_a_slash_names_a_folder(workdir):
 
 
 def test_a_user_named_output_is_named_as_csv(workdir):
-    # Issue 28, case 4: `--output preds.xlsx` was CSV text in a file Excel opens as a broken workbook.
+    # As a tester found it: `--output preds.xlsx` was CSV text in a file Excel opens as a broken workbook.
     for path, name in (("preds.xlsx", "preds.csv"), ("preds.xls", "preds.csv"), ("preds", "preds.csv"),
                        ("out.tsv", "out.csv")):
         with pytest.raises(SystemExit, match=f"cannot write {path}: the output is CSV text; name it {name}"):
@@ -282,7 +282,6 @@ runpy.run_path(script, run_name="__main__")
 
 
 def test_ctrl_c_after_the_receipt_is_still_one_line(workdir):
-    # Issue 28, case 17.
     done = run_python(CTRL_C_WHILE_SHUTTING_DOWN, PROJECT_DIR / "01_create_classes.py", cwd=workdir, timeout=120)
     assert done.stdout.splitlines()[-1].startswith(f"wrote {common.CLASSED_CSV}")  # the run had finished
     assert done.returncode == 130, done.stderr

@@ -34,7 +34,7 @@ def test_known_errors():
 
 
 def test_likes_all_the_same_have_no_spearman_and_no_warning(capsys):
-    # Issue 28, case 16: scipy's ConstantInputWarning, with a source path and a line of code.
+    # As a tester found it: scipy's ConstantInputWarning, with a source path and a line of code.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         scores = report.regression_metrics(np.array([0.5, 1.0, 2.0]), np.zeros(3), np.zeros(3, int), np.log1p(500))

@@ -210,7 +210,7 @@ def test_a_trailing_comma_on_every_row_is_dropped_and_said(workdir, header_too, 
 
 @pytest.mark.parametrize("sep, name", [("\t", "tab"), (";", "semicolon"), ("|", "pipe")])
 def test_a_file_of_another_delimiter_is_read_as_such_and_said(workdir, sep, name):
-    # Issue 28, case 9: a semicolon-separated file was read as one column, refused for a row "of 2 cells".
+    # As a tester found it: a semicolon-separated file was read as one column, refused for a row "of 2 cells".
     rows = [row.replace("tweet", "a tweet, this one") for row in ROWS]  # commas inside the cells too
     write_csv(workdir / "other.csv", (HEADER + "".join(rows)).replace(",", sep).replace(f"a tweet{sep} this one",
                                                                                         "a tweet, this one"))
@@ -221,7 +221,7 @@ def test_a_file_of_another_delimiter_is_read_as_such_and_said(workdir, sep, name
 
 
 def test_a_header_below_titles_is_found(workdir):
-    # Issue 28, case 10: a workbook whose header is on row 4 was read as columns 'Unnamed: 0', ....
+    # As a tester found it: a workbook whose header is on row 4 was read as columns 'Unnamed: 0', ....
     frame = pd.read_csv(io.StringIO(HEADER + "".join(ROWS)), dtype=str)
     with pd.ExcelWriter(workdir / "titled.xlsx") as writer:
         pd.DataFrame([["Tweets, March"], [None], ["exported by the team"]]).to_excel(writer, index=False,
@@ -245,7 +245,7 @@ def test_a_column_named_twice_is_refused_not_read_as_a_copy(workdir):
 
 
 def test_a_csv_named_xlsx_says_to_rename_it(workdir):
-    # Issue 28, case 11: "Excel file format cannot be determined, you must specify an engine manually".
+    # As a tester found it: "Excel file format cannot be determined, you must specify an engine manually".
     write_csv(workdir / "tweets.xlsx", HEADER + "".join(ROWS))
     with pytest.raises(SystemExit, match="could not read tweets.xlsx: it is text, not an Excel workbook \\(a CSV "
                                          "named .xlsx\\?\\); rename it to tweets.csv"):
