@@ -151,7 +151,8 @@ def save_embeddings(matrices, wanted, old_meta, extra):
 
 def main(argv=None):
     args = parse_arguments(argv)
-    common.check_writable([*PATHS.values(), common.EMBEDDINGS_META, *([common.FINETUNED_SCORES] if args.finetune else [])])
+    common.check_writable([*PATHS.values(), common.EMBEDDINGS_META,
+                           *([common.FINETUNED_SCORES] if args.finetune else [])])
     with folder_lock():  # Ctrl-C: common.run says so; finished chunks stay for the rerun
         table, info = generate(args)
         if args.finetune:
@@ -175,7 +176,8 @@ def generate(args):
                      "model": args.model, "mode": mode,
                      "template": tables.COMBINED_TEMPLATE if kind == "combined" else "{content}"}
               for kind in PATHS}
-    reasons = {kind: "--force" if args.force else why_embeddings_stale(PATHS[kind], wanted[kind], old_meta.get(kind, {}))
+    reasons = {kind: "--force" if args.force else
+               why_embeddings_stale(PATHS[kind], wanted[kind], old_meta.get(kind, {}))
                for kind in PATHS}
     stale = [kind for kind in PATHS if reasons[kind]]
     if not stale:

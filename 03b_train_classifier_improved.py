@@ -140,7 +140,8 @@ def choose_text_form(requested, inputs, groups, text_rows, rows, trainer):
             print(f"  {form:10s} {error:.3f}  ({X.width} columns)")
     chosen = min(candidates, key=lambda form: scores[form]["validation_log_rmse"]) if scores else candidates[0]
     if chosen == "finetuned":  # the scores travel with the classifier, and the record of the weights new tweets need
-        text_model.update(finetuned=finetuned, finetuned_record=common.read_json(common.EMBEDDINGS_META)[finetune.RECORD])
+        text_model.update(finetuned=finetuned,
+                          finetuned_record=common.read_json(common.EMBEDDINGS_META)[finetune.RECORD])
     return chosen, text_model, scores
 
 
@@ -209,7 +210,8 @@ def main(argv=None):
         on_cluster = cluster.cluster_record(args.cluster, client)
     device, sample = trainer.device, training.sketch_sample(len(fit_rows), settings)
     print(f"trained on {device}{' on the cluster' if client else ''}: best round {model.best_iteration + 1} "
-          f"of {settings['n_estimators']}" + (f"; bins cut from a seeded sample of {sample} fit rows" if sample else ""))
+          f"of {settings['n_estimators']}"
+          + (f"; bins cut from a seeded sample of {sample} fit rows" if sample else ""))
 
     # 5. How it does on the test rows, then the model file with everything it was made from (and
     #    the text model the other stages read the text through).

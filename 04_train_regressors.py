@@ -196,8 +196,8 @@ def print_routing(combiner, rows):
               + ", ".join(f"{name} {value:.3f}" for name, value in combiner["validation_log_rmse"].items()))
     chance = combiner["pair_chance"]["learned"]
     print(f"chance of beating another draft fitted on {chance['pairs']} same-{combiner['pair_chance']['within']} "
-          f"pairs ({chance['independent_pairs']} independent), with a draft's history: slope {chance['slope']:.2f}" if chance["slope"] else
-          f"no chance of beating another draft: {chance['why']}")
+          f"pairs ({chance['independent_pairs']} independent), with a draft's history: slope {chance['slope']:.2f}"
+          if chance["slope"] else f"no chance of beating another draft: {chance['why']}")
     groups = combiner["intervals"]["routings"]["learned"]
     print(f"likes ranges: conformal residuals of the {rows} validation rows, per group of {intervals.MIN_GROUP_ROWS} "
           f"rows or more (predicted class, seen or unseen account and company): "

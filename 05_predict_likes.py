@@ -207,7 +207,8 @@ def predictions(original, rows, predicted):
                           "predicted_likes": models.likes(log_likes),
                           "likes_low": served.likes_low, "likes_high": served.likes_high,
                           "expected_likes": np.clip(np.exp(log_likes) * served.smearing - 1, 0, None).round(1),
-                          **{f"why_{group}": values.round(4) for group, values in (predicted.explanation or {}).items()}},
+                          **{f"why_{group}": values.round(4)
+                             for group, values in (predicted.explanation or {}).items()}},
                          index=rows)
     return original.join(added)
 
@@ -244,7 +245,8 @@ def advise_drafts(args, settings, to_predict, predicted, run):
     served = predicted.served
     drafted = advice.Drafted(to_predict.tweets, to_predict.inputs, predicted.outputs,
                              predicted.by_routing[served.routing],
-                             [intervals.range_text(low, high) for low, high in zip(served.likes_low, served.likes_high)])
+                             [intervals.range_text(low, high)
+                              for low, high in zip(served.likes_low, served.likes_high)])
     found = advice.tell(settings, drafted, run, to_predict.train)
     if args.output is not None:
         table = advice.output_table(predictions(to_predict.original[0], to_predict.tweets.index, predicted), found,

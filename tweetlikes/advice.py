@@ -94,8 +94,9 @@ def tell(settings, drafted, run, train):
     if settings.when:  # within an account, or a company where the training rows name no account (pairs.pair_keys)
         keys, within = pairs.pair_keys(train)
         account = drafted.tweets["username" if within == "account" else "company"].iloc[0]
-        describe_week(account, found.predicted_log[0], timing.effects(keys, train_days, np.log1p(train["likes"]), account),
-                      drafted.tweets["date"].iloc[0], settings.tz)  # the draft's own date: its prediction's
+        effects = timing.effects(keys, train_days, np.log1p(train["likes"]), account)
+        describe_week(account, found.predicted_log[0], effects, drafted.tweets["date"].iloc[0],  # its prediction's
+                      settings.tz)
     typed = {"username": settings.drafts.username, "company": settings.drafts.company}
     for line in names_lines(typed, drafted.tweets.iloc[0], run.stats, run.info["history_prior"]):
         print(line)
@@ -318,9 +319,10 @@ def setting_notes(tweets, read_columns, train_days, date_given):
         for beyond, years, edge, side in ((days > last + span, days.max() - last, last, "after the last"),
                                           (days < first - span, first - days.min(), first, "before the first")):
             if beyond.any():
+                edge_date = pd.Timestamp(edge * features.SECONDS_PER_DAY, unit="s")
                 notes.append(f"{'a draft goes' if beyond.sum() == 1 else 'drafts go'} out {years / 365.25:.1f} years "
-                             f"{side} training tweet ({pd.Timestamp(edge * features.SECONDS_PER_DAY, unit='s'):%Y-%m-%d}), "
-                             "further than the training tweets span: the time inputs are extrapolated")
+                             f"{side} training tweet ({edge_date:%Y-%m-%d}), further than the training tweets span: "
+                             "the time inputs are extrapolated")
     if not date_given and "time_hour" in read_columns:
         notes.append("posting time: now (set --date to choose another)")
     return notes

@@ -4,7 +4,8 @@ columns carry, and the model input built from them a block of rows at a time.
 - Groups: `text` (the embeddings, in the form tweetlikes.text names), `history` (per-account and
   per-company likes on training rows), and the signal groups `surface`, `media`, `time`, `reply`
   and `wording` (choices a writer makes: length against the account's usual, a question, a call to
-  action, numbers, first and second person, capitals), each on when its column is in the input. `--features` of 03b and 04 picks among them (parse_features).
+  action, numbers, first and second person, capitals), each on when its column is in the input.
+  `--features` of 03b and 04 picks among them (parse_features).
 - History: 01 computes it out of fold for training rows (see there); lookup_history gives new
   rows the statistics of all training rows, and the prior to unseen accounts.
 - Signals: counted from the raw columns; a cell that can't be read is missing (NaN, which XGBoost

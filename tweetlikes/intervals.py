@@ -124,7 +124,8 @@ def log_bounds(record, routing, level, predicted_log, keys):
             found = groups.get(str(group), {"offsets": [None] * len(LEVELS)})["offsets"][which]
             if found is not None:
                 rows = (level_keys == group) & (used == "")
-                low[rows], high[rows], used[rows] = predicted_log[rows] + found[0], predicted_log[rows] + found[1], group
+                low[rows], high[rows] = predicted_log[rows] + found[0], predicted_log[rows] + found[1]
+                used[rows] = group
     return low, high, used
 
 

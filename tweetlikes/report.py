@@ -29,7 +29,7 @@ class Scored(NamedTuple):
     actual: np.ndarray      # their likes
     outputs: models.ModelOutputs
     by_routing: dict        # log1p(likes) by each of models.ROUTINGS
-    explanation: dict       # per explanation group, the contributions of the rows or of a sample of them (models.explain)
+    explanation: dict       # per explanation group, the contributions of the rows or a sample of them (models.explain)
     served: intervals.Served  # their ranges
 
 
