@@ -40,7 +40,6 @@ import common  # first: it makes a Ctrl-C while the rest imports one line too
 
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -83,17 +82,9 @@ def xgboost_settings(args):
             "sketch_above": args.sketch_above, "sketch_rows": args.sketch_rows}
 
 
-class TextRows(NamedTuple):
-    """What the choice of text form reads of the training rows (read_rows)."""
-    log_likes: np.ndarray  # log1p(likes) of every row
-    keys: np.ndarray       # the key of each row's pairs, and its copy key (text.row_keys)
-    copies: np.ndarray
-    finetuned: object      # 02 --finetune's scores of every row, or None where they are not to be tried
-
-
 def read_rows(args):
     """The training inputs (training.read_training_inputs) and, in the same one pass over the
-    classed CSV, TextRows when the text is read (None when not): the rows' pair and copy keys,
+    classed CSV, text.TextRows when the text is read (None when not): the rows' pair and copy keys,
     and 02 --finetune's scores when they are to be tried (fine_tuned_scores reads the content)."""
     info = tables.check_classed()
     finetuned_wanted = args.text_form == "finetuned" or (args.text_form == "auto" and
@@ -106,43 +97,9 @@ def read_rows(args):
         return table, inputs, provenance, None
     keys, copies = text.row_keys([(hashes, accounts) for hashes, accounts, _ in kept])
     finetuned = fine_tuned_scores(args.text_form, table, kept, info) if finetuned_wanted else None
-    return table, inputs, provenance, TextRows(np.log1p(table["likes"].to_numpy(dtype=float)), keys, copies, finetuned)
-
-
-def choose_text_form(requested, inputs, groups, text_rows, rows, trainer):
-    """The form of the text (features.TEXT_FORMS) whose global regressor, fitted on the fit rows,
-    errs least in log1p(likes) on the validation slice, `none` among them, so the text is used
-    only in a form that pays on these training rows; with the fitted text model (text.fit) and
-    each form's validation RMSE. `requested` is --text-form, `rows` (fit rows, validation rows).
-    (Not pairwise accuracy: two training rows of one account hold out-of-fold history from
-    different folds, which orders them backwards, so it would mislead.)"""
-    if text_rows is None:
-        return "none", None, {}
-    log_likes, finetuned = text_rows.log_likes, text_rows.finetuned
-    text_model = text.fit(inputs["content"].embeddings, log_likes, text_rows.keys, text_rows.copies, rows,
-                          trainer.settings["seed"])
-    candidates = [form for form in features.TEXT_FORMS if form != "finetuned" or finetuned is not None] \
-        if requested == "auto" else [requested]
-    if tuple(groups) == ("text",):  # --features seed, the original design: the raw embeddings alone
-        candidates = ["raw"] if requested == "auto" else candidates
-        if candidates == ["none"]:
-            common.fail("--text-form none with --features seed leaves no input for the models")
-    scores = {}
-    if len(candidates) > 1:
-        fit_rows, validation_rows = rows
-        print(f"text form, by its global regressor's log1p RMSE on the {len(validation_rows)} validation rows:")
-        for form in candidates:
-            X = text.text_form_inputs(inputs, groups, form, {**text_model, "finetuned": finetuned})["combined"]
-            model = training.train_xgboost(trainer, "regressor",
-                                           training.TrainingSet(X, log_likes, fit_rows, validation_rows))
-            error = models.rmse(training.predict_rows(model.predict, X, validation_rows), log_likes[validation_rows])
-            scores[form] = {"validation_log_rmse": error, "columns": X.width}
-            print(f"  {form:10s} {error:.3f}  ({X.width} columns)")
-    chosen = min(candidates, key=lambda form: scores[form]["validation_log_rmse"]) if scores else candidates[0]
-    if chosen == "finetuned":  # the scores travel with the classifier, and the record of the weights new tweets need
-        text_model.update(finetuned=finetuned,
-                          finetuned_record=common.read_json(common.EMBEDDINGS_META)[finetune.RECORD])
-    return chosen, text_model, scores
+    record = common.read_json(common.EMBEDDINGS_META)[finetune.RECORD] if finetuned is not None else None
+    return table, inputs, provenance, text.TextRows(np.log1p(table["likes"].to_numpy(dtype=float)), keys, copies,
+                                                    finetuned, record)
 
 
 def fine_tuned_scores(text_form, table, kept, info):
@@ -194,7 +151,7 @@ def main(argv=None):
     with cluster.cluster(args.cluster) as client:
         trainer = training.Trainer(settings, training.xgboost_device(), client)
         # 2. The form of the text that pays on these training rows, chosen on the validation slice.
-        text_form, text_model, text_scores = choose_text_form(args.text_form, inputs, provenance["features"],
+        text_form, text_model, text_scores = text.choose_form(args.text_form, inputs, provenance["features"],
                                                               text_rows, (fit_rows, validation_rows), trainer)
         X = text.text_form_inputs(inputs, provenance["features"], text_form, text_model)["content"]
         print(f"text form: {text_form}" + (" (chosen on the validation slice)" if text_scores else ""))

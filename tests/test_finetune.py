@@ -210,8 +210,8 @@ def test_the_fine_tuned_form_runs_through_03b_04_and_05(finetuned_copy, capsys):
     table, _ = tables.load_classed()
     test_rows = np.flatnonzero(table["split"] == "test")
     tweets = table.iloc[test_rows].reset_index(drop=True)
-    as_test_rows = models.with_text_columns(tweets, classifier, None, test_rows, out_of_fold=True)
+    as_test_rows = text.with_text_columns(tweets, classifier, None, test_rows, out_of_fold=True)
     assert np.array_equal(as_test_rows["text_finetuned"], written[test_rows])
-    as_new = models.with_text_columns(tweets, classifier, None, np.arange(len(tweets)), out_of_fold=False,
-                                       device="cpu")
+    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], "cpu")(tweets["content"])
+    as_new = text.with_text_columns(tweets, classifier, None, np.arange(len(tweets)), False, new_scores)
     assert as_new["text_finetuned"].to_numpy() == pytest.approx(written[test_rows], abs=1e-5)

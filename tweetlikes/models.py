@@ -1,7 +1,6 @@
 """Model bundles and what 05 does with them: the .joblib files of 03b and 04 (a booster in
-XGBoost's own format beside its provenance, checked on loading), the text as the classifier's
-bundle says to read it, the predictions of the five models on some rows (ModelOutputs), and the
-routings that turn them into one log1p(likes).
+XGBoost's own format beside its provenance, checked on loading), the predictions of the five
+models on some rows (ModelOutputs), and the routings that turn them into one log1p(likes).
 """
 import functools
 import hashlib
@@ -10,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
-from tweetlikes import calibration, encoder, features, finetune, intervals, pairs, text
+from tweetlikes import calibration, features, intervals, pairs
 
 
 def load_artifact(path, expect):
@@ -131,22 +130,6 @@ def load_run(info, stats):
     check_provenance(common.COMBINER, {"seed": combiner.get("settings", {}).get("seed")},
                      {"seed": classifier["meta"]["settings"]["seed"]})
     return Run(info, stats, Trained(classifier, regressors, global_regressor), combiner)
-
-
-# ------------------------------------------------------------------- the text, as the classifier reads it
-# (whether it is read, and the line that says how: text.reads_text, text.text_form_line)
-
-def with_text_columns(tweets, classifier, content, rows, out_of_fold, device=None):
-    """`tweets` with the columns of the classifier's text form (text.columns) for `rows` of the
-    `content` embeddings, for the forms that have columns; new tweets (not `out_of_fold`) in the
-    fine-tuned form are scored by 02 --finetune's model on `device`."""
-    form = classifier["meta"]["text_form"]
-    if not features.TEXT_COLUMNS[form]:
-        return tweets
-    new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], encoder.pick_device(device))(
-        tweets["content"]) if form == "finetuned" and not out_of_fold else None
-    return tweets.join(text.columns(form, classifier["text"], content, rows, new_scores, out_of_fold)
-                       .set_axis(tweets.index))
 
 
 def load_booster(bundle):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import drafts, encoder, features, models, tables, text
+from tweetlikes import drafts, encoder, features, finetune, models, tables, text
 
 # What is kept of the classed CSV's test rows: the texts (the training rows among them, the report's accounts),
 # likes and class (the report) and the features; their other columns go straight from the file to the
@@ -75,7 +75,7 @@ def test_rows(trained):
                                                        "embedding_mode": meta["mode"]})
         embeddings[kind] = matrix.filename  # its path: rows are read a window of the file at a time
     if embeddings:
-        tweets = models.with_text_columns(tweets, trained.classifier, embeddings["content"], rows, out_of_fold=True)
+        tweets = text.with_text_columns(tweets, trained.classifier, embeddings["content"], rows, out_of_fold=True)
     return Rows(tweets, test_rows_original(), model_inputs(tweets, embeddings, trained.meta, rows), train,
                 np.isin(text.copy_keys(tweets), train_keys), f"test rows of {common.CLASSED_CSV}")
 
@@ -107,10 +107,12 @@ def new_tweets(request, run, client):
     embeddings, classifier = {}, run.trained.classifier
     if text.reads_text(classifier):
         # The fine-tuned form scores the texts with its own tuned model: MiniLM's embeddings go unread.
-        embeddings = {} if run.trained.meta["text_form"] == "finetuned" else embed(tweets, request, run.trained.meta,
-                                                                                   client)
-        tweets = models.with_text_columns(tweets, classifier, embeddings.get("content"), np.arange(len(tweets)),
-                                          out_of_fold=False, device=request.device)
+        finetuned = run.trained.meta["text_form"] == "finetuned"
+        embeddings = {} if finetuned else embed(tweets, request, run.trained.meta, client)
+        new_scores = finetune.load_scorer(classifier["text"]["finetuned_record"], encoder.pick_device(request.device))(
+            tweets["content"]) if finetuned else None
+        tweets = text.with_text_columns(tweets, classifier, embeddings.get("content"), np.arange(len(tweets)),
+                                        out_of_fold=False, new_scores=new_scores)
     return tweets, original, model_inputs(tweets, embeddings, run.trained.meta)
 
 

@@ -1,5 +1,6 @@
-"""The text as model input (features.TEXT_FORMS), in the form that pays on the training rows at hand (03b chooses it on
-the validation slice; 04 and 05 use its choice):
+"""The text as model input: its forms, fitted on the training rows, read as columns, and chosen
+by 03b on the validation slice (04 and 05 use its choice). The forms' names and column names are
+features.TEXT_FORMS and TEXT_COLUMNS, where the model input is laid out.
 
 - `raw`: the 384 embedding columns (content ones for the classifier, content+company+username
   ones for the regressors), as the seed design feeds them;
@@ -7,7 +8,8 @@ the validation slice; 04 and 05 use its choice):
   training rows;
 - `score`: a ridge regression of the content embeddings on what the wording adds to the account's
   typical likes (the residual below), out of fold (the validation slice from the fit rows alone);
-- `finetuned`: that residual predicted by MiniLM fine-tuned on it (02 --finetune), out of fold;
+- `finetuned`: that residual predicted by MiniLM fine-tuned on it (02 --finetune, whose model
+  tweetlikes.finetune trains with this module's residuals and folds), out of fold;
 - `none`: no text.
 
 The residual of a tweet is its log1p(likes) less the smoothed mean log1p(likes) of its account
@@ -21,16 +23,14 @@ training row.
 Everything here streams the embeddings a block of rows at a time (given the path of a .npy, a
 window of the file at a time: features.mapped_rows): the ridge and the principal components need
 only 385 x 385 sums.
-
-Here too: the model input in a form (text_form_inputs), the rows' pair and copy keys as 03b's one
-pass over the classed CSV streams them (row_keys), and how the trained models read the text
-(reads_text, text_form_line; models.with_text_columns adds its columns to new rows, as it needs
-the fine-tuned scorer, and tweetlikes.finetune builds on this module).
 """
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
-from tweetlikes import features, pairs
+import common
+from tweetlikes import features, models, pairs, training
 
 SCORE_FOLDS = 5       # the out-of-fold ridges see 80% of the training rows, near the test rows' 100%
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)  # chosen per ridge by generalised cross-validation on its own rows
@@ -143,6 +143,9 @@ def score_rows(ridge, embeddings, rows):
                           or [np.zeros(0)])
 
 
+# -------------------------------------------- reading: the form's columns, as the models read them
+
+
 def columns(form, fitted, embeddings, rows, new_scores=None, out_of_fold=True):
     """The table columns of `form` for `rows` of `embeddings` (content ones). Rows of the classed
     CSV (`out_of_fold`): the training rows' out-of-fold scores, the ridge on every training row
@@ -166,6 +169,16 @@ def columns(form, fitted, embeddings, rows, new_scores=None, out_of_fold=True):
     return pd.DataFrame(values.astype(np.float32), columns=features.TEXT_COLUMNS[form])
 
 
+def with_text_columns(tweets, classifier, content, rows, out_of_fold, new_scores=None):
+    """`tweets` with the columns of the classifier's text form (columns) for `rows` of the
+    `content` embeddings, for the forms that have columns; new tweets (not `out_of_fold`) in the
+    fine-tuned form take `new_scores`, 02 --finetune's model's (finetune.load_scorer)."""
+    form = classifier["meta"]["text_form"]
+    if not features.TEXT_COLUMNS[form]:
+        return tweets
+    return tweets.join(columns(form, classifier["text"], content, rows, new_scores, out_of_fold).set_axis(tweets.index))
+
+
 def text_form_inputs(inputs, groups, form, text_model):
     """The model input of each embedding kind with the text in `form`: `inputs` themselves for the
     raw embeddings, else the form's columns (columns, out of fold for training rows; the
@@ -180,26 +193,10 @@ def text_form_inputs(inputs, groups, form, text_model):
     return {kind: features.ModelInput(None, values) for kind in inputs}
 
 
-def accounts_of(chunk):
-    """A chunk of the classed CSV's username and company as categoricals: its rows share one string
-    per account (300K rows hold ~5 MB, not ~60), for accounts to join."""
-    return {column: pd.Categorical(chunk[column]) for column in ("username", "company")}
-
-
-def accounts(parts):
-    """The username and company of every row, as text, from accounts_of of each chunk in order."""
-    shared = {column: pd.api.types.union_categoricals([part[column] for part in parts])
-              for column in ("username", "company")}
-    return pd.DataFrame({column: np.asarray(values.categories, dtype=object)[values.codes]
-                         for column, values in shared.items()}, dtype=object)
-
-
-def row_keys(parts):
-    """For every row of the classed CSV, from (copy_keys, accounts_of) of each chunk in order, as
-    it streams past: the key of its pairs (pairs.pair_keys: the account, or the company without
-    usernames) and its copy key (copy_keys)."""
-    keys, _ = pairs.pair_keys(accounts([part for _, part in parts]))
-    return keys, np.concatenate([hashes for hashes, _ in parts])
+def reads_text(classifier):
+    """Whether the models read the text, and so its embeddings: `text` among the features, in a
+    form other than none."""
+    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
 
 
 def text_form_line(meta):
@@ -213,7 +210,70 @@ def text_form_line(meta):
     return f"text read as: {meta['text_form']} ({why})"
 
 
-def reads_text(classifier):
-    """Whether the models read the text, and so its embeddings: `text` among the features, in a
-    form other than none."""
-    return "text" in classifier["meta"]["features"] and classifier["meta"]["text_form"] != "none"
+# ------------------------------------------------------------------------- choosing the form (03b)
+
+
+class TextRows(NamedTuple):
+    """What the choice of text form reads of the training rows (03b reads them in its one pass)."""
+    log_likes: np.ndarray  # log1p(likes) of every row
+    keys: np.ndarray       # the key of each row's pairs, and its copy key (text.row_keys)
+    copies: np.ndarray
+    finetuned: object      # 02 --finetune's scores of every row, or None where they are not to be tried
+    finetuned_record: dict  # with them, 02's record of the tuned weights (finetune.RECORD), which new tweets need
+
+
+def choose_form(requested, inputs, groups, text_rows, rows, trainer):
+    """The form of the text (features.TEXT_FORMS) whose global regressor, fitted on the fit rows,
+    errs least in log1p(likes) on the validation slice, `none` among them, so the text is used
+    only in a form that pays on these training rows; with the fitted text model (fit) and
+    each form's validation RMSE. `requested` is --text-form, `rows` (fit rows, validation rows).
+    (Not pairwise accuracy: two training rows of one account hold out-of-fold history from
+    different folds, which orders them backwards, so it would mislead.)"""
+    if text_rows is None:
+        return "none", None, {}
+    log_likes, finetuned = text_rows.log_likes, text_rows.finetuned
+    text_model = fit(inputs["content"].embeddings, log_likes, text_rows.keys, text_rows.copies, rows,
+                          trainer.settings["seed"])
+    candidates = [form for form in features.TEXT_FORMS if form != "finetuned" or finetuned is not None] \
+        if requested == "auto" else [requested]
+    if tuple(groups) == ("text",):  # --features seed, the original design: the raw embeddings alone
+        candidates = ["raw"] if requested == "auto" else candidates
+        if candidates == ["none"]:
+            common.fail("--text-form none with --features seed leaves no input for the models")
+    scores = {}
+    if len(candidates) > 1:
+        fit_rows, validation_rows = rows
+        print(f"text form, by its global regressor's log1p RMSE on the {len(validation_rows)} validation rows:")
+        for form in candidates:
+            X = text_form_inputs(inputs, groups, form, {**text_model, "finetuned": finetuned})["combined"]
+            model = training.train_xgboost(trainer, "regressor",
+                                           training.TrainingSet(X, log_likes, fit_rows, validation_rows))
+            error = models.rmse(training.predict_rows(model.predict, X, validation_rows), log_likes[validation_rows])
+            scores[form] = {"validation_log_rmse": error, "columns": X.width}
+            print(f"  {form:10s} {error:.3f}  ({X.width} columns)")
+    chosen = min(candidates, key=lambda form: scores[form]["validation_log_rmse"]) if scores else candidates[0]
+    if chosen == "finetuned":  # the scores travel with the classifier, and the record of the weights new tweets need
+        text_model.update(finetuned=finetuned, finetuned_record=text_rows.finetuned_record)
+    return chosen, text_model, scores
+
+
+def row_keys(parts):
+    """For every row of the classed CSV, from (copy_keys, accounts_of) of each chunk in order, as
+    it streams past: the key of its pairs (pairs.pair_keys: the account, or the company without
+    usernames) and its copy key (copy_keys)."""
+    keys, _ = pairs.pair_keys(accounts([part for _, part in parts]))
+    return keys, np.concatenate([hashes for hashes, _ in parts])
+
+
+def accounts_of(chunk):
+    """A chunk of the classed CSV's username and company as categoricals: its rows share one string
+    per account (300K rows hold ~5 MB, not ~60), for accounts to join."""
+    return {column: pd.Categorical(chunk[column]) for column in ("username", "company")}
+
+
+def accounts(parts):
+    """The username and company of every row, as text, from accounts_of of each chunk in order."""
+    shared = {column: pd.api.types.union_categoricals([part[column] for part in parts])
+              for column in ("username", "company")}
+    return pd.DataFrame({column: np.asarray(values.categories, dtype=object)[values.codes]
+                         for column, values in shared.items()}, dtype=object)
