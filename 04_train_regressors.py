@@ -270,12 +270,12 @@ def main(argv=None):
 
     # 3. The calibration, the learned routing and the chance that one draft beats another, fitted
     #    on the validation slice that none of the models was fitted on.
-    trained = (classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"])
+    trained = models.Trained(classifier, [bundles[name] for name in common.CLASS_NAMES], bundles["global"])
     validation_inputs = inputs["content"].block(validation_rows), X.block(validation_rows)
-    outputs = models.predict(*trained, *validation_inputs)
+    outputs = models.predict(trained, *validation_inputs)
     keyed, keys = validation_keys(kept, validation_rows)
     drafted = drafts_history(inputs, validation_rows, keyed, provenance["features"], text_form)
-    as_drafts = outputs if drafted is None else models.predict(*trained, *(drafted[kind].block(
+    as_drafts = outputs if drafted is None else models.predict(trained, *(drafted[kind].block(
         np.arange(len(validation_rows))) for kind in ("content", "combined")))
     combiner = fit_routing(outputs, table.iloc[validation_rows], keys, as_drafts, seed)
     combiner.update({"classifier_sha256": common.file_sha256(common.CLASSIFIER), **provenance, **on_cluster,

@@ -234,7 +234,7 @@ def predict_all(client, trained, X_classifier, X_regressor):
     a block of rows at a time."""
     if client is not None:
         return cluster.cluster_predict(client, trained, X_classifier, X_regressor)
-    return models.ModelOutputs.concatenate([models.predict(*trained, X_classifier.block(rows), X_regressor.block(rows))
+    return models.ModelOutputs.concatenate([models.predict(trained, X_classifier.block(rows), X_regressor.block(rows))
                                             for rows in X_classifier.blocks(np.arange(X_classifier.rows))])
 
 

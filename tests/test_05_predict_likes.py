@@ -382,7 +382,7 @@ def test_the_test_rows_streamed_give_the_file_the_whole_table_gives(pipeline_cop
     tweets, (X_classifier, X_regressor) = test.tweets, test.inputs
     every = np.arange(len(tweets))
     assert tweets["content"].tolist() == table.loc[table["split"] == "test", "content"].tolist()
-    outputs = models.calibrated(models.predict(*trained, X_classifier.block(every), X_regressor.block(every)), combiner)
+    outputs = models.calibrated(models.predict(trained, X_classifier.block(every), X_regressor.block(every)), combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
     groups = features.explanation_groups(trained.meta["features"], trained.meta["embedding_dim"],
                                          trained.meta["text_form"])
@@ -425,7 +425,7 @@ def test_contributions_sum_to_the_prediction(pipeline_dir, monkeypatch):
     trained, combiner = run_.trained, run_.combiner
     X_classifier, X_regressor = rows.test_rows(trained).inputs
     every = np.arange(X_regressor.rows)
-    outputs = models.calibrated(models.predict(*trained, X_classifier.block(every), X_regressor.block(every)), combiner)
+    outputs = models.calibrated(models.predict(trained, X_classifier.block(every), X_regressor.block(every)), combiner)
     by_routing = models.routed_log_likes(outputs, combiner)
     for routing in models.ROUTINGS:
         explanation = predict_likes.explain(trained, X_regressor, by_routing, outputs, routing, every)
@@ -635,7 +635,7 @@ def test_served_probabilities_are_the_calibrated_ones(pipeline_dir, monkeypatch)
     combiner = run_.combiner
     X_classifier, X_regressor = rows.test_rows(run_.trained).inputs
     every = np.arange(X_regressor.rows)
-    raw = models.predict(*run_.trained, X_classifier.block(every), X_regressor.block(every))
+    raw = models.predict(run_.trained, X_classifier.block(every), X_regressor.block(every))
     expected = calibration.apply(combiner["calibration"], raw.uncalibrated)
     served = pd.read_csv(pipeline_dir / common.PREDICTIONS)[[f"probability_{n}" for n in common.CLASS_NAMES]]
     assert np.abs(served.to_numpy() - expected).max() < 1e-4

@@ -64,7 +64,7 @@ def test_the_routings_known_answers():
 
 def test_predict_divides_the_class_weights_out_of_the_probabilities(bundles):
     X, classifier, classifier_bundle, regressors = bundles
-    outputs = models.predict(classifier_bundle, regressors[:3], regressors[3], X, X[:, :5])
+    outputs = models.predict(models.Trained(classifier_bundle, regressors[:3], regressors[3]), X, X[:, :5])
     weighted = classifier.predict_proba(X)
     unweighted = weighted / np.array([0.5, 1.0, 6.0])
     assert np.allclose(outputs.probabilities, unweighted / unweighted.sum(axis=1, keepdims=True), atol=1e-6)

@@ -128,7 +128,7 @@ def cluster_matrix(client, inputs, rows, parts, ref=None):
 
 
 def cluster_predict(client, trained, classifier_inputs, regressor_inputs):
-    """models.predict(*trained, ...) for every row of the inputs, a block of rows per task on the
+    """models.predict(trained, ...) for every row of the inputs, a block of rows per task on the
     cluster's workers: predictions are row by row, so the figures are the ones made here."""
     [shared] = client.scatter([trained], broadcast=True)  # the models travel once to each worker
     rows = np.arange(classifier_inputs.rows)
@@ -139,4 +139,4 @@ def cluster_predict(client, trained, classifier_inputs, regressor_inputs):
 
 
 def predict_block(trained, classifier_task, regressor_task):
-    return models.predict(*trained, features.feature_block(*classifier_task), features.feature_block(*regressor_task))
+    return models.predict(trained, features.feature_block(*classifier_task), features.feature_block(*regressor_task))

@@ -194,17 +194,17 @@ class ModelOutputs(NamedTuple):
         return ModelOutputs(*(np.concatenate(values) for values in zip(*blocks)))
 
 
-def predict(classifier, regressors, global_regressor, X_classifier, X_regressor):
-    """ModelOutputs of the rows of X_classifier and X_regressor. The classifier's class weights
-    are divided out of its probabilities: they inflate rare classes on purpose, right for recall
-    and wrong for a probability."""
-    weighted = load_booster(classifier).inplace_predict(X_classifier)
-    probabilities = weighted / np.asarray(classifier["meta"]["class_weight"])
+def predict(trained, X_classifier, X_regressor):
+    """ModelOutputs of the Trained models on the rows of X_classifier and X_regressor. The
+    classifier's class weights are divided out of its probabilities: they inflate rare classes on
+    purpose, right for recall and wrong for a probability."""
+    weighted = load_booster(trained.classifier).inplace_predict(X_classifier)
+    probabilities = weighted / np.asarray(trained.meta["class_weight"])
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return ModelOutputs(probabilities, weighted.argmax(axis=1),
                         np.column_stack([np.asarray(load_booster(r).inplace_predict(X_regressor), dtype=float)
-                                         for r in regressors]),
-                        np.asarray(load_booster(global_regressor).inplace_predict(X_regressor), dtype=float),
+                                         for r in trained.regressors]),
+                        np.asarray(load_booster(trained.global_regressor).inplace_predict(X_regressor), dtype=float),
                         probabilities)
 
 
@@ -223,7 +223,7 @@ def combiner_inputs(outputs):
 def served_log_likes(trained, combiner, routing, X_classifier, X_regressor):
     """log1p(likes) of these model inputs as 05 serves it: the models' outputs, calibrated, then
     `routing`; `trained` is a Trained."""
-    outputs = calibrated(predict(*trained, np.asarray(X_classifier, dtype=np.float32),
+    outputs = calibrated(predict(trained, np.asarray(X_classifier, dtype=np.float32),
                                  np.asarray(X_regressor, dtype=np.float32)), combiner)
     return routed_log_likes(outputs, combiner)[routing]
 
