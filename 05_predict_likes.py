@@ -143,14 +143,14 @@ def drafts_settings(args):
         return None
     tz = drafts.parse_zone(args.tz) if args.tz else None
     per_draft = drafts.read_drafts(args.drafts) if args.drafts is not None else None
-    given = drafts.Drafts(f"--drafts {args.drafts}" if args.drafts is not None else "--text",
-                          list(per_draft["content"] if per_draft is not None else args.text), per_draft,
-                          args.username, args.company, drafts.parse_media(args.media) if args.media else "",
+    source, texts = (f"--drafts {args.drafts}", list(per_draft["content"])) if per_draft is not None else \
+        ("--text", list(args.text))
+    if args.when and len(texts) > 1:
+        common.fail(f"--when scores one draft at every hour of the week, and {source} gives {len(texts)}: give one")
+    given = drafts.Drafts(source, texts, per_draft, args.username, args.company,
+                          drafts.parse_media(args.media) if args.media else "",
                           drafts.parse_date(args.date) if args.date else drafts.now(),  # --date "": now, said so
                           bool(args.date), args.reply)
-    if args.when and len(given.texts) > 1:
-        common.fail(f"--when scores one draft at every hour of the week, and {given.source} gives "
-                    f"{len(given.texts)}: give one")
     if args.when:
         drafts.check_week(given.date)
     return advice.Settings(args.routing, args.interval, args.when, tz, given)
