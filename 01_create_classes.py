@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from tweetlikes import features, splits, tables
+from tweetlikes import features, files, splits, tables
 
 TEST_FRACTION = 0.2
 HISTORY_FOLDS = 5
@@ -307,7 +307,7 @@ def print_receipt(record):
 
 def main(argv=None):
     args = parse_arguments(argv)
-    common.check_writable([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
+    files.check_writable([common.CLASSED_CSV, common.THRESHOLDS_JSON, common.HISTORY_CSV])
     started = time.perf_counter()
 
     # 1. The rows, less those whose likes or content (or date, for --split time) can't be used.
@@ -339,9 +339,9 @@ def main(argv=None):
     table[signals.columns] = signals.to_numpy()
 
     # 4. Write the history and the classed CSV, then the record that vouches for both, last.
-    common.save_csv(common.HISTORY_CSV, training.stats)
+    files.save_csv(common.HISTORY_CSV, training.stats)
     whole_counts = (table["likes"] % 1 == 0).all()
-    common.save_csv(common.CLASSED_CSV, table.assign(likes=table["likes"].astype("int64")) if whole_counts else table)
+    files.save_csv(common.CLASSED_CSV, table.assign(likes=table["likes"].astype("int64")) if whole_counts else table)
     counts = {name: {"train": int(((classes == k) & is_train).sum()), "test": int(((classes == k) & ~is_train).sum())}
               for k, name in enumerate(common.CLASS_NAMES)}
     record = {
@@ -353,7 +353,7 @@ def main(argv=None):
         "classed_csv_sha256": common.file_sha256(common.CLASSED_CSV),
         "history_stats_sha256": common.file_sha256(common.HISTORY_CSV),
     }
-    common.save_json(common.THRESHOLDS_JSON, record)
+    files.save_json(common.THRESHOLDS_JSON, record)
 
     print_receipt(record)
     print(f"wrote {common.CLASSED_CSV}, {common.THRESHOLDS_JSON}, {common.HISTORY_CSV} "

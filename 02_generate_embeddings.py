@@ -45,7 +45,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tweetlikes import cluster, encoder, finetune, tables
+from tweetlikes import cluster, encoder, files, finetune, tables
 
 # Texts per batch, by device (--batch-size overrides): past these, no device got faster.
 BATCH_SIZE = {"cpu": 64, "mps": 128, "cuda": 1024}
@@ -141,17 +141,17 @@ def save_embeddings(matrices, wanted, old_meta, extra):
     records = {}
     for kind, matrix in matrices.items():
         if meta.pop(kind, None) is not None:
-            common.save_json(common.EMBEDDINGS_META, meta)
-        common.save_npy(PATHS[kind], matrix)
+            files.save_json(common.EMBEDDINGS_META, meta)
+        files.save_npy(PATHS[kind], matrix)
         records[kind] = {**wanted[kind], **extra, "dim": int(matrix.shape[1]),
                          "npy_sha256": common.file_sha256(PATHS[kind])}
         print(f"wrote {PATHS[kind]} {matrix.shape}")
-    common.save_json(common.EMBEDDINGS_META, {**meta, **records})
+    files.save_json(common.EMBEDDINGS_META, {**meta, **records})
 
 
 def main(argv=None):
     args = parse_arguments(argv)
-    common.check_writable([*PATHS.values(), common.EMBEDDINGS_META,
+    files.check_writable([*PATHS.values(), common.EMBEDDINGS_META,
                            *([common.FINETUNED_SCORES] if args.finetune else [])])
     with folder_lock():  # Ctrl-C: common.run says so; finished chunks stay for the rerun
         table, info = generate(args)
@@ -230,11 +230,11 @@ def save_finetuned(args, table, info):
     print(f"  computing {common.FINETUNED_SCORES}: {why}")
     record = finetune.cached_or_trained(table, want, functools.partial(encoder.pick_device, args.device), args.force)
     if meta.pop(finetune.RECORD, None) is not None:
-        common.save_json(common.EMBEDDINGS_META, meta)
+        files.save_json(common.EMBEDDINGS_META, meta)
     finetune.copy_scores(record)
     print(f"wrote {common.FINETUNED_SCORES} ({len(table)},) and {record['weights']} "
           f"({Path(record['weights']).stat().st_size / 1e6:.1f} MB)")
-    common.save_json(common.EMBEDDINGS_META, {**meta, finetune.RECORD: record})
+    files.save_json(common.EMBEDDINGS_META, {**meta, finetune.RECORD: record})
     print(f"wrote {common.EMBEDDINGS_META} in {common.seconds_since(started)}")
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tweetlikes import cluster, features, finetune, models, tables, text, training
+from tweetlikes import cluster, features, files, finetune, models, tables, text, training
 
 # The XGBoost settings of all five models: 04 trains its regressors with the ones this classifier records, unless
 # given its own (--help shows them; every model file records them).
@@ -136,7 +136,7 @@ def print_test_report(y, predicted, train_rows, test_rows):
 
 def main(argv=None):
     args = parse_arguments(argv)
-    common.check_writable([common.CLASSIFIER])
+    files.check_writable([common.CLASSIFIER])
     started = time.perf_counter()
 
     # 1. The training columns and both embeddings (with what the text forms read of the rows); the

@@ -47,7 +47,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from tweetlikes import calibration, cluster, contrast, features, intervals, models, pairs, tables, text, training
+from tweetlikes import calibration, cluster, contrast, features, files, intervals, models, pairs, tables, text, training
 
 MIN_VALIDATION_ROWS = 10  # fewer than this and early stopping would chase noise
 ROUNDS_WITHOUT_VALIDATION = 200  # then a fixed number of trees: a fifth of the ceiling, at the default rate
@@ -234,7 +234,7 @@ def train_regressors(trainer, X, table, rows, provenance):
 def main(argv=None):
     args = training.training_parser(__doc__).parse_args(argv)
     paths = {name: common.GLOBAL_REGRESSOR if k is None else common.REGRESSOR.format(k=k) for k, name in MODELS}
-    common.check_writable([*paths.values(), common.COMBINER])
+    files.check_writable([*paths.values(), common.COMBINER])
     started = time.perf_counter()
 
     # 1. The classifier of 03b, whose seed, features and XGBoost settings these models follow; the
@@ -285,7 +285,7 @@ def main(argv=None):
     # 4. The model files, the combiner last: it names the run they belong to.
     for name, path in paths.items():
         models.save_artifact(path, bundles[name])
-    common.save_json(common.COMBINER, combiner)
+    files.save_json(common.COMBINER, combiner)
     print(f"wrote {', '.join(paths.values())}, {common.COMBINER} in {common.seconds_since(started)}")
 
 

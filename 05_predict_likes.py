@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from tweetlikes import advice, cluster, drafts, features, intervals, models, report, rows, tables, text
+from tweetlikes import advice, cluster, drafts, features, files, intervals, models, report, rows, tables, text
 
 # Texts per batch when embedding new tweets, on any device: drafts are a handful, --input a few thousand
 # (--batch-size for more).
@@ -160,7 +160,7 @@ def refuse_before_work(args, request, info, output):
     """What 01's record `info` says this run can't do, refused before the models load. With no
     --input or drafts, 05 predicts 01's test rows: after 01 --test-fraction 0 there are none.
     The predictions never land on the user's inputs (01's, --input, --drafts) or a pipeline file,
-    and go to a .csv path that can be written (common.check_output)."""
+    and go to a .csv path that can be written (files.check_output)."""
     if request.input is None and request.drafts is None and not any(counts["test"] for counts in
                                                                      info["class_counts"].values()):
         common.fail(f"{common.CLASSED_CSV} has no test rows (01 --test-fraction 0 kept every row for training): "
@@ -170,7 +170,7 @@ def refuse_before_work(args, request, info, output):
             common.fail(f"--output {output} would overwrite {path}; the pipeline never writes over "
                         "its inputs or its own files: pick another name")
     if output is not None:
-        common.check_output(output)
+        files.check_output(output)
     if args.when and "time" not in info["signal_groups"]:
         common.fail("--when reads when the training tweets went out: train on an input with a `date` column "
                     "(rerun 01_create_classes.py and the stages after it)")
@@ -225,7 +225,7 @@ def write_predictions(path, original, rows, predicted):
                 mine = rows.isin(part.index)
                 predictions(part, rows[mine], predicted.rows(mine)).to_csv(handle, index=False, header=number == 0)
                 written += len(part)
-    common.atomic_write(path, write)
+    files.atomic_write(path, write)
     return written
 
 
@@ -251,7 +251,7 @@ def advise_drafts(args, settings, to_predict, predicted, run):
     if args.output is not None:
         table = advice.output_table(predictions(to_predict.original[0], to_predict.tweets.index, predicted), found,
                                     args.explain)
-        common.save_csv(args.output, table)
+        files.save_csv(args.output, table)
         print(f"wrote {args.output}: {len(table)} draft{'s' if len(table) > 1 else ''}, predicted_likes from "
               f"{served.routing} routing")
 
@@ -319,7 +319,7 @@ def write_report(scored, train, run, record, no_plots):
         "combiner": {key: combiner.get(key) for key in ("inputs", "coefficients", "intercept", "alpha", "smearing",
                                                     "pair_chance", "fitted_rows", "run_id")},
     }
-    common.save_json(report.METRICS_JSON, metrics)
+    files.save_json(report.METRICS_JSON, metrics)
     if no_plots:
         return [report.METRICS_JSON]
     report.save_plots(scored.actual, models.likes(scored.by_routing[routing]),
@@ -352,7 +352,7 @@ def main(argv=None):
     # The report describes final_predictions.csv: drafts from the terminal leave it as it is,
     # unless they write over final_predictions.csv itself.
     replaces_report = not are_drafts or (output is not None and same_file(output, common.PREDICTIONS))
-    common.check_writable([path for path in (output, *(report.REPORT_FILES if replaces_report else ()))
+    files.check_writable([path for path in (output, *(report.REPORT_FILES if replaces_report else ()))
                            if path is not None])
     started = time.perf_counter()
 

@@ -11,7 +11,7 @@ import pytest
 
 import common
 from conftest import EMBEDDING_DIM, run, sample, stage
-from tweetlikes import encoder, tables
+from tweetlikes import encoder, files, tables
 
 stage2 = stage("02_generate_embeddings")
 
@@ -102,18 +102,18 @@ def test_interrupted_run_resumes_from_its_chunks(classed, capsys, monkeypatch):
     reference = np.load(common.EMBEDDINGS_COMBINED)
     receipt(capsys)
     saved = []
-    real_save = common.save_npy
+    real_save = files.save_npy
 
     def interrupt_after_two_chunks(path, array):
         real_save(path, array)
         saved.append(len(array))
         if len(saved) == 2:
             raise KeyboardInterrupt
-    monkeypatch.setattr(common, "save_npy", interrupt_after_two_chunks)
+    monkeypatch.setattr(files, "save_npy", interrupt_after_two_chunks)
     with pytest.raises(SystemExit) as stopped:
         common.run(lambda: run("02_generate_embeddings", "--force"))
     assert stopped.value.code == 130 and "error: interrupted; rerun" in capsys.readouterr().err
-    monkeypatch.setattr(common, "save_npy", real_save)
+    monkeypatch.setattr(files, "save_npy", real_save)
     assert np.array_equal(np.load(common.EMBEDDINGS_COMBINED), reference)  # old file untouched
     encoded = count_encoded(monkeypatch)
     run("02_generate_embeddings", "--force")
@@ -137,7 +137,7 @@ def test_files_that_are_not_what_the_record_says_are_recomputed(classed, capsys,
     elif damage == "foreign":  # another run's file of the same shape
         np.save(path, np.roll(good, 1, axis=0))
     else:  # a --fast run stopped after writing the content file, before the combined one
-        real_save = common.save_npy
+        real_save = files.save_npy
 
         def stop_at_combined(target, array):
             if target == common.EMBEDDINGS_COMBINED:

@@ -10,7 +10,7 @@ import pytest
 
 import common
 from conftest import copy_files, expect_error, interrupt_at_blocks, run, stage
-from tweetlikes import features, models, pairs, tables, training
+from tweetlikes import features, files, models, pairs, tables, training
 
 train_regressors = stage("04_train_regressors")
 
@@ -197,7 +197,7 @@ def test_the_chance_is_fitted_on_the_history_a_draft_gets(workdir, groups):
                   "median_log_likes": [2.0, 1.0], "first_day": [np.nan, np.nan], "mean_chars": [10.0, 10.0]}
                  ).to_csv(common.HISTORY_CSV, index=False)
     prior = {"mean_log_likes": 3.0, "median_log_likes": 2.5}
-    common.save_json(common.THRESHOLDS_JSON, {"history_prior": prior})
+    files.save_json(common.THRESHOLDS_JSON, {"history_prior": prior})
     names = features.feature_columns(groups)
     columns = np.random.default_rng(0).normal(size=(5, len(names))).astype(np.float32)
     inputs = {kind: features.ModelInput(None, columns.copy()) for kind in ("content", "combined")}

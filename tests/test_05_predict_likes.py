@@ -14,7 +14,7 @@ import pytest
 
 import common
 from conftest import expect_error, read_only, run, sample, stage, strict_json, tweets_with_copies, write_csv
-from tweetlikes import calibration, drafts, features, intervals, models, pairs, report, rows, splits, tables
+from tweetlikes import calibration, drafts, features, files, intervals, models, pairs, report, rows, splits, tables
 
 predict_likes = stage("05_predict_likes")
 
@@ -479,7 +479,7 @@ def test_three_drafts_come_back_ranked(pipeline_copy, capsys):
 def test_drafts_ranked_with_a_chance_where_04_fitted_one(pipeline_copy, capsys):
     combiner = common.read_json(common.COMBINER)
     combiner["pair_chance"]["learned"] = {"slope": 1.0, "pairs": 500}  # as 04 writes one it kept
-    common.save_json(common.COMBINER, combiner)
+    files.save_json(common.COMBINER, combiner)
     drafts = ["New Photoshop features are out <hyperlink>", "Photoshop", "We asked 100 designers: what's next?"]
     run("05_predict_likes", *[arg for text in drafts for arg in ("--text", text)], "--username", "adobe",
         "--output", "ranked.csv")

@@ -1,6 +1,6 @@
 """common.py: classes, argument types, the one-line errors (a missing, damaged or hand-edited
 file names the script that remakes it; a full disk, a read-only folder and Ctrl-C are one line,
-never a traceback), atomic writes that honour the umask, strict JSON."""
+never a traceback), and the stages' files honouring the umask (the writes themselves: test_files.py)."""
 import argparse
 import errno
 import json
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import common
-from conftest import PROJECT_DIR, STAGES, expect_error, read_only, run, run_python, strict_json
+from conftest import PROJECT_DIR, STAGES, expect_error, read_only, run, run_python
 from tweetlikes import tables
 
 
@@ -36,12 +36,6 @@ def test_argument_types_refuse_what_they_must():
             parse(bad)
 
 
-def test_json_files_are_strict(workdir):
-    common.save_json("figures.json", {"rmse": float("inf"), "spearman": float("nan"), "by_class": [1.5, float("-inf")]})
-    assert strict_json((workdir / "figures.json").read_text()) == {"rmse": None, "spearman": None,
-                                                                   "by_class": [1.5, None]}
-
-
 def test_a_missing_or_damaged_json_names_the_script_that_remakes_it(workdir):
     with pytest.raises(SystemExit, match=f"^error: {common.THRESHOLDS_JSON} not found; run 01_create_classes.py first$"):
         common.read_json(common.THRESHOLDS_JSON)
@@ -53,55 +47,6 @@ def test_a_missing_or_damaged_json_names_the_script_that_remakes_it(workdir):
     (workdir / common.COMBINER).write_text('{"coefficients": ')
     with pytest.raises(SystemExit, match=f"{common.COMBINER} is damaged .*; rerun 04_train_regressors.py"):
         common.read_json(common.COMBINER)
-
-
-def test_a_failed_write_keeps_the_previous_file(workdir):
-    (workdir / "kept.txt").write_text("before")
-
-    def disk_full(tmp):
-        open(tmp, "w").write("half")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    with pytest.raises(SystemExit, match="^error: could not write kept.txt: No space left on device$"):
-        common.atomic_write("kept.txt", disk_full)
-    assert (workdir / "kept.txt").read_text() == "before" and sorted(os.listdir(workdir)) == ["kept.txt"]
-    (workdir / "folder").mkdir()
-    for path, reason in (("folder", "it is a folder"), ("", "it names no file"), ("no/such.csv", "does not exist")):
-        with pytest.raises(SystemExit, match=reason):
-            common.check_writable([path])
-
-
-def test_a_link_at_an_output_is_refused_never_replaced(workdir):
-    # As a tester found it: a link at the output was replaced by a file, its target left as it was.
-    (workdir / "precious.txt").write_text("mine")
-    (workdir / "folder").mkdir()
-    for target in ("precious.txt", "folder", "gone.txt"):  # a file, a folder, nothing (a dangling link)
-        (workdir / "out.csv").symlink_to(target)
-        with pytest.raises(SystemExit, match=f"^error: cannot write out.csv: it is a link \\(to {target}\\)"):
-            common.check_writable(["out.csv"])
-        assert os.readlink(workdir / "out.csv") == target
-        (workdir / "out.csv").unlink()
-    assert (workdir / "precious.txt").read_text() == "mine"
-
-
-def test_an_output_ending_in_a_slash_names_a_folder(workdir):
-    # As a tester found it: `--output newdir/` wrote a file named newdir.
-    for path in ("newdir/", "folder/"):
-        with pytest.raises(SystemExit, match=f"cannot write '{path}': it ends in '/', so it names a folder"):
-            common.check_writable([path])
-    assert list(workdir.iterdir()) == []
-
-
-def test_a_user_named_output_is_named_as_csv(workdir):
-    # As a tester found it: `--output preds.xlsx` was CSV text in a file Excel opens as a broken workbook.
-    for path, name in (("preds.xlsx", "preds.csv"), ("preds.xls", "preds.csv"), ("preds", "preds.csv"),
-                       ("out.tsv", "out.csv")):
-        with pytest.raises(SystemExit, match=f"cannot write {path}: the output is CSV text; name it {name}"):
-            common.check_output(path)
-    for path in ("preds.csv", "PREDS.CSV"):
-        common.check_output(path)
-    with pytest.raises(SystemExit, match="is a link"):  # and every rule of check_writable
-        (workdir / "link.csv").symlink_to("elsewhere.csv")
-        common.check_output("link.csv")
 
 
 @pytest.mark.parametrize("name, option, value", [

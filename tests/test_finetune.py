@@ -13,7 +13,7 @@ import pytest
 
 import common
 from conftest import run, run_python
-from tweetlikes import finetune, models, tables, text
+from tweetlikes import files, finetune, models, tables, text
 
 TINY_BATCH = 8  # 38 training rows: a few steps per model
 
@@ -166,11 +166,11 @@ def test_damaged_weights_are_one_line_naming_the_rerun(finetuned_copy, capsys):
 def write_record(table, info, scores):
     """An FINETUNED_SCORES file and its record, as 02 --finetune writes them, for `table`."""
     Path("weights.safetensors").write_bytes(b"stand-in")
-    common.save_npy(common.FINETUNED_SCORES, scores)
+    files.save_npy(common.FINETUNED_SCORES, scores)
     record = {**finetune.wanted(table, info, "all-MiniLM-L6-v2"), "weights": "weights.safetensors",
               "weights_sha256": common.file_sha256("weights.safetensors"),
               "npy_sha256": common.file_sha256(common.FINETUNED_SCORES)}
-    common.save_json(common.EMBEDDINGS_META, {finetune.RECORD: record})
+    files.save_json(common.EMBEDDINGS_META, {finetune.RECORD: record})
 
 
 def test_scores_are_used_only_while_the_record_matches(workdir):
@@ -190,7 +190,7 @@ def test_scores_are_used_only_while_the_record_matches(workdir):
         assert loaded is None and why.endswith("run 02_generate_embeddings.py --finetune"), what
     assert "another seed" in finetune.load_scores(table, {"seed": 7})[1]
 
-    common.save_npy(common.FINETUNED_SCORES, scores + 1)  # replaced by another run's file
+    files.save_npy(common.FINETUNED_SCORES, scores + 1)  # replaced by another run's file
     assert "bytes" in finetune.load_scores(table, info)[1]
 
 

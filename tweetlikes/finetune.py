@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import encoder, features, pairs, tables, text
+from tweetlikes import encoder, features, files, pairs, tables, text
 
 FINETUNE_FOLDS = 3  # each fold model sees 2/3 of the training rows; 5 would cost 4 + 1 models' training, not 3 + 1
 TUNED_LAYERS = 2    # of MiniLM's 6: the top two train about three times as fast as all six
@@ -135,11 +135,11 @@ def cached_or_trained(table, want, pick_device, force=False):
     scores, trained = out_of_fold_scores(want["model"], finetune_inputs(table), want["seed"], device)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(folder / WEIGHTS, trained)
-    common.save_npy(folder / SCORES, scores)
+    files.save_npy(folder / SCORES, scores)
     record = {**want, "weights": str(folder / WEIGHTS), "weights_sha256": common.file_sha256(folder / WEIGHTS),
               "npy_sha256": common.file_sha256(folder / SCORES), "device": device,
               "seconds": round(time.perf_counter() - started, 1)}
-    common.save_json(folder / CACHE_RECORD, record)  # last: the folder is complete
+    files.save_json(folder / CACHE_RECORD, record)  # last: the folder is complete
     return record
 
 
@@ -160,7 +160,7 @@ def cached_record(folder, want):
 def copy_scores(record):
     """FINETUNED_SCORES as the same bytes as the scores cached with `record` (atomic)."""
     cached = Path(record["weights"]).with_name(SCORES)
-    common.atomic_write(common.FINETUNED_SCORES, lambda tmp: shutil.copyfile(cached, tmp))
+    files.atomic_write(common.FINETUNED_SCORES, lambda tmp: shutil.copyfile(cached, tmp))
 
 
 # ----------------------------------------------------------------------------------- the model
@@ -349,7 +349,7 @@ def save_weights(path, trained):
     from safetensors.torch import save_file
 
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in trained["tuned"].state_dict().items()}
-    common.atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={
+    files.atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={
         "target_mean": repr(trained["mean"]), "target_std": repr(trained["std"])}))
 
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 import common
-from tweetlikes import calibration, features, intervals, pairs
+from tweetlikes import calibration, features, files, intervals, pairs
 
 
 def load_artifact(path, expect):
@@ -161,7 +161,7 @@ def columns_read(bundles, names):
 def save_artifact(path, bundle):
     import joblib
 
-    common.atomic_write(path, lambda tmp: joblib.dump(bundle, tmp))
+    files.atomic_write(path, lambda tmp: joblib.dump(bundle, tmp))
 
 
 # ------------------------------------------------------------------- predictions and routings

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from tweetlikes import calibration, features, intervals, models, pairs
+from tweetlikes import calibration, features, files, intervals, models, pairs
 
 METRICS_JSON = "metrics.json"
 SCATTER_PNG = "predicted_vs_actual.png"
@@ -97,7 +97,7 @@ def save_plots(actual_likes, predicted_likes, confusion, routing):
              title=f"Test tweets: predicted vs actual ({routing} routing)")
     axes.legend()
     figure.tight_layout()
-    common.atomic_write(SCATTER_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    files.atomic_write(SCATTER_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
 
     figure, axes = plt.subplots(figsize=(4.8, 4.2))
@@ -110,7 +110,7 @@ def save_plots(actual_likes, predicted_likes, confusion, routing):
              yticklabels=common.CLASS_NAMES, xlabel="predicted class", ylabel="true class",
              title="Classifier confusion matrix")
     figure.tight_layout()
-    common.atomic_write(CONFUSION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    files.atomic_write(CONFUSION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
 
 
@@ -247,7 +247,7 @@ def save_diagnostics(calibrated, explained):
     axes[0].set_ylabel("observed share")
     figure.suptitle(f"Test tweets: reliability of the class probabilities ({calibrated['method']} calibration)")
     figure.tight_layout()
-    common.atomic_write(CALIBRATION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    files.atomic_write(CALIBRATION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(6, 3.6))
@@ -255,5 +255,5 @@ def save_diagnostics(calibrated, explained):
     axis.barh([group for group, _ in ranked], [value for _, value in ranked])
     axis.set(xlabel="mean |contribution| to log1p(likes)", title="Test tweets: what moves the predictions")
     figure.tight_layout()
-    common.atomic_write(EXPLANATION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    files.atomic_write(EXPLANATION_PNG, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
