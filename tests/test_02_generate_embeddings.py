@@ -144,7 +144,7 @@ def test_files_that_are_not_what_the_record_says_are_recomputed(classed, capsys,
                 raise KeyboardInterrupt
             real_save(target, array)
         with monkeypatch.context() as patch:
-            patch.setattr(common, "save_npy", stop_at_combined)
+            patch.setattr(files, "save_npy", stop_at_combined)
             with pytest.raises(KeyboardInterrupt):
                 run("02_generate_embeddings", "--fast", "--force")
     receipt(capsys)
